@@ -1,0 +1,314 @@
+//! Calendar arithmetic and the timestamp syntaxes of access logs.
+//!
+//! Hand-written rather than delegated to a date crate because timestamp parsing
+//! sits on the hot path of every decoder (one call per line) and the formats are
+//! fixed-width. Validated against `chrono` in the tests.
+
+pub const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = month as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The (year, month, day) of a day count since 1970-01-01.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// RFC 3339 in UTC with second precision, e.g. `2017-03-16T13:28:20Z`.
+pub fn format_rfc3339(unix_secs: i64) -> String {
+    let days = unix_secs.div_euclid(86_400);
+    let sod = unix_secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// Why a timestamp did not parse. Static text: the decoder adds the position.
+pub type TimeError = &'static str;
+
+fn digits(b: &[u8], at: usize, n: usize) -> Result<u32, TimeError> {
+    let s = b.get(at..at + n).ok_or("timestamp is truncated")?;
+    let mut v = 0u32;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return Err("timestamp has a non-digit where a digit belongs");
+        }
+        v = v * 10 + u32::from(c - b'0');
+    }
+    Ok(v)
+}
+
+fn expect(b: &[u8], at: usize, c: u8) -> Result<(), TimeError> {
+    if b.get(at) == Some(&c) {
+        Ok(())
+    } else {
+        Err("timestamp separator is not where the format puts it")
+    }
+}
+
+fn to_nanos(
+    year: u32,
+    month: u32,
+    day: u32,
+    (h, mi, s): (u32, u32, u32),
+    frac_ns: i64,
+    offset_secs: i64,
+) -> Result<i64, TimeError> {
+    if !(1..=12).contains(&month) {
+        return Err("timestamp month is out of range");
+    }
+    let max_day = match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if day == 0 || day > max_day {
+        return Err("timestamp day is out of range for its month");
+    }
+    if h > 23 || mi > 59 || s > 60 {
+        return Err("timestamp time of day is out of range");
+    }
+    let days = days_from_civil(i64::from(year), month, day);
+    let secs =
+        days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s) - offset_secs;
+    Ok(secs * NANOS_PER_SEC + frac_ns)
+}
+
+/// Parses a UTC offset `Z`, `+hhmm`, `+hh:mm` (or `-`) at the start of `b`;
+/// returns the offset in seconds and the bytes consumed.
+fn parse_offset(b: &[u8]) -> Result<(i64, usize), TimeError> {
+    match b.first() {
+        Some(b'Z') | Some(b'z') => Ok((0, 1)),
+        Some(&sign @ (b'+' | b'-')) => {
+            let hh = digits(b, 1, 2)?;
+            let (mm, used) = if b.get(3) == Some(&b':') {
+                (digits(b, 4, 2)?, 6)
+            } else {
+                (digits(b, 3, 2)?, 5)
+            };
+            if hh > 23 || mm > 59 {
+                return Err("timestamp UTC offset is out of range");
+            }
+            let secs = i64::from(hh * 3600 + mm * 60);
+            Ok((if sign == b'-' { -secs } else { secs }, used))
+        }
+        _ => Err("timestamp has no UTC offset (`Z` or `+hhmm`)"),
+    }
+}
+
+/// ISO 8601 / RFC 3339: `2019-03-22T14:46:52.175625546Z`, `2017-03-16T13:28:25.166+0000`.
+/// Any number of fraction digits; nanoseconds beyond 9 digits are cut.
+pub fn parse_iso8601(b: &[u8]) -> Result<i64, TimeError> {
+    let year = digits(b, 0, 4)?;
+    expect(b, 4, b'-')?;
+    let month = digits(b, 5, 2)?;
+    expect(b, 7, b'-')?;
+    let day = digits(b, 8, 2)?;
+    match b.get(10) {
+        Some(b'T' | b't' | b' ') => {}
+        _ => return Err("timestamp date and time are not separated by `T`"),
+    }
+    let h = digits(b, 11, 2)?;
+    expect(b, 13, b':')?;
+    let mi = digits(b, 14, 2)?;
+    expect(b, 16, b':')?;
+    let s = digits(b, 17, 2)?;
+    let mut at = 19;
+    let mut frac_ns = 0i64;
+    if matches!(b.get(at), Some(b'.' | b',')) {
+        at += 1;
+        let start = at;
+        let mut scale = 100_000_000i64;
+        while let Some(c) = b.get(at).filter(|c| c.is_ascii_digit()) {
+            frac_ns += i64::from(c - b'0') * scale;
+            scale /= 10;
+            at += 1;
+        }
+        if at == start {
+            return Err("timestamp has a `.` without fraction digits");
+        }
+    }
+    let (offset, used) = parse_offset(&b[at..])?;
+    if at + used != b.len() {
+        return Err("timestamp has trailing characters");
+    }
+    to_nanos(year, month, day, (h, mi, s), frac_ns, offset)
+}
+
+fn month_from_abbrev(b: &[u8]) -> Option<u32> {
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    MONTHS
+        .iter()
+        .position(|m| m.as_slice() == b)
+        .map(|i| i as u32 + 1)
+}
+
+/// Common Log Format time: `17/May/2015:10:05:03 +0000`, and the numeric-month
+/// variant of 2016-era gorouter: `15/07/2016:09:26:25 +0000`.
+pub fn parse_clf(b: &[u8]) -> Result<i64, TimeError> {
+    let day = digits(b, 0, 2)?;
+    expect(b, 2, b'/')?;
+    let (month, at) = if b.get(5) == Some(&b'/') {
+        (digits(b, 3, 2)?, 6)
+    } else {
+        let name = b.get(3..6).ok_or("timestamp is truncated")?;
+        (
+            month_from_abbrev(name).ok_or("timestamp month is not a name like `May`")?,
+            7,
+        )
+    };
+    expect(b, at - 1, b'/')?;
+    let year = digits(b, at, 4)?;
+    expect(b, at + 4, b':')?;
+    let h = digits(b, at + 5, 2)?;
+    expect(b, at + 7, b':')?;
+    let mi = digits(b, at + 8, 2)?;
+    expect(b, at + 10, b':')?;
+    let s = digits(b, at + 11, 2)?;
+    let mut p = at + 13;
+    let mut frac_ns = 0;
+    if b.get(p) == Some(&b'.') {
+        // Some proxies log milliseconds in CLF; accept them.
+        p += 1;
+        let mut scale = 100_000_000i64;
+        while let Some(c) = b.get(p).filter(|c| c.is_ascii_digit()) {
+            frac_ns += i64::from(c - b'0') * scale;
+            scale /= 10;
+            p += 1;
+        }
+    }
+    expect(b, p, b' ')?;
+    let (offset, used) = parse_offset(&b[p + 1..])?;
+    if p + 1 + used != b.len() {
+        return Err("timestamp has trailing characters");
+    }
+    to_nanos(year, month, day, (h, mi, s), frac_ns, offset)
+}
+
+/// Seconds with a fraction, as in nginx `$msec` (`1700000000.123`) or
+/// `$request_time` (`0.005`); returns nanoseconds.
+pub fn parse_decimal_seconds(b: &[u8]) -> Result<i64, TimeError> {
+    let mut int: i64 = 0;
+    let mut i = 0;
+    while let Some(c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+        int = int
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(i64::from(c - b'0')))
+            .ok_or("number of seconds is too large")?;
+        i += 1;
+    }
+    if i == 0 {
+        return Err("number of seconds has no digits");
+    }
+    let mut frac = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let mut scale = 100_000_000i64;
+        while let Some(c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+            frac += i64::from(c - b'0') * scale;
+            scale /= 10;
+            i += 1;
+        }
+    }
+    if i != b.len() {
+        return Err("number of seconds has a non-digit");
+    }
+    int.checked_mul(NANOS_PER_SEC)
+        .and_then(|v| v.checked_add(frac))
+        .ok_or("number of seconds is too large")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, NaiveDate};
+    use proptest::prelude::*;
+
+    #[test]
+    fn iso_variants() {
+        let ns = parse_iso8601(b"2019-03-22T14:46:52.175625546Z").unwrap();
+        let want = DateTime::parse_from_rfc3339("2019-03-22T14:46:52.175625546Z").unwrap();
+        assert_eq!(ns, want.timestamp_nanos_opt().unwrap());
+        let ms = parse_iso8601(b"2017-03-16T13:28:25.166+0000").unwrap();
+        let want = DateTime::parse_from_rfc3339("2017-03-16T13:28:25.166+00:00").unwrap();
+        assert_eq!(ms, want.timestamp_nanos_opt().unwrap());
+        let off = parse_iso8601(b"2017-03-16T15:28:25+02:00").unwrap();
+        assert_eq!(off, ms - 166_000_000);
+        assert!(parse_iso8601(b"2017-02-30T00:00:00Z").is_err());
+        assert!(parse_iso8601(b"2017-03-16T13:28:25.166").is_err());
+        assert!(parse_iso8601(b"2017-03-16T13:28:25Zjunk").is_err());
+    }
+
+    #[test]
+    fn clf_variants() {
+        let named = parse_clf(b"17/May/2015:10:05:03 +0000").unwrap();
+        let want = NaiveDate::from_ymd_opt(2015, 5, 17)
+            .unwrap()
+            .and_hms_opt(10, 5, 3)
+            .unwrap();
+        assert_eq!(named, want.and_utc().timestamp() * NANOS_PER_SEC);
+        let numeric = parse_clf(b"15/07/2016:09:26:25 +0000").unwrap();
+        let want = NaiveDate::from_ymd_opt(2016, 7, 15)
+            .unwrap()
+            .and_hms_opt(9, 26, 25)
+            .unwrap();
+        assert_eq!(numeric, want.and_utc().timestamp() * NANOS_PER_SEC);
+        let east = parse_clf(b"17/May/2015:12:05:03 +0200").unwrap();
+        assert_eq!(east, named);
+        assert!(parse_clf(b"17/Mai/2015:10:05:03 +0000").is_err());
+        assert!(parse_clf(b"17/May/2015:10:05:03").is_err());
+    }
+
+    #[test]
+    fn decimal_seconds() {
+        assert_eq!(parse_decimal_seconds(b"0.005").unwrap(), 5_000_000);
+        assert_eq!(
+            parse_decimal_seconds(b"1700000000.123").unwrap(),
+            1_700_000_000_123_000_000
+        );
+        assert_eq!(parse_decimal_seconds(b"12").unwrap(), 12 * NANOS_PER_SEC);
+        assert!(parse_decimal_seconds(b"-").is_err());
+        assert!(parse_decimal_seconds(b"1.2.3").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn civil_roundtrip_matches_chrono(days in -800_000i64..800_000) {
+            let (y, m, d) = civil_from_days(days);
+            let date = NaiveDate::from_num_days_from_ce_opt((days + 719_163) as i32).unwrap();
+            prop_assert_eq!((y as i32, m, d), (chrono::Datelike::year(&date), chrono::Datelike::month(&date), chrono::Datelike::day(&date)));
+            prop_assert_eq!(days_from_civil(y, m, d), days);
+        }
+
+        #[test]
+        fn rfc3339_matches_chrono(secs in 0i64..4_102_444_800) {
+            let want = DateTime::from_timestamp(secs, 0).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            prop_assert_eq!(format_rfc3339(secs), want);
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! Tumbling event-time windows per app and per (app, instance).
+//!
+//! - A window is `[start, start + length)`, `start` a multiple of `length` since
+//!   the Unix epoch.
+//! - Watermark = highest event time seen − `allowed_lateness`. A window closes when
+//!   the watermark reaches its end. A record whose window has closed is *late*: it
+//!   is counted (on the series' next window, field `late`), never folded in.
+//! - When a window closes, every known series gets an output for it, with zeros
+//!   if it had no traffic. A series idle for `idle_expiry` is forgotten, which keeps
+//!   state bounded when apps and instances come and go.
+//! - Pure: no clock, no I/O. Time arrives in records and in [`WindowAggregator::advance_watermark`].
+
+mod agg;
+
+use std::collections::HashMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{AccessRecord, LatencyMs, StatusCounts, WindowStats};
+use crate::time::{NANOS_PER_SEC, format_rfc3339};
+pub use agg::{Agg, AggSnapshot};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
+/// Window settings, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowConfig {
+    pub length_ns: i64,
+    pub allowed_lateness_ns: i64,
+    pub idle_expiry_ns: i64,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig {
+            length_ns: 10 * NANOS_PER_SEC,
+            allowed_lateness_ns: 2 * NANOS_PER_SEC,
+            idle_expiry_ns: 300 * NANOS_PER_SEC,
+        }
+    }
+}
+
+/// What happened to one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Accepted,
+    Late,
+}
+
+/// Running totals, for the end-of-replay summary and for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowCounters {
+    pub accepted: u64,
+    pub late: u64,
+    pub windows_closed: u64,
+    pub series_expired: u64,
+}
+
+type SeriesId = usize;
+
+#[derive(Debug, Clone)]
+struct Series {
+    app: Box<str>,
+    instance: Option<Box<str>>,
+    /// Event time of the newest record of this series.
+    last_seen_ns: i64,
+    /// Late records not yet reported on an output.
+    pending_late: u64,
+    /// Whether [`WindowAggregator::register_app`] pinned it (never expires).
+    pinned: bool,
+}
+
+#[derive(Debug, Clone)]
+struct AppEntry {
+    series: SeriesId,
+    instances: FastMap<Box<str>, SeriesId>,
+}
+
+struct Bucket {
+    start_ns: i64,
+    /// Indexed by `SeriesId`; `None` for series without records in this window.
+    aggs: Vec<Option<Agg>>,
+}
+
+pub struct WindowAggregator {
+    cfg: WindowConfig,
+    apps: FastMap<Box<str>, AppEntry>,
+    /// Slots indexed by `SeriesId`; `None` once expired (the slot is reused).
+    series: Vec<Option<Series>>,
+    free_slots: Vec<SeriesId>,
+    /// Open windows, oldest first. Usually one or two.
+    open: Vec<Bucket>,
+    max_event_ns: Option<i64>,
+    /// Externally advanced watermark (processing-time heartbeat in live mode).
+    external_watermark: Option<i64>,
+    /// End of the newest closed window: a record before it is late.
+    closed_through: Option<i64>,
+    hist_pool: Vec<Histogram<u32>>,
+    counters: WindowCounters,
+}
+
+impl WindowAggregator {
+    pub fn new(cfg: WindowConfig) -> Self {
+        WindowAggregator {
+            cfg,
+            apps: FastMap::default(),
+            series: Vec::new(),
+            free_slots: Vec::new(),
+            open: Vec::new(),
+            max_event_ns: None,
+            external_watermark: None,
+            closed_through: None,
+            hist_pool: Vec::new(),
+            counters: WindowCounters::default(),
+        }
+    }
+
+    pub fn config(&self) -> WindowConfig {
+        self.cfg
+    }
+
+    pub fn counters(&self) -> WindowCounters {
+        self.counters
+    }
+
+    /// Current watermark, or `None` before the first record.
+    pub fn watermark(&self) -> Option<i64> {
+        let from_events = self.max_event_ns.map(|m| m - self.cfg.allowed_lateness_ns);
+        match (from_events, self.external_watermark) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Number of series (apps and instances) held.
+    pub fn series_count(&self) -> usize {
+        self.series.len() - self.free_slots.len()
+    }
+
+    /// Declares an app that must get windows even before (or without) traffic.
+    /// Pinned apps never expire.
+    pub fn register_app(&mut self, app: &str) {
+        let id = self.app_series(app, i64::MIN);
+        if let Some(s) = self.series[id].as_mut() {
+            s.pinned = true;
+        }
+    }
+
+    #[inline]
+    fn window_start(&self, t: i64) -> i64 {
+        t.div_euclid(self.cfg.length_ns) * self.cfg.length_ns
+    }
+
+    fn alloc_series(&mut self, s: Series) -> SeriesId {
+        match self.free_slots.pop() {
+            Some(id) => {
+                self.series[id] = Some(s);
+                id
+            }
+            None => {
+                self.series.push(Some(s));
+                self.series.len() - 1
+            }
+        }
+    }
+
+    fn app_series(&mut self, app: &str, t: i64) -> SeriesId {
+        if let Some(e) = self.apps.get(app) {
+            return e.series;
+        }
+        let id = self.alloc_series(Series {
+            app: app.into(),
+            instance: None,
+            last_seen_ns: t,
+            pending_late: 0,
+            pinned: false,
+        });
+        self.apps.insert(
+            app.into(),
+            AppEntry {
+                series: id,
+                instances: FastMap::default(),
+            },
+        );
+        id
+    }
+
+    #[inline]
+    fn series_ids(
+        &mut self,
+        app: &str,
+        instance: Option<&str>,
+        t: i64,
+    ) -> (SeriesId, Option<SeriesId>) {
+        // Fast path: both known, one lookup each.
+        if let Some(e) = self.apps.get(app) {
+            match instance {
+                None => return (e.series, None),
+                Some(i) => {
+                    if let Some(&id) = e.instances.get(i) {
+                        return (e.series, Some(id));
+                    }
+                }
+            }
+        }
+        let app_id = self.app_series(app, t);
+        let Some(inst) = instance else {
+            return (app_id, None);
+        };
+        if let Some(&id) = self.apps.get(app).and_then(|e| e.instances.get(inst)) {
+            return (app_id, Some(id));
+        }
+        let id = self.alloc_series(Series {
+            app: app.into(),
+            instance: Some(inst.into()),
+            last_seen_ns: t,
+            pending_late: 0,
+            pinned: false,
+        });
+        if let Some(e) = self.apps.get_mut(app) {
+            e.instances.insert(inst.into(), id);
+        }
+        (app_id, Some(id))
+    }
+
+    fn new_agg(&mut self) -> Agg {
+        Agg::new(self.hist_pool.pop().unwrap_or_else(agg::new_histogram))
+    }
+
+    /// Folds one record into its window, or counts it late; closes every window
+    /// the advanced watermark passes, appending their outputs to `out`.
+    pub fn push(&mut self, rec: &AccessRecord<'_>, out: &mut Vec<WindowStats>) -> Pushed {
+        let t = rec.time_ns;
+        let (app_id, inst_id) = self.series_ids(&rec.app, rec.instance.as_deref(), t);
+        let start = self.window_start(t);
+        let late = self
+            .closed_through
+            .is_some_and(|c| start + self.cfg.length_ns <= c);
+        for id in [Some(app_id), inst_id].into_iter().flatten() {
+            if let Some(s) = self.series[id].as_mut() {
+                s.last_seen_ns = s.last_seen_ns.max(t);
+                s.pending_late += u64::from(late);
+            }
+        }
+        if late {
+            self.counters.late += 1;
+            return Pushed::Late;
+        }
+        self.counters.accepted += 1;
+        let bucket = self.bucket_index(start);
+        for id in [Some(app_id), inst_id].into_iter().flatten() {
+            if self.open[bucket].aggs.len() <= id {
+                self.open[bucket].aggs.resize_with(id + 1, || None);
+            }
+            if self.open[bucket].aggs[id].is_none() {
+                let a = self.new_agg();
+                self.open[bucket].aggs[id] = Some(a);
+            }
+            if let Some(a) = self.open[bucket].aggs[id].as_mut() {
+                a.record(
+                    rec.status,
+                    rec.bytes_received,
+                    rec.bytes_sent,
+                    rec.response_time_us,
+                );
+            }
+        }
+        if self.max_event_ns.is_none_or(|m| t > m) {
+            self.max_event_ns = Some(t);
+            self.close_until_watermark(out);
+        }
+        Pushed::Accepted
+    }
+
+    fn bucket_index(&mut self, start: i64) -> usize {
+        // Newest first: in-order input hits the last bucket.
+        if let Some(i) = self.open.iter().rposition(|b| b.start_ns <= start) {
+            if self.open[i].start_ns == start {
+                return i;
+            }
+            self.open.insert(
+                i + 1,
+                Bucket {
+                    start_ns: start,
+                    aggs: Vec::new(),
+                },
+            );
+            return i + 1;
+        }
+        self.open.insert(
+            0,
+            Bucket {
+                start_ns: start,
+                aggs: Vec::new(),
+            },
+        );
+        0
+    }
+
+    /// Moves the watermark forward without a record (a processing-time heartbeat
+    /// while a live source is idle). Never moves it back.
+    pub fn advance_watermark(&mut self, watermark_ns: i64, out: &mut Vec<WindowStats>) {
+        if self.external_watermark.is_none_or(|w| watermark_ns > w) {
+            self.external_watermark = Some(watermark_ns);
+            self.close_until_watermark(out);
+        }
+    }
+
+    /// End of input: closes every open window, so nothing read is left unreported.
+    pub fn flush(&mut self, out: &mut Vec<WindowStats>) {
+        if let Some(last) = self.open.last() {
+            let end = last.start_ns + self.cfg.length_ns;
+            self.close_through(end, out);
+        }
+        // Late records that arrived after the last close are reported on one more
+        // (empty) window rather than lost from the counts.
+        if self.series.iter().flatten().any(|s| s.pending_late > 0)
+            && let Some(c) = self.closed_through
+        {
+            self.close_through(c + self.cfg.length_ns, out);
+        }
+    }
+
+    fn close_until_watermark(&mut self, out: &mut Vec<WindowStats>) {
+        if let Some(wm) = self.watermark() {
+            self.close_through(wm, out);
+        }
+    }
+
+    /// Closes every window whose end is ≤ `limit`, in order, including empty
+    /// periods between windows (zero-filled for known series).
+    fn close_through(&mut self, limit: i64, out: &mut Vec<WindowStats>) {
+        let len = self.cfg.length_ns;
+        loop {
+            let next_start = match (self.closed_through, self.open.first()) {
+                (Some(c), Some(b)) => c.min(b.start_ns),
+                (Some(c), None) => c,
+                (None, Some(b)) => b.start_ns,
+                (None, None) => return,
+            };
+            if next_start + len > limit {
+                return;
+            }
+            // Nothing to report and no bucket: jump over the empty stretch.
+            if self.series_count() == 0 && self.open.first().is_none_or(|b| b.start_ns > next_start)
+            {
+                let last_closable = self.window_start(limit);
+                let target = self
+                    .open
+                    .first()
+                    .map_or(last_closable, |b| b.start_ns.min(last_closable));
+                self.closed_through = Some(target.max(next_start + len));
+                continue;
+            }
+            let bucket = match self.open.first() {
+                Some(b) if b.start_ns == next_start => Some(self.open.remove(0)),
+                _ => None,
+            };
+            self.emit(next_start, bucket, out);
+            self.closed_through = Some(next_start + len);
+            self.counters.windows_closed += 1;
+        }
+    }
+
+    fn emit(&mut self, start: i64, bucket: Option<Bucket>, out: &mut Vec<WindowStats>) {
+        let len = self.cfg.length_ns;
+        let end = start + len;
+        let secs = len as f64 / NANOS_PER_SEC as f64;
+        let start_s = format_rfc3339(start.div_euclid(NANOS_PER_SEC));
+        let end_s = format_rfc3339(end.div_euclid(NANOS_PER_SEC));
+        let mut aggs = bucket.map(|b| b.aggs).unwrap_or_default();
+        let first_out = out.len();
+        for id in 0..self.series.len() {
+            let agg = aggs.get_mut(id).and_then(Option::take);
+            let Some(s) = self.series[id].as_mut() else {
+                continue;
+            };
+            let stats = match &agg {
+                Some(a) => stats_from(s, a, secs),
+                None => zero_stats(s),
+            };
+            out.push(WindowStats {
+                start: start_s.clone(),
+                end: end_s.clone(),
+                late: s.pending_late,
+                ..stats
+            });
+            s.pending_late = 0;
+            if let Some(mut a) = agg {
+                a.hist.reset();
+                self.hist_pool.push(a.hist);
+            }
+        }
+        out[first_out..].sort_unstable_by(|a, b| (&a.app, &a.instance).cmp(&(&b.app, &b.instance)));
+        self.expire(end);
+    }
+
+    /// Forgets series idle for longer than `idle_expiry` at `now` (event time):
+    /// instances first, then apps left without instances.
+    fn expire(&mut self, now: i64) {
+        let cutoff = now - self.cfg.idle_expiry_ns;
+        for apps_pass in [false, true] {
+            for id in 0..self.series.len() {
+                let Some(s) = &self.series[id] else { continue };
+                if s.instance.is_none() != apps_pass || s.pinned || s.last_seen_ns >= cutoff {
+                    continue;
+                }
+                if self
+                    .open
+                    .iter()
+                    .any(|b| b.aggs.get(id).is_some_and(Option::is_some))
+                {
+                    continue;
+                }
+                match &s.instance {
+                    Some(inst) => {
+                        if let Some(e) = self.apps.get_mut(&s.app) {
+                            e.instances.remove(inst);
+                        }
+                    }
+                    None => {
+                        if self
+                            .apps
+                            .get(&s.app)
+                            .is_some_and(|e| !e.instances.is_empty())
+                        {
+                            continue; // an app outlives its instances
+                        }
+                        self.apps.remove(&s.app);
+                    }
+                }
+                self.series[id] = None;
+                self.free_slots.push(id);
+                self.counters.series_expired += 1;
+            }
+        }
+    }
+}
+
+fn stats_from(s: &Series, a: &Agg, secs: f64) -> WindowStats {
+    WindowStats {
+        app: s.app.to_string(),
+        instance: s.instance.as_ref().map(|i| i.to_string()),
+        start: String::new(),
+        end: String::new(),
+        requests: a.requests,
+        rps: a.requests as f64 / secs,
+        concurrency: a.sum_rt_us as f64 / 1e6 / secs,
+        latency_ms: a.latency_ms(),
+        status: a.status,
+        error_ratio: if a.requests == 0 {
+            0.0
+        } else {
+            a.status.c5xx as f64 / a.requests as f64
+        },
+        bytes_in: a.bytes_in,
+        bytes_out: a.bytes_out,
+        late: 0,
+    }
+}
+
+fn zero_stats(s: &Series) -> WindowStats {
+    WindowStats {
+        app: s.app.to_string(),
+        instance: s.instance.as_ref().map(|i| i.to_string()),
+        start: String::new(),
+        end: String::new(),
+        requests: 0,
+        rps: 0.0,
+        concurrency: 0.0,
+        latency_ms: LatencyMs::default(),
+        status: StatusCounts::default(),
+        error_ratio: 0.0,
+        bytes_in: 0,
+        bytes_out: 0,
+        late: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,145 @@
+use std::borrow::Cow;
+
+use super::*;
+
+const S: i64 = NANOS_PER_SEC;
+
+fn rec(
+    t_ms: i64,
+    app: &str,
+    inst: Option<&str>,
+    status: u16,
+    rt_us: Option<u64>,
+) -> AccessRecord<'static> {
+    AccessRecord {
+        time_ns: t_ms * 1_000_000,
+        app: Cow::Owned(app.to_string()),
+        instance: inst.map(|i| Cow::Owned(i.to_string())),
+        status,
+        bytes_received: 10,
+        bytes_sent: 100,
+        response_time_us: rt_us,
+        ..AccessRecord::default()
+    }
+}
+
+fn agg() -> WindowAggregator {
+    WindowAggregator::new(WindowConfig::default())
+}
+
+#[test]
+fn window_closes_when_watermark_passes_its_end() {
+    let mut w = agg();
+    let mut out = Vec::new();
+    w.push(&rec(1_000, "a", Some("0"), 200, Some(1000)), &mut out);
+    w.push(&rec(11_999, "a", Some("0"), 200, Some(1000)), &mut out);
+    assert!(out.is_empty(), "watermark 9.999 s has not reached 10 s");
+    w.push(&rec(12_000, "a", Some("0"), 500, Some(3000)), &mut out);
+    assert_eq!(out.len(), 2, "app and instance rows for [0, 10)");
+    assert_eq!(out[0].instance, None);
+    assert_eq!(out[1].instance.as_deref(), Some("0"));
+    assert_eq!(out[0].start, "1970-01-01T00:00:00Z");
+    assert_eq!(out[0].end, "1970-01-01T00:00:10Z");
+    assert_eq!(out[0].requests, 1);
+    out.clear();
+    w.flush(&mut out);
+    assert_eq!(out[0].requests, 2);
+    assert_eq!(out[0].status.c5xx, 1);
+    assert_eq!(out[0].error_ratio, 0.5);
+    assert_eq!(out[0].rps, 0.2);
+    assert!(
+        (out[0].concurrency - 0.0004).abs() < 1e-12,
+        "4 ms over 10 s"
+    );
+    assert_eq!(out[0].latency_ms.max, Some(3.0));
+    assert_eq!((out[0].bytes_in, out[0].bytes_out), (20, 200));
+}
+
+#[test]
+fn late_records_are_counted_not_folded() {
+    let mut w = agg();
+    let mut out = Vec::new();
+    w.push(&rec(5_000, "a", None, 200, None), &mut out);
+    w.push(&rec(15_000, "a", None, 200, None), &mut out); // wm 13 s closes [0,10)
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].requests, 1);
+    assert_eq!(
+        w.push(&rec(9_000, "a", None, 200, None), &mut out),
+        Pushed::Late
+    );
+    out.clear();
+    w.flush(&mut out);
+    assert_eq!((out[0].requests, out[0].late), (1, 1));
+    assert_eq!(w.counters().late, 1);
+}
+
+#[test]
+fn known_apps_get_zero_windows_and_idle_ones_expire() {
+    let cfg = WindowConfig {
+        idle_expiry_ns: 30 * S,
+        ..WindowConfig::default()
+    };
+    let mut w = WindowAggregator::new(cfg);
+    w.register_app("pinned");
+    let mut out = Vec::new();
+    w.push(&rec(1_000, "a", Some("0"), 200, Some(5)), &mut out);
+    w.push(&rec(100_000, "b", None, 200, Some(5)), &mut out);
+    let a_rows: Vec<_> = out
+        .iter()
+        .filter(|s| s.app == "a" && s.instance.is_none())
+        .collect();
+    // [0,10) with traffic, then zero windows until idle for 30 s: ends 10..=40 → 4 more
+    assert_eq!(
+        a_rows.len(),
+        4,
+        "{:?}",
+        a_rows.iter().map(|r| &r.start).collect::<Vec<_>>()
+    );
+    assert_eq!(a_rows[0].requests, 1);
+    assert!(
+        a_rows[1..]
+            .iter()
+            .all(|r| r.requests == 0 && r.latency_ms.p99.is_none())
+    );
+    let pinned: Vec<_> = out.iter().filter(|s| s.app == "pinned").collect();
+    assert_eq!(
+        pinned.len(),
+        9,
+        "pinned app reported for every window up to the watermark"
+    );
+    assert!(w.counters().series_expired >= 2);
+}
+
+#[test]
+fn percentiles_are_within_hdr_precision() {
+    let mut w = agg();
+    let mut out = Vec::new();
+    for i in 1..=1000u64 {
+        w.push(&rec(1_000, "a", None, 200, Some(i * 1000)), &mut out);
+    }
+    w.flush(&mut out);
+    let l = out[0].latency_ms;
+    for (got, want) in [
+        (l.p50, 500.0),
+        (l.p90, 900.0),
+        (l.p95, 950.0),
+        (l.p99, 990.0),
+        (l.max, 1000.0),
+    ] {
+        let got = got.unwrap();
+        assert!((got - want).abs() / want <= 0.01, "{got} vs {want}");
+    }
+}
+
+#[test]
+fn heartbeat_closes_quiet_windows() {
+    let mut w = agg();
+    let mut out = Vec::new();
+    w.push(&rec(1_000, "a", None, 200, None), &mut out);
+    w.advance_watermark(9 * S, &mut out);
+    assert!(out.is_empty());
+    w.advance_watermark(10 * S, &mut out);
+    assert_eq!(out.len(), 1);
+    w.advance_watermark(5 * S, &mut out);
+    assert_eq!(w.watermark(), Some(10 * S), "never moves back");
+}
