@@ -3,7 +3,13 @@
 //! The pure core (`decode`, `window`) is synchronous and deterministic; the shell
 //! (`sources`, `sinks`, `pipeline`) does the I/O. See `../shared/ARCHITECTURE.md`.
 
+pub mod config;
 pub mod decode;
+pub mod generate;
 pub mod model;
+pub mod pipeline;
+pub mod run;
+pub mod sinks;
+pub mod sources;
 pub mod time;
 pub mod window;

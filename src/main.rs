@@ -1,1 +1,296 @@
-fn main() {}
+//! The `vane` command line: a thin layer over the library. Exit codes: 0 done,
+//! 1 failed (the error is printed), 2 usage error (from clap).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use vane::config::{Config, parse_duration};
+use vane::decode::{Format, Mapping};
+use vane::generate::{ErrorBurst, Spike, TrafficSpec, generate};
+use vane::pipeline::{Pipeline, replay};
+use vane::run::{RunOptions, run};
+use vane::sinks::JsonlFile;
+use vane::window::WindowConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "vane",
+    version,
+    about = "Telemetry and autoscaling stream processor for container PaaS platforms"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Follow the configured sources and write window aggregates continuously.
+    Run {
+        /// Configuration file (TOML). Default: ./vane.toml, else the built-in default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Close every window and exit once no input has arrived for this long (e.g. `5s`).
+        #[arg(long, value_parser = parse_duration)]
+        exit_when_idle: Option<Duration>,
+    },
+    /// Process files as fast as possible in event time and print the windows.
+    Replay(ReplayArgs),
+    /// Write synthetic router traffic (for examples, tests and benchmarks).
+    Generate(GenerateArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// Input format; `auto` detects it from the first line.
+    #[arg(long, default_value = "auto")]
+    format: Format,
+    /// Where the windows go (JSON lines); `-` is stdout.
+    #[arg(long, default_value = "-")]
+    out: String,
+    /// Where undecodable lines go, with their reasons (JSON lines).
+    #[arg(long, default_value = "data/dead-letters.jsonl")]
+    dead_letters: PathBuf,
+    /// Window length.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    window: Duration,
+    /// How far behind the newest event time a record may arrive and still count.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    allowed_lateness: Duration,
+    /// Forget a series after this long without traffic (event time).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    idle_expiry: Duration,
+    /// App name for lines that name no app or host (combined format).
+    #[arg(long, default_value = "unknown")]
+    default_app: String,
+    /// Input files, read in order; `-` is stdin.
+    #[arg(required = true)]
+    files: Vec<String>,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    #[arg(long, default_value = "gorouter")]
+    format: Format,
+    #[arg(long, default_value_t = 10_000)]
+    lines: u64,
+    #[arg(long, default_value_t = 5)]
+    apps: usize,
+    /// Total instances over all apps.
+    #[arg(long, default_value_t = 12)]
+    instances: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Mean requests per second over all apps.
+    #[arg(long, default_value_t = 100.0)]
+    rps: f64,
+    /// Event time of the first line, Unix seconds.
+    #[arg(long, default_value_t = 1_764_547_200)]
+    start: i64,
+    /// Spike of the first app: `FROM_S,TO_S,FACTOR` in seconds from the start.
+    #[arg(long)]
+    spike: Option<String>,
+    /// 5xx burst of the second app: `FROM_S,TO_S,RATIO`.
+    #[arg(long)]
+    error_burst: Option<String>,
+    /// Largest disorder between lines, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    jitter_ms: u64,
+    /// Output file; default stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn triple(s: &str, what: &str) -> anyhow::Result<(f64, f64, f64)> {
+    let parts: Vec<f64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("--{what} takes three numbers FROM_S,TO_S,VALUE, got `{s}`"))?;
+    match parts.as_slice() {
+        [a, b, c] => Ok((*a, *b, *c)),
+        _ => anyhow::bail!("--{what} takes three numbers FROM_S,TO_S,VALUE, got `{s}`"),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VANE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run {
+            config,
+            exit_when_idle,
+        } => {
+            let (cfg, origin) = Config::load_or_default(config.as_deref())?;
+            tracing::info!(config = %origin, data_dir = %cfg.data_dir.display(), "starting");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let opts = RunOptions { exit_when_idle };
+            let counts = rt.block_on(run(&cfg, &opts, shutdown_signal()))?;
+            eprintln!(
+                "lines {} decoded {} late {} dead_letters {} windows_written {}",
+                counts.lines,
+                counts.decoded,
+                counts.late,
+                counts.dead_letters,
+                counts.windows_written
+            );
+            Ok(())
+        }
+        Command::Replay(a) => replay_cmd(a),
+        Command::Generate(a) => generate_cmd(a),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            () = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn replay_cmd(a: ReplayArgs) -> anyhow::Result<()> {
+    let window = WindowConfig {
+        length_ns: a.window.as_nanos() as i64,
+        allowed_lateness_ns: a.allowed_lateness.as_nanos() as i64,
+        idle_expiry_ns: a.idle_expiry.as_nanos() as i64,
+    };
+    anyhow::ensure!(window.length_ns > 0, "--window must be more than 0");
+    let out = if a.out == "-" {
+        JsonlFile::writer(io::stdout())
+    } else {
+        let p = PathBuf::from(&a.out);
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("cannot replace {}", p.display()))?;
+        }
+        JsonlFile::open(&p, None).with_context(|| format!("cannot open {}", p.display()))?
+    };
+    if a.dead_letters.exists() {
+        std::fs::remove_file(&a.dead_letters)?;
+    }
+    let dead = JsonlFile::open(&a.dead_letters, None)
+        .with_context(|| format!("cannot open {}", a.dead_letters.display()))?;
+    let mut pipeline = Pipeline::new(window, out, dead);
+    let mapping = Mapping {
+        default_app: a.default_app,
+        ..Mapping::new()
+    };
+    let src = pipeline.add_source(a.format, mapping);
+    let summary = replay(&mut pipeline, src, &a.files)?;
+    let c = summary.counts;
+    eprintln!(
+        "replay: lines {} decoded {} late {} dead_letters {} windows {} | {:.3} s, {:.0} lines/s, {:.1} MB/s",
+        c.lines,
+        c.decoded,
+        c.late,
+        c.dead_letters,
+        c.windows_written,
+        summary.seconds,
+        summary.lines_per_sec(),
+        c.bytes as f64 / 1e6 / summary.seconds.max(1e-9)
+    );
+    if c.dead_letters > 0 {
+        eprintln!(
+            "replay: dead letters with reasons in {}",
+            a.dead_letters.display()
+        );
+    }
+    Ok(())
+}
+
+fn generate_cmd(a: GenerateArgs) -> anyhow::Result<()> {
+    let spike = a
+        .spike
+        .as_deref()
+        .map(|s| {
+            triple(s, "spike").map(|(from_s, to_s, factor)| Spike {
+                from_s,
+                to_s,
+                factor,
+            })
+        })
+        .transpose()?;
+    let error_burst = a
+        .error_burst
+        .as_deref()
+        .map(|s| {
+            triple(s, "error-burst").map(|(from_s, to_s, ratio)| ErrorBurst {
+                from_s,
+                to_s,
+                ratio,
+            })
+        })
+        .transpose()?;
+    let spec = TrafficSpec {
+        format: a.format,
+        lines: a.lines,
+        apps: a.apps,
+        instances: a.instances,
+        seed: a.seed,
+        start_unix_s: a.start,
+        rps: a.rps,
+        spike,
+        error_burst,
+        jitter_ms: a.jitter_ms,
+    };
+    match a.out {
+        Some(p) => {
+            let mut w = io::BufWriter::new(
+                std::fs::File::create(&p)
+                    .with_context(|| format!("cannot create {}", p.display()))?,
+            );
+            generate(&spec, &mut w)?;
+            w.flush()?;
+        }
+        None => {
+            let mut w = io::BufWriter::new(io::stdout().lock());
+            generate(&spec, &mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(())
+}

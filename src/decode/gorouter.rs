@@ -31,9 +31,10 @@ pub fn decode_gorouter<'a>(
 ) -> Result<AccessRecord<'a>, DecodeError> {
     let mut c = Cursor::new(line);
     let host = c.field("host")?;
-    c.spaces("`-`")?;
-    c.literal("`-`", "-")?;
-    c.spaces("timestamp")?;
+    c.spaces("host")?;
+    c.literal("host", "- [")
+        .map_err(|e| DecodeError::new("host", e.column, "expected ` - [` after the host"))?;
+    c.back(1);
     let time_ns = parse_time(&mut c)?;
     c.spaces("request")?;
     let request_at = c.pos() + 1;

@@ -24,6 +24,11 @@ impl<'a> Cursor<'a> {
         &self.line[self.pos..]
     }
 
+    /// Steps back `n` bytes (after a literal that included the next field's opener).
+    pub fn back(&mut self, n: usize) {
+        self.pos = self.pos.saturating_sub(n);
+    }
+
     pub fn at_end(&self) -> bool {
         self.pos >= self.line.len()
     }

@@ -11,6 +11,7 @@
 //! - Pure: no clock, no I/O. Time arrives in records and in [`WindowAggregator::advance_watermark`].
 
 mod agg;
+mod snapshot;
 
 use std::collections::HashMap;
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{AccessRecord, LatencyMs, StatusCounts, WindowStats};
 use crate::time::{NANOS_PER_SEC, format_rfc3339};
 pub use agg::{Agg, AggSnapshot};
+pub use snapshot::{BucketSnapshot, SeriesSnapshot, WindowSnapshot};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
@@ -131,6 +133,11 @@ impl WindowAggregator {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// The watermark from event times alone (ignoring heartbeats).
+    pub fn event_watermark(&self) -> Option<i64> {
+        self.max_event_ns.map(|m| m - self.cfg.allowed_lateness_ns)
     }
 
     /// Number of series (apps and instances) held.

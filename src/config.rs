@@ -1,0 +1,430 @@
+//! Pipeline configuration: plain data read from TOML, then a pure `validate`
+//! step that `vane run` and `vane replay` share. Errors name the file, the key
+//! and what is allowed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::decode::{Format, Mapping};
+use crate::time::NANOS_PER_SEC;
+use crate::window::WindowConfig;
+
+/// The repository's default configuration, compiled in so that `vane run` works
+/// from a fresh clone without arguments.
+pub const DEFAULT_CONFIG: &str = include_str!("../vane.toml");
+pub const DEFAULT_CONFIG_NAME: &str = "vane.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config file {path}: `{key}` {message}")]
+    Invalid {
+        path: String,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where outputs, dead letters and the checkpoint go.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub window: WindowSection,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub output: OutputSection,
+    #[serde(default)]
+    pub run: RunSection,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSection {
+    #[serde(default = "d10s", deserialize_with = "duration")]
+    pub length: Duration,
+    #[serde(default = "d2s", deserialize_with = "duration")]
+    pub allowed_lateness: Duration,
+    #[serde(default = "d5m", deserialize_with = "duration")]
+    pub idle_expiry: Duration,
+    /// Apps that always get a window, with zeros when they have no traffic.
+    #[serde(default)]
+    pub apps: Vec<String>,
+}
+
+impl Default for WindowSection {
+    fn default() -> Self {
+        WindowSection {
+            length: d10s(),
+            allowed_lateness: d2s(),
+            idle_expiry: d5m(),
+            apps: Vec::new(),
+        }
+    }
+}
+
+impl WindowSection {
+    pub fn window_config(&self) -> WindowConfig {
+        WindowConfig {
+            length_ns: self.length.as_nanos() as i64,
+            allowed_lateness_ns: self.allowed_lateness.as_nanos() as i64,
+            idle_expiry_ns: self.idle_expiry.as_nanos() as i64,
+        }
+    }
+}
+
+fn d10s() -> Duration {
+    Duration::from_secs(10)
+}
+fn d2s() -> Duration {
+    Duration::from_secs(2)
+}
+fn d5m() -> Duration {
+    Duration::from_secs(300)
+}
+fn d250ms() -> Duration {
+    Duration::from_millis(250)
+}
+fn d1s() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// One input. `type` chooses the variant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// One file, followed like `tail -F` (rotation by rename or truncation).
+    File {
+        path: PathBuf,
+        #[serde(default = "auto")]
+        format: Format,
+        #[serde(default)]
+        start_at: StartAt,
+        #[serde(default = "Mapping::new")]
+        mapping: Mapping,
+    },
+    /// Every file matching a glob pattern, each followed; new matches are picked up.
+    Glob {
+        pattern: String,
+        #[serde(default = "auto")]
+        format: Format,
+        #[serde(default)]
+        start_at: StartAt,
+        #[serde(default = "Mapping::new")]
+        mapping: Mapping,
+    },
+    /// Standard input, until it closes.
+    Stdin {
+        #[serde(default = "auto")]
+        format: Format,
+        #[serde(default = "Mapping::new")]
+        mapping: Mapping,
+    },
+}
+
+fn auto() -> Format {
+    Format::Auto
+}
+
+impl SourceConfig {
+    pub fn format(&self) -> Format {
+        match self {
+            SourceConfig::File { format, .. }
+            | SourceConfig::Glob { format, .. }
+            | SourceConfig::Stdin { format, .. } => *format,
+        }
+    }
+
+    pub fn mapping(&self) -> &Mapping {
+        match self {
+            SourceConfig::File { mapping, .. }
+            | SourceConfig::Glob { mapping, .. }
+            | SourceConfig::Stdin { mapping, .. } => mapping,
+        }
+    }
+}
+
+/// Where a followed file starts when there is no checkpoint for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartAt {
+    #[default]
+    Beginning,
+    End,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSection {
+    /// Window aggregates, JSON lines (relative to `data_dir`).
+    #[serde(default = "windows_file")]
+    pub windows: PathBuf,
+    #[serde(default = "dead_letters_file")]
+    pub dead_letters: PathBuf,
+    #[serde(default = "checkpoint_file")]
+    pub checkpoint: PathBuf,
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        OutputSection {
+            windows: windows_file(),
+            dead_letters: dead_letters_file(),
+            checkpoint: checkpoint_file(),
+        }
+    }
+}
+
+fn windows_file() -> PathBuf {
+    PathBuf::from("windows.jsonl")
+}
+fn dead_letters_file() -> PathBuf {
+    PathBuf::from("dead-letters.jsonl")
+}
+fn checkpoint_file() -> PathBuf {
+    PathBuf::from("checkpoint.json")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// How often followed files are polled for new lines.
+    #[serde(default = "d250ms", deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    /// How often the checkpoint is written (after the sinks are flushed).
+    #[serde(default = "d1s", deserialize_with = "duration")]
+    pub checkpoint_interval: Duration,
+    /// How often counts are logged.
+    #[serde(default = "d10s", deserialize_with = "duration")]
+    pub stats_interval: Duration,
+    /// After this long without input, the watermark advances with processing
+    /// time so that quiet windows close (and show zero traffic).
+    #[serde(default = "d2s", deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        RunSection {
+            poll_interval: d250ms(),
+            checkpoint_interval: d1s(),
+            stats_interval: d10s(),
+            idle_timeout: d2s(),
+        }
+    }
+}
+
+/// `250ms`, `10s`, `5m`, `1h`, `1d`; or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num.parse().map_err(|_| {
+        format!("`{s}` is not a duration: use a number and a unit, like `10s`, `250ms`, `5m`")
+    })?;
+    let secs = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86_400.0,
+        other => {
+            return Err(format!(
+                "`{other}` is not a duration unit: one of ms, s, m, h, d"
+            ));
+        }
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Secs(f64),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
+        Raw::Secs(v) if v >= 0.0 => Ok(Duration::from_secs_f64(v)),
+        Raw::Secs(_) => Err(serde::de::Error::custom("a duration cannot be negative")),
+    }
+}
+
+impl Config {
+    /// Parses and validates; `origin` names the file in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+
+    /// `--config FILE`, else `./vane.toml`, else the compiled-in default.
+    pub fn load_or_default(path: Option<&Path>) -> Result<(Config, String), ConfigError> {
+        match path {
+            Some(p) => Ok((Config::load(p)?, p.display().to_string())),
+            None if Path::new(DEFAULT_CONFIG_NAME).exists() => Ok((
+                Config::load(Path::new(DEFAULT_CONFIG_NAME))?,
+                DEFAULT_CONFIG_NAME.to_string(),
+            )),
+            None => Ok((
+                Config::from_toml(DEFAULT_CONFIG, "(built-in vane.toml)")?,
+                "(built-in vane.toml)".into(),
+            )),
+        }
+    }
+
+    /// The checks serde cannot express. Pure: no filesystem access.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            path: origin.to_string(),
+            key: key.to_string(),
+            message: message.to_string(),
+        };
+        let w = &self.window;
+        if w.length.as_nanos() == 0 || w.length.as_nanos() % 1_000_000 != 0 {
+            return Err(invalid(
+                "window.length",
+                "must be a positive whole number of milliseconds, like `10s`",
+            ));
+        }
+        if w.length.as_nanos() > 86_400 * NANOS_PER_SEC as u128 {
+            return Err(invalid("window.length", "must be at most one day"));
+        }
+        if w.allowed_lateness > Duration::from_secs(3600) {
+            return Err(invalid(
+                "window.allowed_lateness",
+                "must be at most 1h (state grows with it)",
+            ));
+        }
+        if w.idle_expiry < w.length {
+            return Err(invalid(
+                "window.idle_expiry",
+                "must be at least one window length",
+            ));
+        }
+        for (i, s) in self.sources.iter().enumerate() {
+            match s {
+                SourceConfig::File { path, .. } if path.as_os_str().is_empty() => {
+                    return Err(invalid(&format!("sources[{i}].path"), "must not be empty"));
+                }
+                SourceConfig::Glob { pattern, .. } => {
+                    glob::Pattern::new(pattern).map_err(|e| {
+                        invalid(
+                            &format!("sources[{i}].pattern"),
+                            &format!("is not a valid glob: {e}"),
+                        )
+                    })?;
+                }
+                _ => {}
+            }
+        }
+        if self
+            .sources
+            .iter()
+            .filter(|s| matches!(s, SourceConfig::Stdin { .. }))
+            .count()
+            > 1
+        {
+            return Err(invalid("sources", "may name `stdin` only once"));
+        }
+        if self.run.poll_interval.is_zero() {
+            return Err(invalid("run.poll_interval", "must be more than 0"));
+        }
+        Ok(())
+    }
+
+    pub fn windows_path(&self) -> PathBuf {
+        self.data_dir.join(&self.output.windows)
+    }
+    pub fn dead_letters_path(&self) -> PathBuf {
+        self.data_dir.join(&self.output.dead_letters)
+    }
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.data_dir.join(&self.output.checkpoint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        let cfg = Config::from_toml(DEFAULT_CONFIG, "vane.toml").unwrap();
+        assert!(!cfg.sources.is_empty());
+        assert_eq!(cfg.window.length, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn unknown_key_names_file_key_and_choices() {
+        let e = Config::from_toml("[window]\nlenght = \"10s\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.toml"), "{e}");
+        assert!(e.contains("lenght"), "{e}");
+        assert!(e.contains("length"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let e = Config::from_toml("[window]\nlength = \"10 parsecs\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("duration unit"), "{e}");
+        let e = Config::from_toml(
+            "[[sources]]\ntype = \"file\"\npath = \"a\"\nformat = \"apache\"\n",
+            "x.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("gorouter"), "lists the allowed formats: {e}");
+        let e = Config::from_toml("[[sources]]\ntype = \"kafka\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("file") && e.contains("glob") && e.contains("stdin"),
+            "{e}"
+        );
+        let e = Config::from_toml("[window]\nlength = \"0s\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("window.length"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("ten").is_err());
+    }
+}

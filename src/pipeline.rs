@@ -1,0 +1,249 @@
+//! Wiring of the pure core: lines → decode → windows → sinks. Shared by
+//! `vane replay` (as fast as possible, then flush) and `vane run` (driven by
+//! the live loop in [`crate::run`]).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::decode::{Format, Mapping, SourceDecoder};
+use crate::model::WindowStats;
+use crate::sinks::{DeadLetter, JsonlFile};
+use crate::sources::{Chunk, MAX_CHUNK};
+use crate::window::{Pushed, WindowAggregator, WindowConfig};
+
+/// Counts that must add up: every non-blank line read is decoded (then either
+/// in a window or late) or a dead letter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Counts {
+    pub lines: u64,
+    pub blank: u64,
+    pub decoded: u64,
+    pub late: u64,
+    pub dead_letters: u64,
+    pub windows_written: u64,
+    pub bytes: u64,
+}
+
+pub struct Pipeline {
+    pub windows: WindowAggregator,
+    decoders: Vec<SourceDecoder>,
+    windows_out: JsonlFile,
+    dead_out: JsonlFile,
+    closed: Vec<WindowStats>,
+    pub counts: Counts,
+}
+
+impl Pipeline {
+    pub fn new(window: WindowConfig, windows_out: JsonlFile, dead_out: JsonlFile) -> Self {
+        Pipeline {
+            windows: WindowAggregator::new(window),
+            decoders: Vec::new(),
+            windows_out,
+            dead_out,
+            closed: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Adds a source's decoder; returns the index to pass to [`Pipeline::process`].
+    pub fn add_source(&mut self, format: Format, mapping: Mapping) -> usize {
+        self.decoders.push(SourceDecoder::new(format, mapping));
+        self.decoders.len() - 1
+    }
+
+    /// Decodes and windows every line of a chunk of whole lines.
+    pub fn process(&mut self, source: usize, chunk: &Chunk) -> io::Result<()> {
+        self.process_bytes(source, &chunk.source, chunk.offset, &chunk.data)
+    }
+
+    pub fn process_bytes(
+        &mut self,
+        source: usize,
+        name: &str,
+        offset: u64,
+        data: &[u8],
+    ) -> io::Result<()> {
+        self.counts.bytes += data.len() as u64;
+        let decoder = &self.decoders[source];
+        let mut pos = 0;
+        while pos < data.len() {
+            let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
+            let mut line = &data[pos..end];
+            let line_offset = offset + pos as u64;
+            pos = end + 1;
+            if let [rest @ .., b'\r'] = line {
+                line = rest;
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                self.counts.blank += 1;
+                continue;
+            }
+            self.counts.lines += 1;
+            let text = match std::str::from_utf8(line) {
+                Ok(t) => t,
+                Err(e) => {
+                    let reason = format!("line: invalid UTF-8 at byte {}", e.valid_up_to());
+                    dead_letter(
+                        &mut self.dead_out,
+                        &mut self.counts,
+                        name,
+                        line_offset,
+                        decoder.format(),
+                        reason,
+                        line,
+                    )?;
+                    continue;
+                }
+            };
+            match decoder.decode(text) {
+                Ok(rec) => {
+                    self.counts.decoded += 1;
+                    if self.windows.push(&rec, &mut self.closed) == Pushed::Late {
+                        self.counts.late += 1;
+                    }
+                }
+                Err(e) => {
+                    dead_letter(
+                        &mut self.dead_out,
+                        &mut self.counts,
+                        name,
+                        line_offset,
+                        decoder.format(),
+                        e.to_string(),
+                        line,
+                    )?;
+                }
+            }
+            if !self.closed.is_empty() {
+                write_closed(&mut self.windows_out, &mut self.closed, &mut self.counts)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_closed(&mut self) -> io::Result<()> {
+        write_closed(&mut self.windows_out, &mut self.closed, &mut self.counts)
+    }
+
+    /// Processing-time heartbeat: the source has been idle for `idle_ns`, so the
+    /// watermark moves on as if time had passed in the stream too.
+    pub fn heartbeat(&mut self, idle_ns: i64) -> io::Result<()> {
+        let Some(wm) = self.windows.event_watermark() else {
+            return Ok(());
+        };
+        self.windows
+            .advance_watermark(wm + idle_ns, &mut self.closed);
+        self.write_closed()
+    }
+
+    /// End of input: closes every open window and flushes the outputs.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.windows.flush(&mut self.closed);
+        self.write_closed()?;
+        self.windows_out.flush()?;
+        self.dead_out.flush()
+    }
+
+    /// Flushes and fsyncs both outputs; returns their lengths (for a checkpoint).
+    pub fn sync(&mut self) -> io::Result<(u64, u64)> {
+        self.windows_out.sync()?;
+        self.dead_out.sync()?;
+        Ok((self.windows_out.len(), self.dead_out.len()))
+    }
+}
+
+fn write_closed(
+    out: &mut JsonlFile,
+    closed: &mut Vec<WindowStats>,
+    counts: &mut Counts,
+) -> io::Result<()> {
+    for w in closed.drain(..) {
+        out.write(&w)?;
+        counts.windows_written += 1;
+    }
+    Ok(())
+}
+
+fn dead_letter(
+    out: &mut JsonlFile,
+    counts: &mut Counts,
+    source: &str,
+    offset: u64,
+    format: Format,
+    reason: String,
+    line: &[u8],
+) -> io::Result<()> {
+    counts.dead_letters += 1;
+    out.write(&DeadLetter {
+        source: source.to_string(),
+        offset,
+        format: format.name().to_string(),
+        reason,
+        line: String::from_utf8_lossy(line).into_owned(),
+    })
+}
+
+/// What a replay did, printed at its end.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ReplaySummary {
+    pub counts: Counts,
+    pub seconds: f64,
+}
+
+impl ReplaySummary {
+    pub fn lines_per_sec(&self) -> f64 {
+        self.counts.lines as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Reads `inputs` in order (`-` is stdin) as fast as possible through one
+/// pipeline, then closes every window.
+pub fn replay(
+    pipeline: &mut Pipeline,
+    source: usize,
+    inputs: &[String],
+) -> io::Result<ReplaySummary> {
+    let started = Instant::now();
+    let mut buf = vec![0u8; MAX_CHUNK];
+    for input in inputs {
+        let mut reader: Box<dyn Read> = if input == "-" {
+            Box::new(io::stdin().lock())
+        } else {
+            Box::new(
+                File::open(input).map_err(|e| io::Error::new(e.kind(), format!("{input}: {e}")))?,
+            )
+        };
+        let mut filled = 0usize;
+        let mut offset = 0u64;
+        loop {
+            if filled == buf.len() {
+                // A line longer than the buffer: grow rather than split it.
+                buf.resize(buf.len() * 2, 0);
+            }
+            let n = reader.read(&mut buf[filled..])?;
+            if n == 0 {
+                if filled > 0 {
+                    pipeline.process_bytes(source, input, offset, &buf[..filled])?;
+                }
+                break;
+            }
+            filled += n;
+            let Some(last_nl) = memchr::memrchr(b'\n', &buf[..filled]) else {
+                continue;
+            };
+            let whole = last_nl + 1;
+            pipeline.process_bytes(source, input, offset, &buf[..whole])?;
+            offset += whole as u64;
+            buf.copy_within(whole..filled, 0);
+            filled -= whole;
+        }
+    }
+    pipeline.finish()?;
+    Ok(ReplaySummary {
+        counts: pipeline.counts,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

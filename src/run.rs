@@ -1,0 +1,202 @@
+//! `vane run`: the live loop. A thin async shell (a tick, a shutdown signal)
+//! around the synchronous [`Pipeline`]: poll sources, feed the pipeline, move
+//! the watermark when input is idle, checkpoint after flushing the sinks.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tracing::{info, warn};
+
+use crate::config::{Config, SourceConfig};
+use crate::pipeline::{Counts, Pipeline};
+use crate::sinks::JsonlFile;
+use crate::sources::{Checkpoint, Chunk, FileTail, GlobTail, StdinSource};
+
+/// How many chunks one source may hand over per tick, so one busy source cannot
+/// starve the others or the checkpoint.
+const CHUNKS_PER_TICK: usize = 64;
+
+enum Source {
+    File(FileTail),
+    Glob(GlobTail),
+    Stdin(StdinSource),
+}
+
+impl Source {
+    fn poll(&mut self) -> io::Result<Option<Chunk>> {
+        match self {
+            Source::File(t) => t.poll(),
+            Source::Glob(g) => g.poll(),
+            Source::Stdin(s) => Ok(s.poll()),
+        }
+    }
+
+    fn finished(&self) -> bool {
+        matches!(self, Source::Stdin(s) if s.is_closed())
+    }
+}
+
+/// Options of one live run beyond the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop (after closing every window) once no input has arrived for this long.
+    pub exit_when_idle: Option<Duration>,
+}
+
+/// Runs until `shutdown` resolves, all sources are finished, or the idle limit.
+pub async fn run(
+    cfg: &Config,
+    opts: &RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<Counts> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
+    let checkpoint_path = cfg.checkpoint_path();
+    let checkpoint = Checkpoint::load(&checkpoint_path)?;
+    let windows_out = JsonlFile::open(
+        &cfg.windows_path(),
+        checkpoint.as_ref().map(|c| c.windows_file_len),
+    )
+    .with_context(|| format!("cannot open {}", cfg.windows_path().display()))?;
+    let dead_out = JsonlFile::open(
+        &cfg.dead_letters_path(),
+        checkpoint.as_ref().map(|c| c.dead_letters_file_len),
+    )
+    .with_context(|| format!("cannot open {}", cfg.dead_letters_path().display()))?;
+    let mut pipeline = Pipeline::new(cfg.window.window_config(), windows_out, dead_out);
+
+    let mut sources = Vec::new();
+    for sc in &cfg.sources {
+        let idx = pipeline.add_source(sc.format(), sc.mapping().clone());
+        let source = match sc {
+            SourceConfig::File { path, start_at, .. } => {
+                Source::File(FileTail::new(path, *start_at))
+            }
+            SourceConfig::Glob {
+                pattern, start_at, ..
+            } => Source::Glob(GlobTail::new(pattern, *start_at)),
+            SourceConfig::Stdin { .. } => Source::Stdin(StdinSource::spawn()),
+        };
+        sources.push((idx, source));
+    }
+    if let Some(cp) = &checkpoint {
+        info!(path = %checkpoint_path.display(), "resuming from checkpoint");
+        pipeline.windows.restore(&cp.windows);
+        pipeline.counts = cp.counts;
+        for (name, pos) in &cp.positions {
+            for (_, s) in sources.iter_mut() {
+                match s {
+                    Source::File(t) if t.name() == name => t.resume(*pos)?,
+                    Source::Glob(g) if g.matches(name) => g.resume(name, *pos)?,
+                    _ => {}
+                }
+            }
+        }
+    }
+    for app in &cfg.window.apps {
+        pipeline.windows.register_app(app);
+    }
+
+    let mut tick = tokio::time::interval(cfg.run.poll_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    let mut last_input = Instant::now();
+    let mut last_checkpoint = Instant::now();
+    let mut last_stats = Instant::now();
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => {
+                info!("shutting down");
+                break;
+            }
+            _ = tick.tick() => {}
+        }
+        let mut got_input = false;
+        for (idx, source) in sources.iter_mut() {
+            for _ in 0..CHUNKS_PER_TICK {
+                match source.poll() {
+                    Ok(Some(chunk)) => {
+                        pipeline.process(*idx, &chunk)?;
+                        got_input = true;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        warn!(error = %e, "source read failed; retrying on the next tick");
+                        break;
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        if got_input {
+            last_input = now;
+        } else {
+            let idle = now - last_input;
+            if idle >= cfg.run.idle_timeout {
+                pipeline.heartbeat(idle.as_nanos() as i64)?;
+            }
+        }
+        if now - last_checkpoint >= cfg.run.checkpoint_interval {
+            write_checkpoint(&mut pipeline, &sources, &checkpoint_path)?;
+            last_checkpoint = now;
+        }
+        if now - last_stats >= cfg.run.stats_interval {
+            log_counts(&pipeline.counts);
+            last_stats = now;
+        }
+        let all_finished = !sources.is_empty() && sources.iter().all(|(_, s)| s.finished());
+        let idle_done = opts.exit_when_idle.is_some_and(|d| now - last_input >= d);
+        if all_finished || idle_done {
+            pipeline.finish()?;
+            break;
+        }
+    }
+    write_checkpoint(&mut pipeline, &sources, &checkpoint_path)?;
+    log_counts(&pipeline.counts);
+    Ok(pipeline.counts)
+}
+
+fn write_checkpoint(
+    pipeline: &mut Pipeline,
+    sources: &[(usize, Source)],
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let (windows_file_len, dead_letters_file_len) = pipeline.sync()?;
+    let mut positions = BTreeMap::new();
+    for (_, s) in sources {
+        match s {
+            Source::File(t) => {
+                if let Some(p) = t.position() {
+                    positions.insert(t.name().to_string(), p);
+                }
+            }
+            Source::Glob(g) => positions.extend(g.positions()),
+            Source::Stdin(_) => {}
+        }
+    }
+    let cp = Checkpoint {
+        version: Checkpoint::VERSION,
+        positions,
+        windows: pipeline.windows.snapshot(),
+        windows_file_len,
+        dead_letters_file_len,
+        counts: pipeline.counts,
+    };
+    cp.store(path)
+        .with_context(|| format!("cannot write checkpoint {}", path.display()))
+}
+
+fn log_counts(c: &Counts) {
+    info!(
+        lines = c.lines,
+        decoded = c.decoded,
+        late = c.late,
+        dead_letters = c.dead_letters,
+        windows_written = c.windows_written,
+        "counts"
+    );
+}

@@ -1,0 +1,59 @@
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::FileId;
+use crate::pipeline::Counts;
+use crate::window::WindowSnapshot;
+
+/// Where a file source stands: every byte before `offset` of file `file` has
+/// been read and its records folded into the window state saved beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilePosition {
+    pub file: FileId,
+    pub offset: u64,
+}
+
+/// Everything needed to resume exactly: source positions, the window state at
+/// those positions, and how long the output files were, so output written after
+/// the checkpoint (and so written again after a restart) is cut off first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub version: u32,
+    pub positions: BTreeMap<String, FilePosition>,
+    pub windows: WindowSnapshot,
+    pub windows_file_len: u64,
+    pub dead_letters_file_len: u64,
+    pub counts: Counts,
+}
+
+impl Checkpoint {
+    pub const VERSION: u32 = 1;
+
+    pub fn load(path: &Path) -> io::Result<Option<Checkpoint>> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes atomically: a temporary file, fsync, rename.
+    pub fn store(&self, path: &Path) -> io::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            serde_json::to_writer(&mut f, self)?;
+            f.flush()?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)
+    }
+}

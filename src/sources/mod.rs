@@ -1,0 +1,54 @@
+//! Where lines come from: followed files, globs of files, stdin. Each source
+//! hands the pipeline [`Chunk`]s of whole lines with their byte positions, so
+//! that dead letters can name the position and checkpoints can resume exactly.
+
+mod checkpoint;
+mod file;
+mod glob;
+mod stdin;
+
+use serde::{Deserialize, Serialize};
+
+pub use checkpoint::{Checkpoint, FilePosition};
+pub use file::FileTail;
+pub use glob::GlobTail;
+pub use stdin::StdinSource;
+
+/// Identity of a file independent of its name, so a renamed (rotated) file is
+/// still recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    pub fn of(meta: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// Whole lines read from one file (or stdin), starting at byte `offset`.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    /// The name dead letters and checkpoints use (the configured path).
+    pub source: String,
+    pub file: Option<FileId>,
+    pub offset: u64,
+    /// Complete lines, each ending in `\n` (except a final line of a rotated-away file).
+    pub data: Vec<u8>,
+}
+
+impl Chunk {
+    pub fn end_offset(&self) -> u64 {
+        self.offset + self.data.len() as u64
+    }
+}
+
+/// The largest chunk a source hands over at once; also the longest line kept
+/// whole (a longer line is split and its parts fail to decode, loudly).
+pub const MAX_CHUNK: usize = 1 << 20;

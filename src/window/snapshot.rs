@@ -1,0 +1,134 @@
+//! The window state as plain data, saved in checkpoints so a restart continues
+//! with the same open windows instead of losing or re-counting their records.
+
+use serde::{Deserialize, Serialize};
+
+use super::{AggSnapshot, AppEntry, Bucket, FastMap, Series, WindowAggregator, WindowCounters};
+use crate::window::agg::Agg;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct WindowSnapshot {
+    pub series: Vec<SeriesSnapshot>,
+    pub open: Vec<BucketSnapshot>,
+    pub max_event_ns: Option<i64>,
+    pub external_watermark: Option<i64>,
+    pub closed_through: Option<i64>,
+    pub counters: WindowCounters,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesSnapshot {
+    pub app: String,
+    pub instance: Option<String>,
+    pub last_seen_ns: i64,
+    pub pending_late: u64,
+    pub pinned: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BucketSnapshot {
+    pub start_ns: i64,
+    /// (index into `series`, aggregate)
+    pub aggs: Vec<(usize, AggSnapshot)>,
+}
+
+impl WindowAggregator {
+    pub fn snapshot(&self) -> WindowSnapshot {
+        // Compact ids: position among live series.
+        let mut remap = vec![usize::MAX; self.series.len()];
+        let mut series = Vec::new();
+        for (id, s) in self.series.iter().enumerate() {
+            if let Some(s) = s {
+                remap[id] = series.len();
+                series.push(SeriesSnapshot {
+                    app: s.app.to_string(),
+                    instance: s.instance.as_ref().map(|i| i.to_string()),
+                    last_seen_ns: s.last_seen_ns,
+                    pending_late: s.pending_late,
+                    pinned: s.pinned,
+                });
+            }
+        }
+        let open = self
+            .open
+            .iter()
+            .map(|b| BucketSnapshot {
+                start_ns: b.start_ns,
+                aggs: b
+                    .aggs
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(id, a)| a.as_ref().map(|a| (remap[id], a.to_snapshot())))
+                    .collect(),
+            })
+            .collect();
+        WindowSnapshot {
+            series,
+            open,
+            max_event_ns: self.max_event_ns,
+            external_watermark: self.external_watermark,
+            closed_through: self.closed_through,
+            counters: self.counters,
+        }
+    }
+
+    /// Replaces the state with a snapshot (configuration stays as constructed).
+    pub fn restore(&mut self, snap: &WindowSnapshot) {
+        self.apps = FastMap::default();
+        self.series = Vec::with_capacity(snap.series.len());
+        self.free_slots.clear();
+        for s in &snap.series {
+            let id = self.series.len();
+            self.series.push(Some(Series {
+                app: s.app.as_str().into(),
+                instance: s.instance.as_deref().map(Into::into),
+                last_seen_ns: s.last_seen_ns,
+                pending_late: s.pending_late,
+                pinned: s.pinned,
+            }));
+            match &s.instance {
+                None => {
+                    let e = self
+                        .apps
+                        .entry(s.app.as_str().into())
+                        .or_insert_with(|| AppEntry {
+                            series: id,
+                            instances: FastMap::default(),
+                        });
+                    e.series = id;
+                }
+                Some(inst) => {
+                    let e = self
+                        .apps
+                        .entry(s.app.as_str().into())
+                        .or_insert_with(|| AppEntry {
+                            series: usize::MAX,
+                            instances: FastMap::default(),
+                        });
+                    e.instances.insert(inst.as_str().into(), id);
+                }
+            }
+        }
+        self.open = snap
+            .open
+            .iter()
+            .map(|b| {
+                let mut aggs: Vec<Option<Agg>> = Vec::new();
+                aggs.resize_with(self.series.len(), || None);
+                for (id, a) in &b.aggs {
+                    if let Some(slot) = aggs.get_mut(*id) {
+                        *slot = Some(Agg::from_snapshot(a, super::agg::new_histogram()));
+                    }
+                }
+                Bucket {
+                    start_ns: b.start_ns,
+                    aggs,
+                }
+            })
+            .collect();
+        self.max_event_ns = snap.max_event_ns;
+        self.external_watermark = snap.external_watermark;
+        self.closed_through = snap.closed_through;
+        self.counters = snap.counters;
+    }
+}
