@@ -310,7 +310,7 @@ impl Config {
             message: message.to_string(),
         };
         let w = &self.window;
-        if w.length.as_nanos() == 0 || w.length.as_nanos() % 1_000_000 != 0 {
+        if w.length.as_nanos() == 0 || !w.length.as_nanos().is_multiple_of(1_000_000) {
             return Err(invalid(
                 "window.length",
                 "must be a positive whole number of milliseconds, like `10s`",

@@ -312,7 +312,7 @@ impl Request<'_> {
             ),
             Format::IngressNginx => write!(
                 s,
-                "{a}.{b}.{c}.{dd} - - [{d:02}/{mon}/{y:04}:{h:02}:{mi:02}:{se:02} +0000] \"{m} {p} HTTP/1.1\" {st} {bo} \"-\" \"{ua}\" {bi} {rt:.3} [{ns}-{name}-8080] [] {backend} {bo} {rt:.3} {st} {rid32:032x}",
+                "{a}.{b}.{c}.{dd} - - [{d:02}/{mon}/{y:04}:{h:02}:{mi:02}:{se:02} +0000] \"{m} {p} HTTP/1.1\" {st} {bo} \"-\" \"{ua}\" {bi} {rt:.3} [default-{name}-8080] [] {backend} {bo} {rt:.3} {st} {rid32:032x}",
                 mon = MONTH_NAMES[(mo - 1) as usize],
                 m = self.method,
                 p = self.path,
@@ -321,7 +321,6 @@ impl Request<'_> {
                 bi = self.bytes_in + 300,
                 ua = self.agent,
                 rt = self.latency_s,
-                ns = "default",
                 name = self.app.host.split('.').next().unwrap_or("app"),
                 backend = self.backend(),
                 rid32 = self.request_id,

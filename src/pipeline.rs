@@ -67,59 +67,80 @@ impl Pipeline {
         data: &[u8],
     ) -> io::Result<()> {
         self.counts.bytes += data.len() as u64;
-        let decoder = &self.decoders[source];
+        // Validate the whole chunk at once (fast, vectorised); only a chunk
+        // with invalid UTF-8 somewhere is checked line by line to find it.
+        let text = simdutf8::basic::from_utf8(data).ok();
         let mut pos = 0;
         while pos < data.len() {
             let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
-            let mut line = &data[pos..end];
-            let line_offset = offset + pos as u64;
+            let (start, line_offset) = (pos, offset + pos as u64);
             pos = end + 1;
-            if let [rest @ .., b'\r'] = line {
-                line = rest;
+            let mut stop = end;
+            if stop > start && data[stop - 1] == b'\r' {
+                stop -= 1;
             }
-            if line.iter().all(u8::is_ascii_whitespace) {
+            let bytes = &data[start..stop];
+            if bytes.iter().all(u8::is_ascii_whitespace) {
                 self.counts.blank += 1;
                 continue;
             }
             self.counts.lines += 1;
-            let text = match std::str::from_utf8(line) {
-                Ok(t) => t,
-                Err(e) => {
-                    let reason = format!("line: invalid UTF-8 at byte {}", e.valid_up_to());
-                    dead_letter(
-                        &mut self.dead_out,
-                        &mut self.counts,
-                        name,
-                        line_offset,
-                        decoder.format(),
-                        reason,
-                        line,
-                    )?;
-                    continue;
-                }
+            // `\n` and `\r` are ASCII, so these are char boundaries of `text`.
+            let line = match text {
+                Some(t) => Ok(&t[start..stop]),
+                None => std::str::from_utf8(bytes),
             };
-            match decoder.decode(text) {
-                Ok(rec) => {
-                    self.counts.decoded += 1;
-                    if self.windows.push(&rec, &mut self.closed) == Pushed::Late {
-                        self.counts.late += 1;
-                    }
-                }
-                Err(e) => {
-                    dead_letter(
-                        &mut self.dead_out,
-                        &mut self.counts,
-                        name,
-                        line_offset,
-                        decoder.format(),
-                        e.to_string(),
-                        line,
-                    )?;
+            self.line(source, name, line_offset, bytes, line)?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn line(
+        &mut self,
+        source: usize,
+        name: &str,
+        offset: u64,
+        bytes: &[u8],
+        line: Result<&str, std::str::Utf8Error>,
+    ) -> io::Result<()> {
+        let decoder = &self.decoders[source];
+        let text = match line {
+            Ok(t) => t,
+            Err(e) => {
+                let reason = format!("line: invalid UTF-8 at byte {}", e.valid_up_to());
+                return dead_letter(
+                    &mut self.dead_out,
+                    &mut self.counts,
+                    name,
+                    offset,
+                    decoder.format(),
+                    reason,
+                    bytes,
+                );
+            }
+        };
+        match decoder.decode(text) {
+            Ok(rec) => {
+                self.counts.decoded += 1;
+                if self.windows.push(&rec, &mut self.closed) == Pushed::Late {
+                    self.counts.late += 1;
                 }
             }
-            if !self.closed.is_empty() {
-                write_closed(&mut self.windows_out, &mut self.closed, &mut self.counts)?;
+            Err(e) => {
+                dead_letter(
+                    &mut self.dead_out,
+                    &mut self.counts,
+                    name,
+                    offset,
+                    decoder.format(),
+                    e.to_string(),
+                    bytes,
+                )?;
             }
+        }
+        if !self.closed.is_empty() {
+            write_closed(&mut self.windows_out, &mut self.closed, &mut self.counts)?;
         }
         Ok(())
     }

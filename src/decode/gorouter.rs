@@ -84,27 +84,27 @@ pub fn decode_gorouter<'a>(
             break;
         }
         let key_at = c.pos();
-        let rest = c.rest();
-        let Some(colon) = memchr::memchr(b':', rest.as_bytes()).filter(|&i| is_key(&rest[..i]))
-        else {
+        let Some(key) = c.key() else {
             return Err(DecodeError::new(
                 "key:value",
                 key_at,
                 "expected `key:value`",
             ));
         };
-        let key = &rest[..colon];
-        c.literal("key:value", &rest[..=colon])?;
+        let wanted = Key::of(key);
         let value = if c.peek() == Some(b'"') {
-            let (raw, _) = c.quoted_raw(field_name(key))?;
-            // The tolerance described in the module docs.
-            c.token();
+            let (raw, _) = c.quoted_raw(wanted.field_name())?;
+            if !matches!(c.peek(), None | Some(b' ')) {
+                // The tolerance described in the module docs.
+                c.token();
+            }
             raw
         } else {
             c.token()
         };
-        match key {
-            "response_time" => {
+        match wanted {
+            Key::Other => {}
+            Key::ResponseTime => {
                 rec.response_time_us = match value {
                     "-" | "" => None,
                     v => Some(seconds_to_us(v).ok_or_else(|| {
@@ -116,8 +116,8 @@ pub fn decode_gorouter<'a>(
                     })?),
                 }
             }
-            "app_id" => app_id = Some(value).filter(|v| !v.is_empty() && *v != "-"),
-            "app_index" => {
+            Key::AppId => app_id = Some(value).filter(|v| !v.is_empty() && *v != "-"),
+            Key::AppIndex => {
                 if value != "-" && !value.is_empty() {
                     parse_u64(value).ok_or_else(|| {
                         DecodeError::new("app_index", key_at, "is not a whole number")
@@ -125,8 +125,7 @@ pub fn decode_gorouter<'a>(
                     rec.instance = Some(Cow::Borrowed(value));
                 }
             }
-            "vcap_request_id" => rec.request_id = value,
-            _ => {}
+            Key::RequestId => rec.request_id = value,
         }
     }
     rec.app = match app_id {
@@ -136,13 +135,41 @@ pub fn decode_gorouter<'a>(
     Ok(rec)
 }
 
-fn field_name(key: &str) -> &'static str {
-    match key {
-        "response_time" => "response_time",
-        "app_id" => "app_id",
-        "app_index" => "app_index",
-        "vcap_request_id" => "vcap_request_id",
-        _ => "key:value",
+/// The keys Vane reads; every other key is skipped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    ResponseTime,
+    AppId,
+    AppIndex,
+    RequestId,
+    Other,
+}
+
+impl Key {
+    /// Compares fixed-size arrays, which compile to a few word compares: this
+    /// runs for every pair of every line.
+    #[inline]
+    fn of(key: &str) -> Key {
+        let b = key.as_bytes();
+        match b.len() {
+            13 if <[u8; 13]>::try_from(b).is_ok_and(|a| &a == b"response_time") => {
+                Key::ResponseTime
+            }
+            6 if <[u8; 6]>::try_from(b).is_ok_and(|a| &a == b"app_id") => Key::AppId,
+            9 if <[u8; 9]>::try_from(b).is_ok_and(|a| &a == b"app_index") => Key::AppIndex,
+            15 if <[u8; 15]>::try_from(b).is_ok_and(|a| &a == b"vcap_request_id") => Key::RequestId,
+            _ => Key::Other,
+        }
+    }
+
+    fn field_name(self) -> &'static str {
+        match self {
+            Key::ResponseTime => "response_time",
+            Key::AppId => "app_id",
+            Key::AppIndex => "app_index",
+            Key::RequestId => "vcap_request_id",
+            Key::Other => "key:value",
+        }
     }
 }
 
@@ -168,15 +195,8 @@ fn address<'a>(c: &mut Cursor<'a>, field: &'static str) -> Result<&'a str, Decod
     Ok(if v == "-" { "" } else { v })
 }
 
-fn is_key(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
-}
-
 fn starts_with_key(rest: &str) -> bool {
-    memchr::memchr(b':', rest.as_bytes()).is_some_and(|i| is_key(&rest[..i]))
+    Cursor::new(rest).key().is_some()
 }
 
 /// `METHOD path PROTO`. Method and protocol are kept as written; the path is
@@ -186,9 +206,13 @@ pub(super) fn split_request(
     raw: &str,
     at: usize,
 ) -> Result<(&str, Cow<'_, str>, &str), DecodeError> {
-    let (method, rest) = raw.split_once(' ').unwrap_or(("", raw));
-    let (path, protocol) = match rest.rsplit_once(' ') {
-        Some((p, proto)) if proto.starts_with("HTTP/") => (p, proto),
+    // Byte scans rather than `split_once`: this runs for every line.
+    let (method, rest) = match super::scan::find1(raw.as_bytes(), b' ') {
+        Some(i) => (&raw[..i], &raw[i + 1..]),
+        None => ("", raw),
+    };
+    let (path, protocol) = match rest.as_bytes().iter().rposition(|&b| b == b' ') {
+        Some(i) if rest.as_bytes()[i + 1..].starts_with(b"HTTP/") => (&rest[..i], &rest[i + 1..]),
         _ => (rest, ""),
     };
     let path = unescape_cow(path).map_err(|(i, why)| DecodeError::new("request", at + i, why))?;

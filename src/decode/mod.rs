@@ -5,6 +5,7 @@ mod combined;
 mod gorouter;
 mod mapping;
 mod nginx_json;
+mod scan;
 pub mod text;
 
 use std::borrow::Cow;

@@ -70,12 +70,32 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// A run of non-space bytes (may be empty at end of line).
+    /// A run of non-space bytes (may be empty at end of line). A plain loop:
+    /// tokens are short, where `memchr`'s setup costs more than it saves.
+    #[inline]
     pub fn token(&mut self) -> &'a str {
-        let rest = self.rest();
-        let len = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
-        self.pos += len;
-        &rest[..len]
+        let b = self.line.as_bytes();
+        let start = self.pos;
+        let i = super::scan::find1(&b[start..], b' ').map_or(b.len(), |p| start + p);
+        self.pos = i;
+        // Spaces are ASCII, so both ends are char boundaries.
+        &self.line[start..i]
+    }
+
+    /// An identifier followed by `:` (the key of a gorouter `key:value` pair);
+    /// advances past the colon.
+    #[inline]
+    pub fn key(&mut self) -> Option<&'a str> {
+        let b = self.line.as_bytes();
+        let start = self.pos;
+        let i = super::scan::find3(&b[start..], b':', b' ', b'"').map_or(b.len(), |p| start + p);
+        // Only the first byte is checked (a letter or `_`, which tells a key from
+        // an address); unknown keys are skipped anyway, so the rest need not be.
+        if i == start || b.get(i) != Some(&b':') || !KEY_START[b[start] as usize] {
+            return None;
+        }
+        self.pos = i + 1;
+        Some(&self.line[start..i])
     }
 
     /// A non-empty token.
@@ -113,7 +133,7 @@ impl<'a> Cursor<'a> {
         let mut i = start;
         let mut escaped = false;
         loop {
-            let Some(off) = memchr::memchr2(b'"', b'\\', &bytes[i..]) else {
+            let Some(off) = super::scan::find2(&bytes[i..], b'"', b'\\') else {
                 return Err(DecodeError::new(
                     field,
                     self.pos,
@@ -161,6 +181,18 @@ impl<'a> Cursor<'a> {
         }
     }
 }
+
+/// Bytes a `key:value` key may start with: ASCII letters and `_`.
+static KEY_START: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphabetic() || b == b'_';
+        c += 1;
+    }
+    t
+};
 
 /// Borrows `raw` when it has no backslash, else unescapes it.
 pub fn unescape_cow(raw: &str) -> Result<Cow<'_, str>, (usize, &'static str)> {

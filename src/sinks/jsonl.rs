@@ -22,11 +22,9 @@ impl JsonlFile {
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let mut len = file.metadata()?.len();
-        if let Some(keep) = truncate_to {
-            if keep < len {
-                file.set_len(keep)?;
-                len = keep;
-            }
+        if let Some(keep) = truncate_to.filter(|&k| k < len) {
+            file.set_len(keep)?;
+            len = keep;
         }
         let handle = file.try_clone()?;
         Ok(JsonlFile {

@@ -13,8 +13,9 @@
 mod agg;
 mod snapshot;
 
-use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
+use hashbrown::{Equivalent, HashMap};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,42 @@ pub use agg::{Agg, AggSnapshot};
 pub use snapshot::{BucketSnapshot, SeriesSnapshot, WindowSnapshot};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
+/// Looks up a `Box<str>` key by `&str` with an inlined comparison: app ids are
+/// 36-byte GUIDs compared twice per record, where a `memcmp` call costs more
+/// than the comparison itself.
+#[derive(Clone, Copy)]
+struct Lookup<'a>(&'a str);
+
+impl Hash for Lookup<'_> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash exactly like the `Box<str>` keys do.
+        self.0.hash(state);
+    }
+}
+
+impl Equivalent<Box<str>> for Lookup<'_> {
+    #[inline]
+    fn equivalent(&self, key: &Box<str>) -> bool {
+        let (a, b) = (self.0.as_bytes(), key.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut ca = a.chunks_exact(8);
+        let mut cb = b.chunks_exact(8);
+        let word = |c: &[u8]| c.try_into().map_or(0, u64::from_ne_bytes);
+        for (x, y) in (&mut ca).zip(&mut cb) {
+            if word(x) != word(y) {
+                return false;
+            }
+        }
+        ca.remainder()
+            .iter()
+            .zip(cb.remainder())
+            .all(|(x, y)| x == y)
+    }
+}
 
 /// Window settings, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,11 +238,11 @@ impl WindowAggregator {
         t: i64,
     ) -> (SeriesId, Option<SeriesId>) {
         // Fast path: both known, one lookup each.
-        if let Some(e) = self.apps.get(app) {
+        if let Some(e) = self.apps.get(&Lookup(app)) {
             match instance {
                 None => return (e.series, None),
                 Some(i) => {
-                    if let Some(&id) = e.instances.get(i) {
+                    if let Some(&id) = e.instances.get(&Lookup(i)) {
                         return (e.series, Some(id));
                     }
                 }
@@ -379,11 +416,11 @@ impl WindowAggregator {
         let mut aggs = bucket.map(|b| b.aggs).unwrap_or_default();
         let first_out = out.len();
         for id in 0..self.series.len() {
-            let agg = aggs.get_mut(id).and_then(Option::take);
+            let mut agg = aggs.get_mut(id).and_then(Option::take);
             let Some(s) = self.series[id].as_mut() else {
                 continue;
             };
-            let stats = match &agg {
+            let stats = match &mut agg {
                 Some(a) => stats_from(s, a, secs),
                 None => zero_stats(s),
             };
@@ -394,9 +431,8 @@ impl WindowAggregator {
                 ..stats
             });
             s.pending_late = 0;
-            if let Some(mut a) = agg {
-                a.hist.reset();
-                self.hist_pool.push(a.hist);
+            if let Some(a) = agg {
+                self.hist_pool.push(a.into_histogram());
             }
         }
         out[first_out..].sort_unstable_by(|a, b| (&a.app, &a.instance).cmp(&(&b.app, &b.instance)));
@@ -445,7 +481,7 @@ impl WindowAggregator {
     }
 }
 
-fn stats_from(s: &Series, a: &Agg, secs: f64) -> WindowStats {
+fn stats_from(s: &Series, a: &mut Agg, secs: f64) -> WindowStats {
     WindowStats {
         app: s.app.to_string(),
         instance: s.instance.as_ref().map(|i| i.to_string()),
