@@ -6,8 +6,11 @@
 //!   the watermark reaches its end. A record whose window has closed is *late*: it
 //!   is counted (on the series' next window, field `late`), never folded in.
 //! - When a window closes, every known series gets an output for it, with zeros
-//!   if it had no traffic. A series idle for `idle_expiry` is forgotten, which keeps
-//!   state bounded when apps and instances come and go.
+//!   if it had no traffic: a series is known from its first window with traffic
+//!   until `idle_expiry` after its last (pinned apps always). Then it is forgotten,
+//!   which keeps state bounded when apps and instances come and go. Rows depend
+//!   only on closed windows, so any arrival order within the allowed lateness
+//!   gives the same output.
 //! - Pure: no clock, no I/O. Time arrives in records and in [`WindowAggregator::advance_watermark`].
 
 mod agg;
@@ -102,8 +105,10 @@ type SeriesId = usize;
 struct Series {
     app: Box<str>,
     instance: Option<Box<str>>,
-    /// Event time of the newest record of this series.
-    last_seen_ns: i64,
+    /// End of the newest *closed* window in which this series had records.
+    /// Rows and expiry depend only on closed windows, so they do not depend on
+    /// arrival order within the allowed lateness.
+    last_data_end: Option<i64>,
     /// Late records not yet reported on an output.
     pending_late: u64,
     /// Whether [`WindowAggregator::register_app`] pinned it (never expires).
@@ -185,7 +190,7 @@ impl WindowAggregator {
     /// Declares an app that must get windows even before (or without) traffic.
     /// Pinned apps never expire.
     pub fn register_app(&mut self, app: &str) {
-        let id = self.app_series(app, i64::MIN);
+        let id = self.app_series(app);
         if let Some(s) = self.series[id].as_mut() {
             s.pinned = true;
         }
@@ -209,14 +214,14 @@ impl WindowAggregator {
         }
     }
 
-    fn app_series(&mut self, app: &str, t: i64) -> SeriesId {
+    fn app_series(&mut self, app: &str) -> SeriesId {
         if let Some(e) = self.apps.get(app) {
             return e.series;
         }
         let id = self.alloc_series(Series {
             app: app.into(),
             instance: None,
-            last_seen_ns: t,
+            last_data_end: None,
             pending_late: 0,
             pinned: false,
         });
@@ -231,12 +236,7 @@ impl WindowAggregator {
     }
 
     #[inline]
-    fn series_ids(
-        &mut self,
-        app: &str,
-        instance: Option<&str>,
-        t: i64,
-    ) -> (SeriesId, Option<SeriesId>) {
+    fn series_ids(&mut self, app: &str, instance: Option<&str>) -> (SeriesId, Option<SeriesId>) {
         // Fast path: both known, one lookup each.
         if let Some(e) = self.apps.get(&Lookup(app)) {
             match instance {
@@ -248,7 +248,7 @@ impl WindowAggregator {
                 }
             }
         }
-        let app_id = self.app_series(app, t);
+        let app_id = self.app_series(app);
         let Some(inst) = instance else {
             return (app_id, None);
         };
@@ -258,7 +258,7 @@ impl WindowAggregator {
         let id = self.alloc_series(Series {
             app: app.into(),
             instance: Some(inst.into()),
-            last_seen_ns: t,
+            last_data_end: None,
             pending_late: 0,
             pinned: false,
         });
@@ -276,14 +276,13 @@ impl WindowAggregator {
     /// the advanced watermark passes, appending their outputs to `out`.
     pub fn push(&mut self, rec: &AccessRecord<'_>, out: &mut Vec<WindowStats>) -> Pushed {
         let t = rec.time_ns;
-        let (app_id, inst_id) = self.series_ids(&rec.app, rec.instance.as_deref(), t);
+        let (app_id, inst_id) = self.series_ids(&rec.app, rec.instance.as_deref());
         let start = self.window_start(t);
         let late = self
             .closed_through
             .is_some_and(|c| start + self.cfg.length_ns <= c);
         for id in [Some(app_id), inst_id].into_iter().flatten() {
             if let Some(s) = self.series[id].as_mut() {
-                s.last_seen_ns = s.last_seen_ns.max(t);
                 s.pending_late += u64::from(late);
             }
         }
@@ -415,14 +414,23 @@ impl WindowAggregator {
         let end_s = format_rfc3339(end.div_euclid(NANOS_PER_SEC));
         let mut aggs = bucket.map(|b| b.aggs).unwrap_or_default();
         let first_out = out.len();
+        let idle = self.cfg.idle_expiry_ns;
         for id in 0..self.series.len() {
             let mut agg = aggs.get_mut(id).and_then(Option::take);
             let Some(s) = self.series[id].as_mut() else {
                 continue;
             };
+            // A row when the series had records here; zeros while it is known
+            // (pinned, or had records no longer than `idle_expiry` ago); and a
+            // zero row to carry late counts, which must not go unreported.
+            let known = s.pinned || s.last_data_end.is_some_and(|ld| end - ld <= idle);
             let stats = match &mut agg {
-                Some(a) => stats_from(s, a, secs),
-                None => zero_stats(s),
+                Some(a) => {
+                    s.last_data_end = Some(end);
+                    stats_from(s, a, secs)
+                }
+                None if known || s.pending_late > 0 => zero_stats(s),
+                None => continue,
             };
             out.push(WindowStats {
                 start: start_s.clone(),
@@ -442,11 +450,12 @@ impl WindowAggregator {
     /// Forgets series idle for longer than `idle_expiry` at `now` (event time):
     /// instances first, then apps left without instances.
     fn expire(&mut self, now: i64) {
-        let cutoff = now - self.cfg.idle_expiry_ns;
+        let idle = self.cfg.idle_expiry_ns;
         for apps_pass in [false, true] {
             for id in 0..self.series.len() {
                 let Some(s) = &self.series[id] else { continue };
-                if s.instance.is_none() != apps_pass || s.pinned || s.last_seen_ns >= cutoff {
+                let recent = s.last_data_end.is_some_and(|ld| now - ld <= idle);
+                if s.instance.is_none() != apps_pass || s.pinned || recent || s.pending_late > 0 {
                     continue;
                 }
                 if self

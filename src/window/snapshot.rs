@@ -20,7 +20,7 @@ pub struct WindowSnapshot {
 pub struct SeriesSnapshot {
     pub app: String,
     pub instance: Option<String>,
-    pub last_seen_ns: i64,
+    pub last_data_end: Option<i64>,
     pub pending_late: u64,
     pub pinned: bool,
 }
@@ -43,7 +43,7 @@ impl WindowAggregator {
                 series.push(SeriesSnapshot {
                     app: s.app.to_string(),
                     instance: s.instance.as_ref().map(|i| i.to_string()),
-                    last_seen_ns: s.last_seen_ns,
+                    last_data_end: s.last_data_end,
                     pending_late: s.pending_late,
                     pinned: s.pinned,
                 });
@@ -82,7 +82,7 @@ impl WindowAggregator {
             self.series.push(Some(Series {
                 app: s.app.as_str().into(),
                 instance: s.instance.as_deref().map(Into::into),
-                last_seen_ns: s.last_seen_ns,
+                last_data_end: s.last_data_end,
                 pending_late: s.pending_late,
                 pinned: s.pinned,
             }));

@@ -143,3 +143,38 @@ fn heartbeat_closes_quiet_windows() {
     w.advance_watermark(5 * S, &mut out);
     assert_eq!(w.watermark(), Some(10 * S), "never moves back");
 }
+
+#[test]
+fn snapshot_restore_continues_exactly() {
+    let recs: Vec<_> = (0..400)
+        .map(|i| {
+            rec(
+                i * 97,
+                if i % 3 == 0 { "a" } else { "b" },
+                Some(if i % 2 == 0 { "0" } else { "1" }),
+                200 + (i % 4) as u16 * 100,
+                Some(i as u64 * 13),
+            )
+        })
+        .collect();
+    let mut whole = agg();
+    let mut want = Vec::new();
+    for r in &recs {
+        whole.push(r, &mut want);
+    }
+    whole.flush(&mut want);
+
+    let mut first = agg();
+    let mut got = Vec::new();
+    for r in &recs[..211] {
+        first.push(r, &mut got);
+    }
+    let snap = serde_json::to_string(&first.snapshot()).unwrap();
+    let mut second = agg();
+    second.restore(&serde_json::from_str(&snap).unwrap());
+    for r in &recs[211..] {
+        second.push(r, &mut got);
+    }
+    second.flush(&mut got);
+    assert_eq!(got, want);
+}
