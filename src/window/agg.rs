@@ -117,6 +117,11 @@ impl Agg {
                 .hist
                 .iter_recorded()
                 .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .chain(
+                    self.pending[..self.pending_len]
+                        .iter()
+                        .map(|&v| (u64::from(v), 1)),
+                )
                 .collect(),
         }
     }
