@@ -106,39 +106,95 @@ fn d1s() -> Duration {
 
 /// One input. `type` chooses the variant.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(try_from = "RawSource")]
 pub enum SourceConfig {
     /// One file, followed like `tail -F` (rotation by rename or truncation).
     File {
         path: PathBuf,
-        #[serde(default = "auto")]
         format: Format,
-        #[serde(default)]
         start_at: StartAt,
-        #[serde(default = "Mapping::new")]
         mapping: Mapping,
     },
     /// Every file matching a glob pattern, each followed; new matches are picked up.
     Glob {
         pattern: String,
-        #[serde(default = "auto")]
         format: Format,
-        #[serde(default)]
         start_at: StartAt,
-        #[serde(default = "Mapping::new")]
         mapping: Mapping,
     },
     /// Standard input, until it closes.
-    Stdin {
-        #[serde(default = "auto")]
-        format: Format,
-        #[serde(default = "Mapping::new")]
-        mapping: Mapping,
-    },
+    Stdin { format: Format, mapping: Mapping },
 }
 
 fn auto() -> Format {
     Format::Auto
+}
+
+/// How a `[[sources]]` table is read: flat, so that TOML errors point at the
+/// offending key (an internally tagged enum loses the position), then checked
+/// into [`SourceConfig`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    #[serde(rename = "type")]
+    kind: SourceKind,
+    path: Option<PathBuf>,
+    pattern: Option<String>,
+    #[serde(default = "auto")]
+    format: Format,
+    start_at: Option<StartAt>,
+    mapping: Option<Mapping>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum SourceKind {
+    File,
+    Glob,
+    Stdin,
+}
+
+impl TryFrom<RawSource> for SourceConfig {
+    type Error = String;
+    fn try_from(r: RawSource) -> Result<Self, String> {
+        let mapping = r.mapping.unwrap_or_else(Mapping::new);
+        let start_at = r.start_at.unwrap_or_default();
+        match r.kind {
+            SourceKind::File => {
+                if r.pattern.is_some() {
+                    return Err("a `file` source takes `path`, not `pattern` (use type = \"glob\" for patterns)".into());
+                }
+                let path = r.path.ok_or("a `file` source needs `path`")?;
+                Ok(SourceConfig::File {
+                    path,
+                    format: r.format,
+                    start_at,
+                    mapping,
+                })
+            }
+            SourceKind::Glob => {
+                if r.path.is_some() {
+                    return Err("a `glob` source takes `pattern`, not `path`".into());
+                }
+                let pattern = r.pattern.ok_or("a `glob` source needs `pattern`")?;
+                Ok(SourceConfig::Glob {
+                    pattern,
+                    format: r.format,
+                    start_at,
+                    mapping,
+                })
+            }
+            SourceKind::Stdin => {
+                if r.path.is_some() || r.pattern.is_some() || r.start_at.is_some() {
+                    return Err("a `stdin` source takes no `path`, `pattern` or `start_at`".into());
+                }
+                Ok(SourceConfig::Stdin {
+                    format: r.format,
+                    mapping,
+                })
+            }
+        }
+    }
 }
 
 impl SourceConfig {

@@ -1,0 +1,179 @@
+//! The command line end to end, one test per behaviour a user relies on.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{read_windows, vane};
+
+fn example() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/input/gorouter.log")
+}
+
+fn config(dir: &Path, extra_run: &str) -> std::path::PathBuf {
+    let path = dir.join("vane.toml");
+    fs::write(
+        &path,
+        format!(
+            "data_dir = \"{}\"\n[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n[run]\npoll_interval = \"50ms\"\n{extra_run}\n",
+            dir.join("data").display(),
+            example().display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn run_on_the_bundled_example_writes_windows_and_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let out = vane()
+        .args(["run", "--exit-when-idle", "1s", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let windows = read_windows(&dir.path().join("data/windows.jsonl"));
+    let apps: std::collections::BTreeSet<_> = windows.iter().map(|w| w.app.clone()).collect();
+    assert_eq!(apps.len(), 6, "six apps in the example");
+    // The example's spike: one app's peak rps is several times its median.
+    let mut by_app: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    for w in windows.iter().filter(|w| w.instance.is_none()) {
+        by_app.entry(&w.app).or_default().push(w.rps);
+    }
+    let spiky = by_app.values().any(|v| {
+        let mut s = v.clone();
+        s.sort_by(f64::total_cmp);
+        s[s.len() - 1] > 2.5 * s[s.len() / 2]
+    });
+    assert!(spiky, "the example has a spike");
+    assert!(
+        windows.iter().any(|w| w.error_ratio > 0.2),
+        "the example has a 5xx burst"
+    );
+    let dead = fs::read_to_string(dir.path().join("data/dead-letters.jsonl")).unwrap();
+    assert_eq!(dead.lines().count(), 2);
+    for l in dead.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["reason"].as_str().unwrap().contains("column"), "{v}");
+        assert!(v["offset"].as_u64().unwrap() > 0);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("dead_letters 2"), "{stderr}");
+}
+
+#[test]
+fn idle_input_still_closes_the_last_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "idle_timeout = \"200ms\"\nstats_interval = \"1h\"",
+    );
+    // What replay says the last window is.
+    let reference = dir.path().join("ref.jsonl");
+    assert!(
+        vane()
+            .args(["replay", "--dead-letters"])
+            .arg(dir.path().join("d.jsonl"))
+            .arg("--out")
+            .arg(&reference)
+            .arg(example())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let last_start = read_windows(&reference).last().unwrap().start.clone();
+    let mut child = vane()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("VANE_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let windows_file = dir.path().join("data/windows.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = read_windows(&windows_file);
+        if got.iter().any(|w| w.start == last_start) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the last window never closed without new input"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_bad_config_names_the_file_the_key_and_the_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    fs::write(
+        &path,
+        "[[sources]]\ntype = \"file\"\npath = \"x.log\"\nformat = \"apache\"\n",
+    )
+    .unwrap();
+    let out = vane()
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml"), "{err}");
+    assert!(err.contains("format"), "{err}");
+    assert!(
+        err.contains("gorouter") && err.contains("nginx-json"),
+        "{err}"
+    );
+}
+
+#[test]
+fn replay_reads_stdin_and_detects_the_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = fs::read(common::shared_data(
+        "access-logs/beats_nginx_ingress_controller_test.log",
+    ))
+    .unwrap();
+    let mut child = vane()
+        .args(["replay", "--dead-letters"])
+        .arg(dir.path().join("dead.jsonl"))
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let windows: Vec<vane::model::WindowStats> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        windows.iter().any(
+            |w| w.app == "default-web-8080" && w.instance.as_deref() == Some("172.17.0.5:8080")
+        )
+    );
+    let requests: u64 = windows
+        .iter()
+        .filter(|w| w.instance.is_none())
+        .map(|w| w.requests + w.late)
+        .sum();
+    assert_eq!(requests, 28, "29 lines, one malformed");
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(summary.contains("dead_letters 1"), "{summary}");
+}
