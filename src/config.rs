@@ -157,7 +157,7 @@ enum SourceKind {
 impl TryFrom<RawSource> for SourceConfig {
     type Error = String;
     fn try_from(r: RawSource) -> Result<Self, String> {
-        let mapping = r.mapping.unwrap_or_else(Mapping::new);
+        let mapping = r.mapping.unwrap_or_default();
         let start_at = r.start_at.unwrap_or_default();
         match r.kind {
             SourceKind::File => {
@@ -307,7 +307,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ));
         }
     };
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is not a duration Vane can hold"))
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -319,8 +319,9 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     }
     match Raw::deserialize(d)? {
         Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
-        Raw::Secs(v) if v >= 0.0 => Ok(Duration::from_secs_f64(v)),
-        Raw::Secs(_) => Err(serde::de::Error::custom("a duration cannot be negative")),
+        Raw::Secs(v) => Duration::try_from_secs_f64(v).map_err(|_| {
+            serde::de::Error::custom("a duration must be a non-negative number of seconds")
+        }),
     }
 }
 
@@ -381,6 +382,9 @@ impl Config {
                 "must be at most 1h (state grows with it)",
             ));
         }
+        if w.idle_expiry > Duration::from_secs(30 * 86_400) {
+            return Err(invalid("window.idle_expiry", "must be at most 30d"));
+        }
         if w.idle_expiry < w.length {
             return Err(invalid(
                 "window.idle_expiry",
@@ -411,6 +415,18 @@ impl Config {
             > 1
         {
             return Err(invalid("sources", "may name `stdin` only once"));
+        }
+        let day = Duration::from_secs(86_400);
+        if [
+            self.run.poll_interval,
+            self.run.checkpoint_interval,
+            self.run.stats_interval,
+            self.run.idle_timeout,
+        ]
+        .iter()
+        .any(|d| *d > day)
+        {
+            return Err(invalid("run", "intervals and timeouts must be at most 1d"));
         }
         if self.run.poll_interval.is_zero() {
             return Err(invalid("run.poll_interval", "must be more than 0"));
@@ -482,5 +498,9 @@ mod tests {
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("ten").is_err());
+        assert!(
+            parse_duration("99999999999999999999999d").is_err(),
+            "too large: an error, not a panic"
+        );
     }
 }

@@ -194,12 +194,21 @@ async fn shutdown_signal() {
 }
 
 fn replay_cmd(a: ReplayArgs) -> anyhow::Result<()> {
+    let day = Duration::from_secs(86_400);
+    anyhow::ensure!(!a.window.is_zero(), "--window must be more than 0");
+    anyhow::ensure!(
+        a.window <= day && a.allowed_lateness <= day,
+        "--window and --allowed-lateness must be at most 1d"
+    );
+    anyhow::ensure!(
+        a.idle_expiry <= 30 * day,
+        "--idle-expiry must be at most 30d"
+    );
     let window = WindowConfig {
         length_ns: a.window.as_nanos() as i64,
         allowed_lateness_ns: a.allowed_lateness.as_nanos() as i64,
         idle_expiry_ns: a.idle_expiry.as_nanos() as i64,
     };
-    anyhow::ensure!(window.length_ns > 0, "--window must be more than 0");
     let out = if a.out == "-" {
         JsonlFile::writer(io::stdout())
     } else {
@@ -243,6 +252,14 @@ fn replay_cmd(a: ReplayArgs) -> anyhow::Result<()> {
 }
 
 fn generate_cmd(a: GenerateArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        a.rps.is_finite() && a.rps > 0.0,
+        "--rps must be a positive number"
+    );
+    anyhow::ensure!(
+        (0..7_000_000_000).contains(&a.start),
+        "--start must be a Unix time between 1970 and 2191"
+    );
     let spike = a
         .spike
         .as_deref()

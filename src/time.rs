@@ -47,6 +47,21 @@ pub fn format_rfc3339(unix_secs: i64) -> String {
 /// Why a timestamp did not parse. Static text: the decoder adds the position.
 pub type TimeError = &'static str;
 
+/// Event times Vane accepts: years 1900 to 2199. Wide enough for any real log,
+/// and far enough from the ends of `i64` nanoseconds that window arithmetic
+/// cannot overflow.
+const MIN_NS: i64 = -2_208_988_800 * NANOS_PER_SEC; // 1900-01-01
+const MAX_NS: i64 = 7_258_118_400 * NANOS_PER_SEC; // 2200-01-01
+
+/// Rejects event times outside [`MIN_NS`, `MAX_NS`).
+pub fn check_range(ns: i64) -> Result<i64, TimeError> {
+    if (MIN_NS..MAX_NS).contains(&ns) {
+        Ok(ns)
+    } else {
+        Err("timestamp is outside the years 1900 to 2199")
+    }
+}
+
 fn digits(b: &[u8], at: usize, n: usize) -> Result<u32, TimeError> {
     let s = b.get(at..at + n).ok_or("timestamp is truncated")?;
     let mut v = 0u32;
@@ -92,10 +107,13 @@ fn to_nanos(
     if h > 23 || mi > 59 || s > 60 {
         return Err("timestamp time of day is out of range");
     }
+    if !(1900..2200).contains(&year) {
+        return Err("timestamp is outside the years 1900 to 2199");
+    }
     let days = days_from_civil(i64::from(year), month, day);
     let secs =
         days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s) - offset_secs;
-    Ok(secs * NANOS_PER_SEC + frac_ns)
+    check_range(secs * NANOS_PER_SEC + frac_ns)
 }
 
 /// Parses a UTC offset `Z`, `+hhmm`, `+hh:mm` (or `-`) at the start of `b`;
@@ -264,6 +282,11 @@ mod tests {
         assert!(parse_iso8601(b"2017-02-30T00:00:00Z").is_err());
         assert!(parse_iso8601(b"2017-03-16T13:28:25.166").is_err());
         assert!(parse_iso8601(b"2017-03-16T13:28:25Zjunk").is_err());
+        assert!(
+            parse_iso8601(b"9999-12-31T23:59:59Z").is_err(),
+            "beyond i64 nanoseconds"
+        );
+        assert!(parse_iso8601(b"0001-01-01T00:00:00Z").is_err());
     }
 
     #[test]

@@ -13,6 +13,9 @@ use vane::window::{WindowAggregator, WindowConfig};
 
 const MS: i64 = 1_000_000;
 
+/// (app, instance, window start in seconds)
+type SeriesWindow = (String, Option<String>, i64);
+
 #[derive(Debug, Clone)]
 struct Req {
     t_ms: i64,
@@ -95,7 +98,7 @@ proptest! {
         reqs.sort_by_key(|r| r.t_ms);
         let (out, late) = run(&reqs);
         prop_assert_eq!(late, 0);
-        let mut model: BTreeMap<(String, Option<String>, i64), (u64, u64, u64)> = BTreeMap::new();
+        let mut model: BTreeMap<SeriesWindow, (u64, u64, u64)> = BTreeMap::new();
         for r in &reqs {
             let start = (1_700_000_000_000 + r.t_ms).div_euclid(10_000) * 10;
             let series = std::iter::once(None).chain(r.inst.map(|i| Some(i.to_string())));

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 ///   own app; a line with no host at all (Apache combined) gets `default_app`.
 /// - instance: the `instances` table maps a backend address to an instance
 ///   name; an unmapped address is its own instance name.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mapping {
     #[serde(default)]
@@ -26,12 +26,19 @@ fn default_app() -> String {
     "unknown".to_string()
 }
 
+impl Default for Mapping {
+    fn default() -> Self {
+        Mapping {
+            hosts: HashMap::new(),
+            instances: HashMap::new(),
+            default_app: default_app(),
+        }
+    }
+}
+
 impl Mapping {
     pub fn new() -> Self {
-        Mapping {
-            default_app: default_app(),
-            ..Default::default()
-        }
+        Mapping::default()
     }
 
     pub fn app_for_host<'a>(&'a self, host: &'a str) -> Cow<'a, str> {

@@ -108,7 +108,7 @@ pub fn decode_nginx_json<'a>(
         )
     })?;
     let time_ns = match (&l.msec, &l.time_iso8601) {
-        (Some(m), _) => time::parse_decimal_seconds(m.0.as_bytes()),
+        (Some(m), _) => time::parse_decimal_seconds(m.0.as_bytes()).and_then(time::check_range),
         (None, Some(t)) => time::parse_iso8601(t.0.as_bytes()),
         (None, None) => Err("has neither `msec` nor `time_iso8601`"),
     }
