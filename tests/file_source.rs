@@ -207,3 +207,40 @@ fn truncation_is_followed_from_the_start() {
         .sum();
     assert_eq!(total, 6_000);
 }
+
+#[test]
+fn a_glob_follows_every_matching_file_and_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    fs::create_dir_all(&logs).unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("vane.toml");
+    fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[[sources]]\ntype = \"glob\"\npattern = \"{}/router-*.log\"\nformat = \"auto\"\n[run]\npoll_interval = \"20ms\"\nidle_timeout = \"1h\"\n",
+            data.display(),
+            logs.display()
+        ),
+    )
+    .unwrap();
+    let all = lines(9_000);
+    append(&logs.join("router-a.log"), &all[..3_000]);
+    append(&logs.join("router-b.log"), &all[3_000..6_000]);
+    append(&logs.join("ignored.txt"), &all[..100]);
+    let mut child = spawn(&config, &["--exit-when-idle", "3s"]);
+    std::thread::sleep(Duration::from_millis(500));
+    append(&logs.join("router-c.log"), &all[6_000..]); // appears while running
+    assert!(child.wait().unwrap().success());
+    let windows = common::read_windows(&data.join("windows.jsonl"));
+    let total: u64 = windows
+        .iter()
+        .filter(|w| w.instance.is_none())
+        .map(|w| w.requests + w.late)
+        .sum();
+    assert_eq!(total, 9_000, "all three matching files, nothing else");
+    let cp = Checkpoint::load(&data.join("checkpoint.json"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(cp.positions.len(), 3, "{:?}", cp.positions.keys());
+}

@@ -76,6 +76,7 @@ pub fn decode_gorouter<'a>(
         remote_addr,
         backend_addr,
         request_id: "",
+        instance_id: "",
     };
     let mut app_id: Option<&'a str> = None;
     loop {
@@ -126,6 +127,7 @@ pub fn decode_gorouter<'a>(
                 }
             }
             Key::RequestId => rec.request_id = value,
+            Key::InstanceId => rec.instance_id = value,
         }
     }
     rec.app = match app_id {
@@ -142,6 +144,7 @@ enum Key {
     AppId,
     AppIndex,
     RequestId,
+    InstanceId,
     Other,
 }
 
@@ -158,6 +161,7 @@ impl Key {
             6 if <[u8; 6]>::try_from(b).is_ok_and(|a| &a == b"app_id") => Key::AppId,
             9 if <[u8; 9]>::try_from(b).is_ok_and(|a| &a == b"app_index") => Key::AppIndex,
             15 if <[u8; 15]>::try_from(b).is_ok_and(|a| &a == b"vcap_request_id") => Key::RequestId,
+            11 if <[u8; 11]>::try_from(b).is_ok_and(|a| &a == b"instance_id") => Key::InstanceId,
             _ => Key::Other,
         }
     }
@@ -168,6 +172,7 @@ impl Key {
             Key::AppId => "app_id",
             Key::AppIndex => "app_index",
             Key::RequestId => "vcap_request_id",
+            Key::InstanceId => "instance_id",
             Key::Other => "key:value",
         }
     }
@@ -291,11 +296,12 @@ mod tests {
     #[test]
     fn go_quoted_path_and_keys_in_any_order() {
         let m = Mapping::new();
-        let line = r#"h - [2019-03-22T14:46:52Z] "GET /a\"b\\c\u00e9 HTTP/2.0" 200 1 2 "-" "ua \"x\"" "1.2.3.4:5" "6.7.8.9:10" app_index:"3" tls_time:0.001 app_id:"g" response_time:0.25"#;
+        let line = r#"h - [2019-03-22T14:46:52Z] "GET /a\"b\\c\u00e9 HTTP/2.0" 200 1 2 "-" "ua \"x\"" "1.2.3.4:5" "6.7.8.9:10" app_index:"3" tls_time:0.001 app_id:"g" instance_id:"c0ffee" response_time:0.25"#;
         let r = decode_gorouter(line, &m).unwrap();
         assert_eq!(r.path, "/a\"b\\cé");
         assert_eq!(r.protocol, "HTTP/2.0");
         assert_eq!((r.app.as_ref(), r.instance.as_deref()), ("g", Some("3")));
+        assert_eq!(r.instance_id, "c0ffee");
         assert_eq!(r.response_time_us, Some(250_000));
     }
 

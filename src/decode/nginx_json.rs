@@ -157,6 +157,7 @@ pub fn decode_nginx_json<'a>(
         remote_addr: borrowed(l.remote_addr),
         backend_addr,
         request_id: borrowed(l.request_id),
+        instance_id: "",
     })
 }
 

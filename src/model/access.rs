@@ -13,8 +13,12 @@ pub struct AccessRecord<'a> {
     pub app: Cow<'a, str>,
     /// The `Host` the request was addressed to (gorouter's first field, nginx `$host`).
     pub host: &'a str,
-    /// Instance identity inside the app: gorouter `app_index`, or the mapped backend address.
+    /// Instance identity inside the app (the window key): gorouter `app_index`,
+    /// or the mapped backend address.
     pub instance: Option<Cow<'a, str>>,
+    /// The instance's own id where the router logs one (gorouter `instance_id`,
+    /// the container GUID); empty otherwise.
+    pub instance_id: &'a str,
     pub method: &'a str,
     pub path: Cow<'a, str>,
     pub protocol: &'a str,
