@@ -177,3 +177,39 @@ fn replay_reads_stdin_and_detects_the_format() {
     let summary = String::from_utf8_lossy(&out.stderr);
     assert!(summary.contains("dead_letters 1"), "{summary}");
 }
+
+#[test]
+fn run_reads_stdin_until_it_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("vane.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[[sources]]\ntype = \"stdin\"\n[run]\npoll_interval = \"20ms\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = vane()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = fs::read(example()).unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap(); // dropped: stdin closes
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let windows = read_windows(&dir.path().join("data/windows.jsonl"));
+    let total: u64 = windows
+        .iter()
+        .filter(|w| w.instance.is_none())
+        .map(|w| w.requests + w.late)
+        .sum();
+    assert_eq!(total, 9_000, "every decodable line of the example");
+}
