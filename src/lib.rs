@@ -8,6 +8,7 @@ pub mod decode;
 pub mod generate;
 pub mod model;
 pub mod pipeline;
+pub mod rules;
 pub mod run;
 pub mod sinks;
 pub mod sources;

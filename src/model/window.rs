@@ -59,6 +59,10 @@ impl StatusCounts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowStats {
     pub app: String,
+    /// A readable name where `app` is an opaque id: for gorouter, the route
+    /// host of the app's first request. Absent when the app id is the name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub instance: Option<String>,
     /// Window start, RFC 3339 UTC.
     pub start: String,

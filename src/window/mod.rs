@@ -104,6 +104,9 @@ type SeriesId = usize;
 #[derive(Debug, Clone)]
 struct Series {
     app: Box<str>,
+    /// A readable name for the app where the id is opaque (gorouter: the
+    /// route host of the app's first record).
+    name: Option<Box<str>>,
     instance: Option<Box<str>>,
     /// End of the newest *closed* window in which this series had records.
     /// Rows and expiry depend only on closed windows, so they do not depend on
@@ -190,7 +193,7 @@ impl WindowAggregator {
     /// Declares an app that must get windows even before (or without) traffic.
     /// Pinned apps never expire.
     pub fn register_app(&mut self, app: &str) {
-        let id = self.app_series(app);
+        let id = self.app_series(app, None);
         if let Some(s) = self.series[id].as_mut() {
             s.pinned = true;
         }
@@ -214,12 +217,13 @@ impl WindowAggregator {
         }
     }
 
-    fn app_series(&mut self, app: &str) -> SeriesId {
+    fn app_series(&mut self, app: &str, name: Option<&str>) -> SeriesId {
         if let Some(e) = self.apps.get(app) {
             return e.series;
         }
         let id = self.alloc_series(Series {
             app: app.into(),
+            name: name.map(Into::into),
             instance: None,
             last_data_end: None,
             pending_late: 0,
@@ -236,7 +240,12 @@ impl WindowAggregator {
     }
 
     #[inline]
-    fn series_ids(&mut self, app: &str, instance: Option<&str>) -> (SeriesId, Option<SeriesId>) {
+    fn series_ids(
+        &mut self,
+        app: &str,
+        name: Option<&str>,
+        instance: Option<&str>,
+    ) -> (SeriesId, Option<SeriesId>) {
         // Fast path: both known, one lookup each.
         if let Some(e) = self.apps.get(&Lookup(app)) {
             match instance {
@@ -248,7 +257,7 @@ impl WindowAggregator {
                 }
             }
         }
-        let app_id = self.app_series(app);
+        let app_id = self.app_series(app, name);
         let Some(inst) = instance else {
             return (app_id, None);
         };
@@ -257,6 +266,7 @@ impl WindowAggregator {
         }
         let id = self.alloc_series(Series {
             app: app.into(),
+            name: name.map(Into::into),
             instance: Some(inst.into()),
             last_data_end: None,
             pending_late: 0,
@@ -276,7 +286,7 @@ impl WindowAggregator {
     /// the advanced watermark passes, appending their outputs to `out`.
     pub fn push(&mut self, rec: &AccessRecord<'_>, out: &mut Vec<WindowStats>) -> Pushed {
         let t = rec.time_ns;
-        let (app_id, inst_id) = self.series_ids(&rec.app, rec.instance.as_deref());
+        let (app_id, inst_id) = self.series_ids(&rec.app, name_of(rec), rec.instance.as_deref());
         let start = self.window_start(t);
         let late = self
             .closed_through
@@ -490,9 +500,15 @@ impl WindowAggregator {
     }
 }
 
+/// The host, when it names the app better than its id does.
+fn name_of<'a>(rec: &'a AccessRecord<'_>) -> Option<&'a str> {
+    Some(rec.host).filter(|h| !h.is_empty() && *h != rec.app)
+}
+
 fn stats_from(s: &Series, a: &mut Agg, secs: f64) -> WindowStats {
     WindowStats {
         app: s.app.to_string(),
+        name: s.name.as_ref().map(|n| n.to_string()),
         instance: s.instance.as_ref().map(|i| i.to_string()),
         start: String::new(),
         end: String::new(),
@@ -515,6 +531,7 @@ fn stats_from(s: &Series, a: &mut Agg, secs: f64) -> WindowStats {
 fn zero_stats(s: &Series) -> WindowStats {
     WindowStats {
         app: s.app.to_string(),
+        name: s.name.as_ref().map(|n| n.to_string()),
         instance: s.instance.as_ref().map(|i| i.to_string()),
         start: String::new(),
         end: String::new(),

@@ -19,6 +19,8 @@ pub struct WindowSnapshot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesSnapshot {
     pub app: String,
+    #[serde(default)]
+    pub name: Option<String>,
     pub instance: Option<String>,
     pub last_data_end: Option<i64>,
     pub pending_late: u64,
@@ -42,6 +44,7 @@ impl WindowAggregator {
                 remap[id] = series.len();
                 series.push(SeriesSnapshot {
                     app: s.app.to_string(),
+                    name: s.name.as_ref().map(|n| n.to_string()),
                     instance: s.instance.as_ref().map(|i| i.to_string()),
                     last_data_end: s.last_data_end,
                     pending_late: s.pending_late,
@@ -81,6 +84,7 @@ impl WindowAggregator {
             let id = self.series.len();
             self.series.push(Some(Series {
                 app: s.app.as_str().into(),
+                name: s.name.as_deref().map(Into::into),
                 instance: s.instance.as_deref().map(Into::into),
                 last_data_end: s.last_data_end,
                 pending_late: s.pending_late,

@@ -1,0 +1,135 @@
+//! Feeds closed windows to the engine, app by app, and keeps what the engine
+//! needs between windows. Dry-run: the desired count is taken as applied, so
+//! the next decision starts from it (an orchestrator adapter will report the
+//! real count instead).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::engine::{AppState, Observation, decide};
+use super::{Decision, RuleSet};
+use crate::model::WindowStats;
+use crate::time::parse_iso8601;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeciderState {
+    /// Per app: engine state, instances (dry-run) and the policy deciding it.
+    apps: BTreeMap<String, Tracked>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Tracked {
+    policy: String,
+    name: Option<String>,
+    instances: u32,
+    engine: AppState,
+}
+
+pub struct Decider {
+    rules: RuleSet,
+    window_ns: i64,
+    pub state: DeciderState,
+}
+
+impl Decider {
+    pub fn new(rules: RuleSet, window_ns: i64) -> Self {
+        Decider {
+            rules,
+            window_ns,
+            state: DeciderState::default(),
+        }
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Decides for every app in the closed windows `rows` (any number of
+    /// windows, in order), and for tracked apps that had no row (no data).
+    pub fn on_windows(&mut self, rows: &[WindowStats], out: &mut Vec<Decision>) {
+        let mut i = 0;
+        while i < rows.len() {
+            let end = &rows[i].end;
+            let j = rows[i..]
+                .iter()
+                .position(|r| &r.end != end)
+                .map_or(rows.len(), |k| i + k);
+            self.on_window(&rows[i..j], out);
+            i = j;
+        }
+    }
+
+    fn on_window(&mut self, rows: &[WindowStats], out: &mut Vec<Decision>) {
+        let Some(first) = rows.first() else { return };
+        let Ok(now_ns) = parse_iso8601(first.end.as_bytes()) else {
+            return;
+        };
+        let mut instances_seen: BTreeMap<&str, u32> = BTreeMap::new();
+        for r in rows.iter().filter(|r| r.instance.is_some()) {
+            *instances_seen.entry(&r.app).or_default() += 1;
+        }
+        let mut decided: Vec<&str> = Vec::new();
+        for row in rows.iter().filter(|r| r.instance.is_none()) {
+            let Some(policy) = self.rules.policy_for(&row.app, row.name.as_deref()) else {
+                continue;
+            };
+            let tracked = self
+                .state
+                .apps
+                .entry(row.app.clone())
+                .or_insert_with(|| Tracked {
+                    policy: policy.name.clone(),
+                    name: row.name.clone(),
+                    // First sight: as many instances as served traffic, within bounds.
+                    instances: instances_seen
+                        .get(row.app.as_str())
+                        .copied()
+                        .unwrap_or(policy.min)
+                        .clamp(policy.min.max(1), policy.max),
+                    engine: AppState::default(),
+                });
+            if tracked.policy != policy.name {
+                tracked.policy = policy.name.clone();
+                tracked.engine = AppState::default();
+            }
+            let obs = Observation {
+                app: &row.app,
+                now_ns,
+                window_ns: self.window_ns,
+                window: Some(row),
+                current: tracked.instances,
+            };
+            let d = decide(policy, &mut tracked.engine, &obs);
+            tracked.instances = d.desired;
+            out.push(d);
+            decided.push(&row.app);
+        }
+        // Tracked apps without a row in this window: their data is missing.
+        let missing: Vec<String> = self
+            .state
+            .apps
+            .keys()
+            .filter(|a| !decided.contains(&a.as_str()))
+            .cloned()
+            .collect();
+        for app in missing {
+            let Some(tracked) = self.state.apps.get_mut(&app) else {
+                continue;
+            };
+            let Some(policy) = self.rules.policy_for(&app, tracked.name.as_deref()) else {
+                continue;
+            };
+            let obs = Observation {
+                app: &app,
+                now_ns,
+                window_ns: self.window_ns,
+                window: None,
+                current: tracked.instances,
+            };
+            let d = decide(policy, &mut tracked.engine, &obs);
+            tracked.instances = d.desired;
+            out.push(d);
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! A scaling decision as data: what was observed, what each metric recommended,
+//! every constraint that changed the number, and one sentence for people.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Up,
+    Down,
+    None,
+}
+
+/// What one metric (or step rule) asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    pub metric: String,
+    pub value: Option<f64>,
+    /// Target value (target tracking) or threshold (step rule).
+    pub target: f64,
+    pub desired: u32,
+    pub note: String,
+}
+
+/// One constraint that changed the desired count, in the order applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Constraint {
+    /// `tolerance`, `burst`, `stabilization`, `rate_limit`, `cooldown`, `bounds`,
+    /// `schedule` or `missing_data`.
+    pub name: String,
+    pub from: u32,
+    pub to: u32,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// When the decision was taken: the end of the window it used (RFC 3339).
+    pub time: String,
+    pub app: String,
+    pub policy: String,
+    pub algorithm: String,
+    pub current: u32,
+    /// What the metrics asked for before any constraint.
+    pub recommended: u32,
+    pub desired: u32,
+    pub direction: Direction,
+    /// Metric values observed in the window (absent when the window was missing).
+    pub observed: Vec<(String, f64)>,
+    pub recommendations: Vec<Recommendation>,
+    pub constraints: Vec<Constraint>,
+    pub reason: String,
+}

@@ -1,0 +1,489 @@
+//! The decision engine: pure, deterministic, time passed in. The same code
+//! decides in `vane run`, in `vane test` and in backtests.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use super::decision::{Constraint, Decision, Direction, Recommendation};
+use super::model::{Algorithm, Metric};
+use super::policy::{Limits, Policy};
+use crate::model::WindowStats;
+use crate::time::{NANOS_PER_SEC, format_rfc3339};
+
+/// What the engine remembers per (policy, app) between decisions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppState {
+    /// Recent recommendations (time, count), for stabilization.
+    recommendations: VecDeque<(i64, u32)>,
+    /// Recent changes (time, from, to), for rate limits.
+    changes: VecDeque<(i64, u32, u32)>,
+    last_change_ns: Option<i64>,
+    /// Per step rule: since when its condition has held.
+    breach_since: Vec<Option<i64>>,
+    /// Consecutive windows without data.
+    missing_windows: u32,
+}
+
+/// One evaluation's input.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    pub app: &'a str,
+    /// End of the window just closed (event time, ns).
+    pub now_ns: i64,
+    pub window_ns: i64,
+    /// The app-level window, or `None` when the app had no window (no data).
+    pub window: Option<&'a WindowStats>,
+    /// Instances running now, as the orchestrator reports them.
+    pub current: u32,
+}
+
+fn metric_value(m: Metric, w: &WindowStats, current: u32) -> Option<f64> {
+    let per = f64::from(current.max(1));
+    match m {
+        Metric::RpsPerInstance => Some(w.rps / per),
+        Metric::ConcurrencyPerInstance => Some(w.concurrency / per),
+        Metric::P95Ms => w.latency_ms.p95,
+        Metric::P99Ms => w.latency_ms.p99,
+        Metric::ErrorRatio => Some(w.error_ratio),
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.abs() >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    }
+}
+
+fn secs(ns: i64) -> String {
+    format!("{} s", ns / NANOS_PER_SEC)
+}
+
+struct Chain {
+    value: u32,
+    constraints: Vec<Constraint>,
+}
+
+impl Chain {
+    fn apply(&mut self, name: &str, to: u32, note: impl FnOnce() -> String) {
+        if to != self.value {
+            self.constraints.push(Constraint {
+                name: name.to_string(),
+                from: self.value,
+                to,
+                note: note(),
+            });
+            self.value = to;
+        }
+    }
+}
+
+/// Decides the desired instance count for one app under one policy.
+pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> Decision {
+    let now = obs.now_ns;
+    let current = obs.current;
+    state.breach_since.resize(policy.steps.len(), None);
+    let window = obs.window;
+    state.missing_windows = if window.is_some() {
+        0
+    } else {
+        state.missing_windows.saturating_add(1)
+    };
+
+    // 1. What each metric asks for.
+    let mut recs = Vec::new();
+    let mut observed = Vec::new();
+    let mut burst = false;
+    let (mut raw, mut untolerated) = (current, current);
+    let mut have_data = false;
+    if let Some(w) = window {
+        for m in policy
+            .targets
+            .iter()
+            .map(|t| t.0)
+            .chain(policy.steps.iter().map(|s| s.metric))
+        {
+            if let Some(v) = metric_value(m, w, current)
+                && !observed.iter().any(|(n, _)| n == m.name())
+            {
+                observed.push((m.name().to_string(), v));
+            }
+        }
+        match policy.algorithm {
+            Algorithm::TargetTracking => {
+                let mut best: Option<(u32, u32)> = None;
+                for &(m, target) in &policy.targets {
+                    let Some(v) = metric_value(m, w, current) else {
+                        recs.push(Recommendation {
+                            metric: m.name().into(),
+                            value: None,
+                            target,
+                            desired: current,
+                            note: "no value in this window".into(),
+                        });
+                        continue;
+                    };
+                    have_data = true;
+                    let ratio = v / target;
+                    let proportional = if current == 0 {
+                        // From zero: total load over the per-instance target.
+                        (v / target).ceil()
+                    } else {
+                        (f64::from(current) * ratio).ceil()
+                    }
+                    .clamp(0.0, f64::from(u32::MAX)) as u32;
+                    let within = (ratio - 1.0).abs() <= policy.tolerance && current > 0;
+                    let desired = if within { current } else { proportional };
+                    if let Some(f) = policy.burst_factor
+                        && m.is_per_instance()
+                        && v > f * target
+                    {
+                        burst = true;
+                    }
+                    let cmp = if v > target {
+                        ">"
+                    } else if v < target {
+                        "<"
+                    } else {
+                        "="
+                    };
+                    recs.push(Recommendation {
+                        metric: m.name().into(),
+                        value: Some(v),
+                        target,
+                        desired,
+                        note: format!(
+                            "{} {} {cmp} target {} ({} window)",
+                            m.name(),
+                            fmt_num(v),
+                            fmt_num(target),
+                            secs(obs.window_ns)
+                        ),
+                    });
+                    let (b_tol, b_raw) = best.unwrap_or((0, 0));
+                    best = Some((b_tol.max(desired), b_raw.max(proportional)));
+                }
+                if let Some((tol, unt)) = best {
+                    raw = tol;
+                    untolerated = unt;
+                }
+            }
+            Algorithm::Step => {
+                let mut up: Option<u32> = None;
+                let mut down: Option<u32> = None;
+                for (i, st) in policy.steps.iter().enumerate() {
+                    let Some(v) = metric_value(st.metric, w, current) else {
+                        state.breach_since[i] = None;
+                        continue;
+                    };
+                    have_data = true;
+                    let holds = st.op.holds(v, st.threshold);
+                    let since = if holds {
+                        *state.breach_since[i].get_or_insert(now - obs.window_ns)
+                    } else {
+                        now
+                    };
+                    if !holds {
+                        state.breach_since[i] = None;
+                    }
+                    let fired = holds && now - since >= st.breach_ns.max(obs.window_ns);
+                    let desired = if fired {
+                        st.adjust.apply(current)
+                    } else {
+                        current
+                    };
+                    if fired {
+                        if desired > current {
+                            up = Some(up.map_or(desired, |u| u.max(desired)));
+                        } else if desired < current {
+                            down = Some(down.map_or(desired, |d| d.min(desired)));
+                        }
+                    }
+                    recs.push(Recommendation {
+                        metric: st.metric.name().into(),
+                        value: Some(v),
+                        target: st.threshold,
+                        desired,
+                        note: format!(
+                            "{} {} {} {} for {}{}",
+                            st.metric.name(),
+                            fmt_num(v),
+                            st.op.symbol(),
+                            fmt_num(st.threshold),
+                            secs(now - since),
+                            if fired {
+                                format!(": {}", st.adjust.text())
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    });
+                }
+                raw = up.or(down).unwrap_or(current);
+                untolerated = raw;
+            }
+        }
+    }
+    let missing = !have_data;
+    let recommended = raw;
+    let mut chain = Chain {
+        value: untolerated,
+        constraints: Vec::new(),
+    };
+    chain.apply("tolerance", raw, || {
+        format!(
+            "within the tolerance of {}%",
+            fmt_num(policy.tolerance * 100.0)
+        )
+    });
+
+    // 2. Stabilization (burst skips it upwards).
+    let horizon = policy.up.stabilization_ns.max(policy.down.stabilization_ns);
+    state.recommendations.push_back((now, raw));
+    while state
+        .recommendations
+        .front()
+        .is_some_and(|(t, _)| now - t >= horizon.max(1))
+    {
+        state.recommendations.pop_front();
+    }
+    let within = |w: i64| {
+        state
+            .recommendations
+            .iter()
+            .filter(move |(t, _)| now - t < w.max(1))
+            .map(|(_, r)| *r)
+    };
+    let up_rec = within(policy.up.stabilization_ns).min().unwrap_or(raw);
+    let down_rec = within(policy.down.stabilization_ns).max().unwrap_or(raw);
+    let stabilized = if current < up_rec {
+        up_rec
+    } else if current > down_rec {
+        down_rec
+    } else {
+        current
+    };
+    if burst && raw > current {
+        // Record what the burst overrode: stabilization would have held it back.
+        if stabilized != raw {
+            chain.constraints.push(Constraint {
+                name: "burst".into(),
+                from: stabilized,
+                to: raw,
+                note: "load above the burst factor × target: scale-up stabilization, rate limit and cooldown skipped".into(),
+            });
+        }
+    } else {
+        chain.apply("stabilization", stabilized, || {
+            if raw > current {
+                format!(
+                    "scale-up stabilization {}: lowest recommendation {}",
+                    secs(policy.up.stabilization_ns),
+                    up_rec
+                )
+            } else {
+                format!(
+                    "scale-down stabilization {}: highest recommendation {}",
+                    secs(policy.down.stabilization_ns),
+                    down_rec
+                )
+            }
+        });
+    }
+
+    // 3. Rate limits (burst skips them upwards).
+    if !(burst && chain.value > current) {
+        let limited = rate_limit(policy, state, now, current, chain.value);
+        let (dir, limits) = if chain.value > current {
+            ("max_scale_up", &policy.up)
+        } else {
+            ("max_scale_down", &policy.down)
+        };
+        chain.apply("rate_limit", limited, || limit_note(dir, limits));
+    }
+
+    // 4. Cooldown.
+    if let Some(last) = state.last_change_ns
+        && now - last < policy.cooldown_ns
+        && !(burst && chain.value > current)
+    {
+        chain.apply("cooldown", current, || {
+            format!(
+                "cooldown {}: last change {} ago",
+                secs(policy.cooldown_ns),
+                secs(now - last)
+            )
+        });
+    }
+
+    // 5. Bounds, 6. schedules.
+    chain.apply("bounds", chain.value.clamp(policy.min, policy.max), || {
+        format!("min {} max {}", policy.min, policy.max)
+    });
+    let active: Vec<_> = policy
+        .schedules
+        .iter()
+        .filter(|s| s.active_at(now))
+        .collect();
+    if !active.is_empty() {
+        let smin = active
+            .iter()
+            .filter_map(|s| s.min)
+            .max()
+            .unwrap_or(policy.min);
+        let smax = active
+            .iter()
+            .filter_map(|s| s.max)
+            .min()
+            .unwrap_or(policy.max)
+            .max(smin);
+        let names: Vec<&str> = active.iter().map(|s| s.name.as_str()).collect();
+        chain.apply("schedule", chain.value.clamp(smin, smax), || {
+            format!("schedule {} sets min {smin} max {smax}", names.join(", "))
+        });
+    }
+
+    // 7. Missing data: never scale down without data; optional fallback.
+    if missing {
+        let mut to = chain.value.max(current);
+        let mut note = format!(
+            "no data for {} window(s): never scale down",
+            state.missing_windows.max(1)
+        );
+        if let Some(f) = policy.fallback
+            && state.missing_windows >= f.after_windows
+        {
+            to = to.max(f.instances);
+            note = format!(
+                "no data for {} windows: fallback {}",
+                state.missing_windows, f.instances
+            );
+        }
+        chain.apply("missing_data", to, || note);
+    }
+
+    let desired = chain.value;
+    if desired != current {
+        state.changes.push_back((now, current, desired));
+        state.last_change_ns = Some(now);
+    }
+    let keep = policy.up.period_ns.max(policy.down.period_ns);
+    while state
+        .changes
+        .front()
+        .is_some_and(|(t, _, _)| now - t >= keep)
+    {
+        state.changes.pop_front();
+    }
+    let direction = match desired.cmp(&current) {
+        std::cmp::Ordering::Greater => Direction::Up,
+        std::cmp::Ordering::Less => Direction::Down,
+        std::cmp::Ordering::Equal => Direction::None,
+    };
+    let app = obs.app.to_string();
+    let reason = sentence(&app, current, desired, &recs, &chain.constraints, missing);
+    Decision {
+        time: format_rfc3339(now.div_euclid(NANOS_PER_SEC)),
+        app,
+        policy: policy.name.clone(),
+        algorithm: match policy.algorithm {
+            Algorithm::TargetTracking => "target-tracking".into(),
+            Algorithm::Step => "step".into(),
+        },
+        current,
+        recommended,
+        desired,
+        direction,
+        observed,
+        recommendations: recs,
+        constraints: chain.constraints,
+        reason,
+    }
+}
+
+/// The most the count may move now, given the changes already made within the period.
+fn rate_limit(policy: &Policy, state: &AppState, now: i64, current: u32, want: u32) -> u32 {
+    let up = want > current;
+    let limits = if up { &policy.up } else { &policy.down };
+    if limits.max_instances.is_none() && limits.max_percent.is_none() {
+        return want;
+    }
+    let moved: i64 = state
+        .changes
+        .iter()
+        .filter(|(t, _, _)| now - t < limits.period_ns)
+        .map(|(_, from, to)| i64::from(*to) - i64::from(*from))
+        .filter(|d| (*d > 0) == up)
+        .map(i64::abs)
+        .sum();
+    let start = if up {
+        i64::from(current) - moved
+    } else {
+        i64::from(current) + moved
+    }
+    .max(0);
+    let by_count = limits.max_instances.map(i64::from);
+    let by_pct = limits
+        .max_percent
+        .map(|p| ((start as f64) * p / 100.0).ceil().max(1.0) as i64);
+    // With both, the more permissive wins (as in Kubernetes' default `selectPolicy: Max`).
+    let allowed = by_count.into_iter().chain(by_pct).max().unwrap_or(i64::MAX);
+    let room = (allowed - moved).max(0);
+    if up {
+        (i64::from(current) + room).min(i64::from(want)) as u32
+    } else {
+        (i64::from(current) - room).max(i64::from(want)) as u32
+    }
+}
+
+fn limit_note(dir: &str, l: &Limits) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = l.max_instances {
+        parts.push(format!("{n} instances"));
+    }
+    if let Some(p) = l.max_percent {
+        parts.push(format!("{}%", fmt_num(p)));
+    }
+    format!("{dir} {} per {}", parts.join(" or "), secs(l.period_ns))
+}
+
+fn sentence(
+    app: &str,
+    current: u32,
+    desired: u32,
+    recs: &[Recommendation],
+    constraints: &[Constraint],
+    missing: bool,
+) -> String {
+    let head = if desired == current {
+        format!("keep {app} at {current}")
+    } else {
+        format!("scale {app} from {current} to {desired}")
+    };
+    let why = if missing {
+        "no metrics".to_string()
+    } else {
+        recs.iter()
+            .max_by_key(|r| r.desired)
+            .map_or_else(|| "no rule applies".to_string(), |r| r.note.clone())
+    };
+    let mut s = format!("{head}: {why}");
+    for c in constraints
+        .iter()
+        .filter(|c| c.name != "tolerance" || desired == current)
+    {
+        s.push_str(&format!(
+            "; {} ({} → {}): {}",
+            c.name.replace('_', " "),
+            c.from,
+            c.to,
+            c.note
+        ));
+    }
+    s
+}

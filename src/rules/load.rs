@@ -1,0 +1,142 @@
+//! Reading rule files: every `*.yaml`/`*.yml` under the given paths, each
+//! document validated; all errors are returned together, each with
+//! file:line:column, what is wrong and a hint.
+
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Location;
+
+use super::error::{RuleError, hint_for_serde_message};
+use super::model::RuleDocument;
+use super::policy::{Policy, compile};
+
+/// A complete, valid set of policies.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    pub policies: Vec<Policy>,
+}
+
+impl RuleSet {
+    /// The first policy (in file order) that selects the app.
+    pub fn policy_for(&self, app: &str, name: Option<&str>) -> Option<&Policy> {
+        self.policies
+            .iter()
+            .find(|p| p.selector.matches(app, name, &Default::default()))
+    }
+}
+
+/// Parses one file's text.
+pub fn load_str(text: &str, file: &str) -> Result<Vec<Policy>, Vec<RuleError>> {
+    let docs: Vec<RuleDocument> = serde_saphyr::from_multiple(text).map_err(|e| {
+        let loc = e.location().unwrap_or(Location::UNKNOWN);
+        let message = first_line(&e.without_snippet().to_string());
+        let mut err = RuleError::at(file, loc, None, message.clone());
+        err.hint = hint_for_serde_message(&message);
+        vec![err]
+    })?;
+    let mut policies = Vec::new();
+    let mut errors = Vec::new();
+    for doc in &docs {
+        match compile(doc, file) {
+            Ok(p) => policies.push(p),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(policies)
+    } else {
+        Err(errors)
+    }
+}
+
+/// serde-saphyr's message, without its own location prefix (we print ours).
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or(s);
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    let line = match line.split_once(": ") {
+        Some((prefix, rest)) if prefix.starts_with("line ") => rest,
+        _ => line,
+    };
+    // The position is printed in front, as file:line:column.
+    match line.rfind(" at line ") {
+        Some(i) => line[..i].to_string(),
+        None => line.to_string(),
+    }
+}
+
+fn rule_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(path)? {
+        let p = e?.path();
+        if p.is_dir() {
+            out.extend(rule_files(&p)?);
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") && !is_test_file(&p) {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Rule unit tests (`*.test.yaml`) sit beside the rules; they are not rules.
+pub fn is_test_file(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".test.yaml") || n.ends_with(".test.yml"))
+}
+
+/// Loads every rule file under `paths` as one set; all errors of all files.
+pub fn load_paths(paths: &[PathBuf]) -> Result<RuleSet, Vec<RuleError>> {
+    let mut set = RuleSet::default();
+    let mut errors = Vec::new();
+    for root in paths {
+        let files = match rule_files(root) {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(RuleError::at(
+                    &root.display().to_string(),
+                    Location::UNKNOWN,
+                    None,
+                    format!("cannot read: {e}"),
+                ));
+                continue;
+            }
+        };
+        for f in files {
+            let name = f.display().to_string();
+            match std::fs::read_to_string(&f) {
+                Ok(text) => match load_str(&text, &name) {
+                    Ok(p) => set.policies.extend(p),
+                    Err(e) => errors.extend(e),
+                },
+                Err(e) => errors.push(RuleError::at(
+                    &name,
+                    Location::UNKNOWN,
+                    None,
+                    format!("cannot read: {e}"),
+                )),
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    for p in &set.policies {
+        if let Some(first) = seen.insert(p.name.clone(), p.file.clone()) {
+            errors.push(RuleError {
+                file: p.file.clone(),
+                line: 0,
+                column: 0,
+                policy: Some(p.name.clone()),
+                message: format!("a policy with this name is already defined in {first}"),
+                hint: Some("policy names must be unique".into()),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(errors)
+    }
+}

@@ -1,0 +1,23 @@
+//! Rule files and the decision engine.
+//!
+//! - [`model`]: the YAML format as plain data; [`policy`]: its validated form.
+//! - [`load`]: reading files into policies, with every error located.
+//! - [`engine`]: the pure decision function; [`decision`]: its output record.
+
+pub mod decider;
+pub mod decision;
+pub mod engine;
+pub mod error;
+pub mod load;
+pub mod model;
+pub mod policy;
+pub mod schedule;
+
+pub use decision::{Constraint, Decision, Direction};
+pub use engine::{AppState, Observation, decide};
+pub use error::RuleError;
+pub use load::{RuleSet, load_paths, load_str};
+pub use policy::Policy;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,471 @@
+//! A validated policy: every value checked, durations in nanoseconds, globs and
+//! cron expressions parsed. Built only by [`compile`], which collects every
+//! problem of a document rather than stopping at the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+
+use serde_saphyr::Spanned;
+
+use super::error::{RuleError, did_you_mean};
+use super::model::{Algorithm, DirectionBehavior, Metric, RuleDocument};
+use super::schedule::Schedule;
+use crate::config::parse_duration;
+
+pub const API_VERSION: &str = "vane/v1";
+pub const KINDS: [&str; 1] = ["ScalingPolicy"];
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: String,
+    pub file: String,
+    pub selector: Selector,
+    pub min: u32,
+    pub max: u32,
+    pub algorithm: Algorithm,
+    pub targets: Vec<(Metric, f64)>,
+    pub tolerance: f64,
+    pub steps: Vec<Step>,
+    pub up: Limits,
+    pub down: Limits,
+    pub cooldown_ns: i64,
+    pub burst_factor: Option<f64>,
+    pub schedules: Vec<Schedule>,
+    pub fallback: Option<Fallback>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Selector {
+    pub apps: BTreeSet<String>,
+    pub patterns: Vec<glob::Pattern>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Selector {
+    /// Whether the selector picks the app with this id (and readable name).
+    pub fn matches(
+        &self,
+        app: &str,
+        name: Option<&str>,
+        labels: &BTreeMap<String, String>,
+    ) -> bool {
+        let ids = std::iter::once(app).chain(name);
+        let named = ids
+            .into_iter()
+            .any(|id| self.apps.contains(id) || self.patterns.iter().any(|p| p.matches(id)));
+        let by_name = (self.apps.is_empty() && self.patterns.is_empty()) || named;
+        by_name && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+impl Op {
+    pub fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Op::Gt => value > threshold,
+            Op::Ge => value >= threshold,
+            Op::Lt => value < threshold,
+            Op::Le => value <= threshold,
+        }
+    }
+
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Adjust {
+    By(i64),
+    Percent(f64),
+}
+
+impl Adjust {
+    pub fn apply(self, current: u32) -> u32 {
+        let next = match self {
+            Adjust::By(n) => i64::from(current) + n,
+            Adjust::Percent(p) => {
+                let delta = f64::from(current) * p / 100.0;
+                // Round away from zero so +10% of 3 still adds one.
+                i64::from(current)
+                    + if delta >= 0.0 {
+                        delta.ceil() as i64
+                    } else {
+                        delta.floor() as i64
+                    }
+            }
+        };
+        next.clamp(0, i64::from(u32::MAX)) as u32
+    }
+
+    pub fn text(self) -> String {
+        match self {
+            Adjust::By(n) => format!("{n:+}"),
+            Adjust::Percent(p) => format!("{p:+}%"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub metric: Metric,
+    pub op: Op,
+    pub threshold: f64,
+    pub breach_ns: i64,
+    pub adjust: Adjust,
+}
+
+/// Stabilization and rate limit for one direction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub stabilization_ns: i64,
+    pub max_instances: Option<u32>,
+    pub max_percent: Option<f64>,
+    pub period_ns: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fallback {
+    pub after_windows: u32,
+    pub instances: u32,
+}
+
+const NS: i64 = 1_000_000_000;
+
+/// Collects errors for one document.
+struct Check<'a> {
+    file: &'a str,
+    policy: Option<String>,
+    errors: Vec<RuleError>,
+}
+
+impl Check<'_> {
+    fn err<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+        self.errors.push(RuleError::at(
+            self.file,
+            at.referenced,
+            self.policy.as_deref(),
+            message,
+        ));
+    }
+
+    fn err_hint<T>(
+        &mut self,
+        at: &Spanned<T>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        let e = RuleError::at(self.file, at.referenced, self.policy.as_deref(), message).hint(hint);
+        self.errors.push(e);
+    }
+
+    fn duration(&mut self, s: &Spanned<String>, what: &str) -> i64 {
+        match parse_duration(&s.value) {
+            Ok(d) if d.as_secs() <= 7 * 86_400 => d.as_nanos() as i64,
+            Ok(_) => {
+                self.err(s, format!("{what} must be at most 7d"));
+                0
+            }
+            Err(e) => {
+                self.err_hint(
+                    s,
+                    format!("{what}: {e}"),
+                    "durations look like `30s`, `5m`, `1h`",
+                );
+                0
+            }
+        }
+    }
+
+    fn positive(&mut self, v: &Spanned<f64>, what: &str) -> f64 {
+        if !(v.value.is_finite() && v.value > 0.0) {
+            self.err(
+                v,
+                format!("{what} must be a positive number, not {}", v.value),
+            );
+        }
+        v.value
+    }
+
+    fn limits(
+        &mut self,
+        d: Option<&DirectionBehavior>,
+        default_stabilization_s: i64,
+        dir: &str,
+    ) -> Limits {
+        let mut l = Limits {
+            stabilization_ns: default_stabilization_s * NS,
+            max_instances: None,
+            max_percent: None,
+            period_ns: 60 * NS,
+        };
+        let Some(d) = d else { return l };
+        if let Some(s) = &d.stabilization {
+            l.stabilization_ns = self.duration(s, &format!("{dir}.stabilization"));
+        }
+        if let Some(p) = &d.period {
+            l.period_ns = self.duration(p, &format!("{dir}.period"));
+            if l.period_ns == 0 {
+                self.err(p, format!("{dir}.period must be more than 0"));
+            }
+        }
+        if let Some(m) = &d.max_instances {
+            if m.value == 0 {
+                self.err(
+                    m,
+                    format!("{dir}.maxInstances must be at least 1 (omit it for no limit)"),
+                );
+            }
+            l.max_instances = Some(m.value);
+        }
+        if let Some(p) = &d.max_percent {
+            l.max_percent = Some(self.positive(p, &format!("{dir}.maxPercent")));
+        }
+        l
+    }
+}
+
+fn parse_adjust(s: &str) -> Option<Adjust> {
+    let s = s.trim();
+    let sign = match s.as_bytes().first()? {
+        b'+' => 1.0,
+        b'-' => -1.0,
+        _ => return None,
+    };
+    let body = &s[1..];
+    if let Some(p) = body.strip_suffix('%') {
+        let v: f64 = p.parse().ok().filter(|v: &f64| v.is_finite() && *v > 0.0)?;
+        Some(Adjust::Percent(sign * v))
+    } else {
+        let v: u32 = body.parse().ok().filter(|v| *v > 0)?;
+        Some(Adjust::By(sign as i64 * i64::from(v)))
+    }
+}
+
+/// Validates one document into a policy, or returns every problem found.
+pub fn compile(doc: &RuleDocument, file: &str) -> Result<Policy, Vec<RuleError>> {
+    let mut c = Check {
+        file,
+        policy: None,
+        errors: Vec::new(),
+    };
+    let name = doc.metadata.name.value.trim().to_string();
+    if name.is_empty() {
+        c.err(&doc.metadata.name, "metadata.name must not be empty");
+    }
+    c.policy = Some(name.clone());
+    if doc.api_version.value != API_VERSION {
+        c.err_hint(
+            &doc.api_version,
+            format!("apiVersion `{}` is not supported", doc.api_version.value),
+            format!("use `{API_VERSION}`"),
+        );
+    }
+    if !KINDS.contains(&doc.kind.value.as_str()) {
+        let hint = match did_you_mean(&doc.kind.value, KINDS) {
+            Some(k) => format!("did you mean `{k}`?"),
+            None => format!("one of {}", KINDS.join(", ")),
+        };
+        c.err_hint(
+            &doc.kind,
+            format!("kind `{}` is not known", doc.kind.value),
+            hint,
+        );
+    }
+    let s = &doc.spec;
+    let mut selector = Selector {
+        apps: s.selector.apps.iter().cloned().collect(),
+        labels: s.selector.labels.clone(),
+        ..Selector::default()
+    };
+    for n in &s.selector.names {
+        match glob::Pattern::new(&n.value) {
+            Ok(p) => selector.patterns.push(p),
+            Err(e) => c.err(
+                n,
+                format!("selector.names: `{}` is not a valid glob: {e}", n.value),
+            ),
+        }
+    }
+    if s.max.value == 0 {
+        c.err(&s.max, "max must be at least 1");
+    }
+    if s.min.value > s.max.value {
+        c.err_hint(
+            &s.min,
+            format!("min ({}) is larger than max ({})", s.min.value, s.max.value),
+            "min ≤ max",
+        );
+    }
+    let tolerance = s.tolerance.value;
+    if !(0.0..1.0).contains(&tolerance) {
+        c.err(
+            &s.tolerance,
+            format!("tolerance must be at least 0 and below 1, not {tolerance}"),
+        );
+    }
+    let mut targets = Vec::new();
+    for t in &s.targets {
+        targets.push((t.metric, c.positive(&t.value, "target value")));
+    }
+    let mut steps = Vec::new();
+    for st in &s.steps {
+        let op = match st.operator.value.trim() {
+            ">" => Op::Gt,
+            ">=" => Op::Ge,
+            "<" => Op::Lt,
+            "<=" => Op::Le,
+            other => {
+                c.err_hint(
+                    &st.operator,
+                    format!("operator `{other}` is not known"),
+                    "one of >, >=, <, <=",
+                );
+                Op::Gt
+            }
+        };
+        let adjust = parse_adjust(&st.adjust.value).unwrap_or_else(|| {
+            c.err_hint(
+                &st.adjust,
+                format!("adjust `{}` is not an adjustment", st.adjust.value),
+                "like `+2`, `-1`, `+50%`, `-10%`",
+            );
+            Adjust::By(0)
+        });
+        if !st.threshold.value.is_finite() {
+            c.err(&st.threshold, "threshold must be a number");
+        }
+        let breach_ns = c.duration(&st.breach, "for");
+        steps.push(Step {
+            metric: st.metric,
+            op,
+            threshold: st.threshold.value,
+            breach_ns,
+            adjust,
+        });
+    }
+    match s.algorithm {
+        Algorithm::TargetTracking if targets.is_empty() => {
+            c.errors.push(RuleError::at(
+                file,
+                s.min.referenced,
+                Some(&name),
+                "target tracking needs at least one entry in `targets`",
+            ));
+        }
+        Algorithm::Step if steps.is_empty() => {
+            c.errors.push(RuleError::at(
+                file,
+                s.min.referenced,
+                Some(&name),
+                "algorithm `step` needs at least one entry in `steps`",
+            ));
+        }
+        _ => {}
+    }
+    let up = c.limits(s.behavior.scale_up.as_ref(), 0, "scaleUp");
+    let down = c.limits(s.behavior.scale_down.as_ref(), 300, "scaleDown");
+    let cooldown_ns = s
+        .behavior
+        .cooldown
+        .as_ref()
+        .map_or(0, |d| c.duration(d, "cooldown"));
+    let burst_factor = s.behavior.burst.as_ref().map(|b| {
+        if b.factor.value.is_nan() || b.factor.value <= 1.0 {
+            c.err(&b.factor, "burst.factor must be more than 1");
+        }
+        b.factor.value
+    });
+    let mut schedules = Vec::new();
+    for sc in &s.schedules {
+        match Schedule::compile(sc, s.min.value, s.max.value) {
+            Ok(x) => schedules.push(x),
+            Err((at, message, hint)) => {
+                let mut e = RuleError::at(file, at, Some(&name), message);
+                e.hint = hint;
+                c.errors.push(e);
+            }
+        }
+    }
+    let fallback = match (&s.missing_data.fallback, &s.missing_data.fallback_after) {
+        (Some(n), after) => {
+            if n.value > s.max.value || n.value < s.min.value {
+                c.err(
+                    n,
+                    format!(
+                        "missingData.fallback ({}) must be within min and max",
+                        n.value
+                    ),
+                );
+            }
+            Some(Fallback {
+                after_windows: after.as_ref().map_or(6, |a| a.value.max(1)),
+                instances: n.value,
+            })
+        }
+        (None, Some(a)) => {
+            c.err(a, "missingData.fallbackAfter needs missingData.fallback");
+            None
+        }
+        (None, None) => None,
+    };
+    if !c.errors.is_empty() {
+        return Err(c.errors);
+    }
+    Ok(Policy {
+        name,
+        file: file.to_string(),
+        selector,
+        min: s.min.value,
+        max: s.max.value,
+        algorithm: s.algorithm,
+        targets,
+        tolerance,
+        steps,
+        up,
+        down,
+        cooldown_ns,
+        burst_factor,
+        schedules,
+        fallback,
+    })
+}
+
+impl FromStr for Adjust {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_adjust(s).ok_or_else(|| format!("`{s}` is not an adjustment like `+2` or `-10%`"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adjustments() {
+        assert_eq!("+2".parse::<Adjust>().unwrap().apply(3), 5);
+        assert_eq!("-1".parse::<Adjust>().unwrap().apply(3), 2);
+        assert_eq!(
+            "+10%".parse::<Adjust>().unwrap().apply(3),
+            4,
+            "rounds away from zero"
+        );
+        assert_eq!("-50%".parse::<Adjust>().unwrap().apply(3), 1);
+        assert_eq!("-5".parse::<Adjust>().unwrap().apply(3), 0);
+        assert!("2".parse::<Adjust>().is_err());
+        assert!("+0".parse::<Adjust>().is_err());
+    }
+}

@@ -1,0 +1,285 @@
+//! The engine, one constraint at a time, driven with explicit windows and times.
+
+use super::engine::{AppState, Observation, decide};
+use super::load::load_str;
+use super::policy::Policy;
+use crate::model::{LatencyMs, StatusCounts, WindowStats};
+
+const S: i64 = 1_000_000_000;
+
+fn policy(spec: &str) -> Policy {
+    let yaml =
+        format!("apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {{name: web}}\nspec:\n{spec}");
+    let mut p = load_str(&yaml, "test.yaml").unwrap_or_else(|e| {
+        panic!(
+            "{}",
+            e.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    p.remove(0)
+}
+
+fn window(rps: f64, p99: Option<f64>) -> WindowStats {
+    WindowStats {
+        app: "web".into(),
+        name: None,
+        instance: None,
+        start: String::new(),
+        end: String::new(),
+        requests: (rps * 10.0) as u64,
+        rps,
+        concurrency: 0.0,
+        latency_ms: LatencyMs {
+            p99,
+            ..LatencyMs::default()
+        },
+        status: StatusCounts::default(),
+        error_ratio: 0.0,
+        bytes_in: 0,
+        bytes_out: 0,
+        late: 0,
+    }
+}
+
+struct Run {
+    policy: Policy,
+    state: AppState,
+    current: u32,
+    t: i64,
+}
+
+impl Run {
+    fn new(spec: &str, current: u32) -> Self {
+        Run {
+            policy: policy(spec),
+            state: AppState::default(),
+            current,
+            t: 0,
+        }
+    }
+
+    /// One window of `rps` (None: no data); applies the decision (dry-run).
+    fn step(&mut self, rps: Option<f64>) -> super::Decision {
+        self.t += 10 * S;
+        let w = rps.map(|r| window(r, None));
+        let obs = Observation {
+            app: "web",
+            now_ns: self.t,
+            window_ns: 10 * S,
+            window: w.as_ref(),
+            current: self.current,
+        };
+        let d = decide(&self.policy, &mut self.state, &obs);
+        self.current = d.desired;
+        d
+    }
+}
+
+const BASE: &str = "  selector: {names: [\"web\"]}\n  min: 1\n  max: 20\n  targets:\n    - {metric: rps_per_instance, value: 120}\n";
+
+#[test]
+fn proportional_target_tracking() {
+    let mut r = Run::new(BASE, 3);
+    let d = r.step(Some(636.0)); // 212 per instance
+    assert_eq!((d.current, d.desired), (3, 6));
+    assert!(
+        d.reason
+            .starts_with("scale web from 3 to 6: rps/instance 212 > target 120 (10 s window)"),
+        "{}",
+        d.reason
+    );
+    assert!(d.constraints.is_empty());
+}
+
+#[test]
+fn tolerance_keeps_small_deviations() {
+    let mut r = Run::new(BASE, 4);
+    let d = r.step(Some(4.0 * 128.0)); // 6.7 % above target
+    assert_eq!(d.desired, 4);
+    assert_eq!(d.constraints[0].name, "tolerance");
+    assert_eq!((d.constraints[0].from, d.constraints[0].to), (5, 4));
+}
+
+#[test]
+fn largest_recommendation_wins() {
+    let spec = format!("{BASE}    - {{metric: p99_ms, value: 200}}\n");
+    let p = policy(&spec);
+    let mut state = AppState::default();
+    let w = window(240.0, Some(800.0)); // rps says 2, latency says 4× → 12
+    let obs = Observation {
+        app: "web",
+        now_ns: 10 * S,
+        window_ns: 10 * S,
+        window: Some(&w),
+        current: 3,
+    };
+    let d = decide(&p, &mut state, &obs);
+    assert_eq!(d.desired, 12);
+    assert!(d.reason.contains("p99 ms 800 > target 200"), "{}", d.reason);
+}
+
+#[test]
+fn scale_down_is_stabilized_for_five_minutes() {
+    let mut r = Run::new(BASE, 2);
+    assert_eq!(r.step(Some(1200.0)).desired, 10);
+    let d = r.step(Some(120.0)); // wants 10 → 10 (rps/instance 12 → 1)
+    assert_eq!(d.desired, 10);
+    let c = &d.constraints[0];
+    assert_eq!(c.name, "stabilization");
+    assert!(
+        c.note
+            .contains("scale-down stabilization 300 s: highest recommendation 10"),
+        "{}",
+        c.note
+    );
+    // After 300 s of low load the high recommendation has left the window.
+    let mut last = d;
+    for _ in 0..30 {
+        last = r.step(Some(120.0));
+    }
+    assert_eq!(last.desired, 1);
+}
+
+#[test]
+fn rate_limit_caps_the_step() {
+    let spec = format!("{BASE}  behavior:\n    scaleUp: {{maxInstances: 2, period: 60s}}\n");
+    let mut r = Run::new(&spec, 3);
+    let d = r.step(Some(3.0 * 400.0));
+    assert_eq!((d.recommended, d.desired), (10, 5));
+    assert!(
+        d.reason
+            .contains("rate limit (10 → 5): max_scale_up 2 instances per 60 s"),
+        "{}",
+        d.reason
+    );
+    // Within the same minute, no more room.
+    assert_eq!(r.step(Some(5.0 * 400.0)).desired, 5);
+}
+
+#[test]
+fn cooldown_holds_after_a_change() {
+    let spec =
+        format!("{BASE}  behavior:\n    cooldown: 30s\n    scaleDown: {{stabilization: 0s}}\n");
+    let mut r = Run::new(&spec, 2);
+    assert_eq!(r.step(Some(480.0)).desired, 4);
+    let d = r.step(Some(1200.0));
+    assert_eq!(d.desired, 4);
+    assert_eq!(d.constraints.last().unwrap().name, "cooldown");
+    r.step(Some(1200.0));
+    assert_eq!(r.step(Some(1200.0)).desired, 10, "cooldown over after 30 s");
+}
+
+#[test]
+fn bounds_and_schedules() {
+    let spec = format!(
+        "{BASE}  schedules:\n    - {{name: sale, from: \"1970-01-01T00:00:00Z\", to: \"1970-01-01T00:01:00Z\", min: 8}}\n"
+    );
+    let mut r = Run::new(&spec, 2);
+    let d = r.step(Some(0.0));
+    assert_eq!(d.desired, 8);
+    assert_eq!(d.constraints.last().unwrap().name, "schedule");
+    assert!(
+        d.reason.contains("schedule sale sets min 8"),
+        "{}",
+        d.reason
+    );
+    let mut r = Run::new(BASE, 2);
+    let d = r.step(Some(100_000.0));
+    assert_eq!(d.desired, 20);
+    assert_eq!(d.constraints.last().unwrap().name, "bounds");
+}
+
+#[test]
+fn missing_data_never_scales_down_then_falls_back() {
+    let spec = format!(
+        "{BASE}  missingData: {{fallback: 6, fallbackAfter: 3}}\n  behavior:\n    scaleDown: {{stabilization: 0s}}\n"
+    );
+    let mut r = Run::new(&spec, 4);
+    let d = r.step(None);
+    assert_eq!(d.desired, 4);
+    assert!(d.reason.contains("no metrics"), "{}", d.reason);
+    r.step(None);
+    let d = r.step(None);
+    assert_eq!(d.desired, 6);
+    assert!(
+        d.constraints
+            .iter()
+            .any(|c| c.name == "missing_data" && c.note.contains("fallback 6"))
+    );
+    // Data again: zero traffic is data, so scale down is allowed.
+    assert_eq!(r.step(Some(0.0)).desired, 1);
+}
+
+#[test]
+fn burst_reacts_within_one_window() {
+    let spec = format!(
+        "{BASE}  behavior:\n    burst: {{factor: 2}}\n    scaleUp: {{stabilization: 60s, maxInstances: 1, period: 60s}}\n"
+    );
+    let mut r = Run::new(&spec, 2);
+    r.step(Some(240.0));
+    let d = r.step(Some(2.0 * 120.0 * 3.0)); // 3× capacity
+    assert_eq!(d.desired, 6);
+    assert_eq!(d.constraints[0].name, "burst");
+    // Below the burst factor the scale-up stabilization and rate limit apply.
+    let mut r = Run::new(&spec, 2);
+    r.step(Some(240.0));
+    assert_eq!(r.step(Some(2.0 * 120.0 * 1.5)).desired, 2);
+}
+
+#[test]
+fn step_rules_need_their_breach_duration() {
+    let spec = "  selector: {apps: [web]}\n  min: 1\n  max: 10\n  algorithm: step\n  steps:\n    - {metric: rps_per_instance, operator: \">\", threshold: 100, for: 30s, adjust: \"+2\"}\n    - {metric: rps_per_instance, operator: \"<\", threshold: 20, for: 20s, adjust: \"-50%\"}\n  behavior:\n    scaleDown: {stabilization: 0s}\n";
+    let mut r = Run::new(spec, 2);
+    assert_eq!(r.step(Some(400.0)).desired, 2);
+    assert_eq!(r.step(Some(400.0)).desired, 2);
+    let d = r.step(Some(400.0));
+    assert_eq!(d.desired, 4, "{}", d.reason);
+    assert!(
+        d.reason.contains("rps/instance 200 > 100 for 30 s: +2"),
+        "{}",
+        d.reason
+    );
+    r.step(Some(10.0));
+    assert_eq!(r.step(Some(10.0)).desired, 2);
+}
+
+#[test]
+fn rule_errors_are_located_and_explained() {
+    let bad = "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {name: web}\nspec:\n  selector: {apps: [web]}\n  min: 1\n  max: 5\n  algorithm: step\n  steps:\n    - metric: rps_per_instance\n      operator: \">\"\n      treshold: 3\n";
+    let e = load_str(bad, "rules/web.yaml").unwrap_err();
+    let text = e[0].to_string();
+    assert!(text.starts_with("rules/web.yaml:12:"), "{text}");
+    assert!(
+        text.contains("treshold") && text.contains("did you mean `threshold`?"),
+        "{text}"
+    );
+
+    let bad = "apiVersion: vane/v2\nkind: ScalingPolcy\nmetadata: {name: web}\nspec:\n  selector: {apps: [web]}\n  min: 9\n  max: 5\n  targets:\n    - {metric: rps_per_instance, value: -1}\n";
+    let e: Vec<String> = load_str(bad, "w.yaml")
+        .unwrap_err()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(e.len(), 4, "{e:#?}");
+    assert!(
+        e[0].starts_with(
+            "w.yaml:1:13: policy \"web\": apiVersion `vane/v2` is not supported (use `vane/v1`)"
+        ),
+        "{}",
+        e[0]
+    );
+    assert!(e[1].contains("did you mean `ScalingPolicy`?"), "{}", e[1]);
+    assert!(
+        e[2].starts_with("w.yaml:6:8:") && e[2].contains("min (9) is larger than max (5)"),
+        "{}",
+        e[2]
+    );
+    assert!(
+        e[3].starts_with("w.yaml:9:41:") && e[3].contains("positive"),
+        "{}",
+        e[3]
+    );
+}
