@@ -43,6 +43,10 @@ pub struct Config {
     pub window: WindowSection,
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    /// Rule files or folders of them (`*.yaml`); decisions are taken on every
+    /// closed window and written to `output.decisions` (dry-run).
+    #[serde(default)]
+    pub rules: Vec<PathBuf>,
     #[serde(default)]
     pub output: OutputSection,
     #[serde(default)]
@@ -234,6 +238,8 @@ pub struct OutputSection {
     pub dead_letters: PathBuf,
     #[serde(default = "checkpoint_file")]
     pub checkpoint: PathBuf,
+    #[serde(default = "decisions_file")]
+    pub decisions: PathBuf,
 }
 
 impl Default for OutputSection {
@@ -242,6 +248,7 @@ impl Default for OutputSection {
             windows: windows_file(),
             dead_letters: dead_letters_file(),
             checkpoint: checkpoint_file(),
+            decisions: decisions_file(),
         }
     }
 }
@@ -251,6 +258,9 @@ fn windows_file() -> PathBuf {
 }
 fn dead_letters_file() -> PathBuf {
     PathBuf::from("dead-letters.jsonl")
+}
+fn decisions_file() -> PathBuf {
+    PathBuf::from("decisions.jsonl")
 }
 fn checkpoint_file() -> PathBuf {
     PathBuf::from("checkpoint.json")
@@ -439,6 +449,9 @@ impl Config {
     }
     pub fn dead_letters_path(&self) -> PathBuf {
         self.data_dir.join(&self.output.dead_letters)
+    }
+    pub fn decisions_path(&self) -> PathBuf {
+        self.data_dir.join(&self.output.decisions)
     }
     pub fn checkpoint_path(&self) -> PathBuf {
         self.data_dir.join(&self.output.checkpoint)

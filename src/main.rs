@@ -43,6 +43,16 @@ enum Command {
     Replay(ReplayArgs),
     /// Write synthetic router traffic (for examples, tests and benchmarks).
     Generate(GenerateArgs),
+    /// Validate rule files: every error with file:line:column and a hint; exit 1 on any.
+    Check {
+        /// Rule files or folders (default: rules/).
+        paths: Vec<PathBuf>,
+    },
+    /// Run rule unit tests (`*.test.yaml`): input window series, expected decisions.
+    Test {
+        /// Test files or folders (default: rules/).
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -125,6 +135,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(io::stderr)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
         .init();
     let cli = Cli::parse();
     match dispatch(cli) {
@@ -168,6 +179,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replay(a) => replay_cmd(a),
+        Command::Check { paths } => check_cmd(default_rules(paths)),
+        Command::Test { paths } => test_cmd(default_rules(paths)),
         Command::Generate(a) => generate_cmd(a),
     }
 }
@@ -191,6 +204,68 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+fn default_rules(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    if paths.is_empty() {
+        vec![PathBuf::from("rules")]
+    } else {
+        paths
+    }
+}
+
+/// An error already reported to the user; only the exit code is left to set.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Reported(String);
+
+fn check_cmd(paths: Vec<PathBuf>) -> anyhow::Result<()> {
+    match vane::rules::load_paths(&paths) {
+        Ok(set) => {
+            println!("{} policies OK", set.policies.len());
+            Ok(())
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            Err(Reported(format!("{} error(s) in rule files", errors.len())).into())
+        }
+    }
+}
+
+fn test_cmd(paths: Vec<PathBuf>) -> anyhow::Result<()> {
+    let files = vane::rules::unittest::test_files(&paths)?;
+    let (mut passed, mut failed) = (0, 0);
+    for f in &files {
+        match vane::rules::unittest::run_file(f) {
+            Ok(cases) => {
+                for c in cases {
+                    if c.failures.is_empty() {
+                        passed += 1;
+                        println!("PASS {}: {}", c.file, c.name);
+                    } else {
+                        failed += 1;
+                        println!("FAIL {}: {}", c.file, c.name);
+                        for m in &c.failures {
+                            println!("    {m}");
+                        }
+                    }
+                }
+            }
+            Err(errors) => {
+                failed += 1;
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        return Err(Reported(format!("{failed} rule test(s) failed")).into());
+    }
+    Ok(())
 }
 
 fn replay_cmd(a: ReplayArgs) -> anyhow::Result<()> {

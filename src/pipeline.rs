@@ -10,6 +10,8 @@ use serde::Serialize;
 
 use crate::decode::{Format, Mapping, SourceDecoder};
 use crate::model::WindowStats;
+use crate::rules::Decision;
+use crate::rules::decider::Decider;
 use crate::sinks::{DeadLetter, JsonlFile};
 use crate::sources::{Chunk, MAX_CHUNK};
 use crate::window::{Pushed, WindowAggregator, WindowConfig};
@@ -24,16 +26,44 @@ pub struct Counts {
     pub late: u64,
     pub dead_letters: u64,
     pub windows_written: u64,
+    #[serde(default)]
+    pub decisions: u64,
     pub bytes: u64,
 }
 
 pub struct Pipeline {
     pub windows: WindowAggregator,
     decoders: Vec<SourceDecoder>,
-    windows_out: JsonlFile,
+    out: Outputs,
     dead_out: JsonlFile,
     closed: Vec<WindowStats>,
     pub counts: Counts,
+}
+
+/// Where closed windows go: the window rows, and (with rules) the decisions
+/// taken on them.
+struct Outputs {
+    windows: JsonlFile,
+    decisions: Option<(Decider, JsonlFile)>,
+    decided: Vec<Decision>,
+}
+
+impl Outputs {
+    fn emit(&mut self, closed: &mut Vec<WindowStats>, counts: &mut Counts) -> io::Result<()> {
+        for w in closed.iter() {
+            self.windows.write(w)?;
+            counts.windows_written += 1;
+        }
+        if let Some((decider, out)) = &mut self.decisions {
+            decider.on_windows(closed, &mut self.decided);
+            for d in self.decided.drain(..) {
+                out.write(&d)?;
+                counts.decisions += 1;
+            }
+        }
+        closed.clear();
+        Ok(())
+    }
 }
 
 impl Pipeline {
@@ -41,11 +71,25 @@ impl Pipeline {
         Pipeline {
             windows: WindowAggregator::new(window),
             decoders: Vec::new(),
-            windows_out,
+            out: Outputs {
+                windows: windows_out,
+                decisions: None,
+                decided: Vec::new(),
+            },
             dead_out,
             closed: Vec::new(),
             counts: Counts::default(),
         }
+    }
+
+    /// Evaluates `decider`'s rules on every closed window, writing decisions to `out`.
+    pub fn with_decisions(mut self, decider: Decider, out: JsonlFile) -> Self {
+        self.out.decisions = Some((decider, out));
+        self
+    }
+
+    pub fn decider_mut(&mut self) -> Option<&mut Decider> {
+        self.out.decisions.as_mut().map(|(d, _)| d)
     }
 
     /// Adds a source's decoder; returns the index to pass to [`Pipeline::process`].
@@ -140,13 +184,13 @@ impl Pipeline {
             }
         }
         if !self.closed.is_empty() {
-            write_closed(&mut self.windows_out, &mut self.closed, &mut self.counts)?;
+            self.out.emit(&mut self.closed, &mut self.counts)?;
         }
         Ok(())
     }
 
     fn write_closed(&mut self) -> io::Result<()> {
-        write_closed(&mut self.windows_out, &mut self.closed, &mut self.counts)
+        self.out.emit(&mut self.closed, &mut self.counts)
     }
 
     /// Processing-time heartbeat: the source has been idle for `idle_ns`, so the
@@ -164,28 +208,30 @@ impl Pipeline {
     pub fn finish(&mut self) -> io::Result<()> {
         self.windows.flush(&mut self.closed);
         self.write_closed()?;
-        self.windows_out.flush()?;
+        self.out.windows.flush()?;
+        if let Some((_, d)) = &mut self.out.decisions {
+            d.flush()?;
+        }
         self.dead_out.flush()
     }
 
-    /// Flushes and fsyncs both outputs; returns their lengths (for a checkpoint).
-    pub fn sync(&mut self) -> io::Result<(u64, u64)> {
-        self.windows_out.sync()?;
+    /// Flushes and fsyncs every output; returns their lengths (for a checkpoint).
+    pub fn sync(&mut self) -> io::Result<OutputLengths> {
+        self.out.windows.sync()?;
         self.dead_out.sync()?;
-        Ok((self.windows_out.len(), self.dead_out.len()))
+        let decisions = match &mut self.out.decisions {
+            Some((_, d)) => {
+                d.sync()?;
+                Some(d.len())
+            }
+            None => None,
+        };
+        Ok(OutputLengths {
+            windows: self.out.windows.len(),
+            dead_letters: self.dead_out.len(),
+            decisions,
+        })
     }
-}
-
-fn write_closed(
-    out: &mut JsonlFile,
-    closed: &mut Vec<WindowStats>,
-    counts: &mut Counts,
-) -> io::Result<()> {
-    for w in closed.drain(..) {
-        out.write(&w)?;
-        counts.windows_written += 1;
-    }
-    Ok(())
 }
 
 fn dead_letter(
@@ -205,6 +251,14 @@ fn dead_letter(
         reason,
         line: String::from_utf8_lossy(line).into_owned(),
     })
+}
+
+/// Output file lengths at a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLengths {
+    pub windows: u64,
+    pub dead_letters: u64,
+    pub decisions: Option<u64>,
 }
 
 /// What a replay did, printed at its end.

@@ -12,6 +12,8 @@ use tracing::{info, warn};
 
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::{Counts, Pipeline};
+use crate::rules::decider::Decider;
+use crate::rules::load_paths;
 use crate::sinks::JsonlFile;
 use crate::sources::{Checkpoint, Chunk, FileTail, GlobTail, StdinSource};
 
@@ -67,6 +69,23 @@ pub async fn run(
     )
     .with_context(|| format!("cannot open {}", cfg.dead_letters_path().display()))?;
     let mut pipeline = Pipeline::new(cfg.window.window_config(), windows_out, dead_out);
+    if !cfg.rules.is_empty() {
+        let rules = load_paths(&cfg.rules).map_err(|errors| {
+            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("invalid rules:\n{}", list.join("\n"))
+        })?;
+        info!(policies = rules.policies.len(), "rules loaded");
+        let out = JsonlFile::open(
+            &cfg.decisions_path(),
+            checkpoint.as_ref().and_then(|c| c.decisions_file_len),
+        )
+        .with_context(|| format!("cannot open {}", cfg.decisions_path().display()))?;
+        let mut decider = Decider::new(rules, cfg.window.window_config().length_ns);
+        if let Some(state) = checkpoint.as_ref().and_then(|c| c.decider.clone()) {
+            decider.state = state;
+        }
+        pipeline = pipeline.with_decisions(decider, out);
+    }
 
     let mut sources = Vec::new();
     for sc in &cfg.sources {
@@ -165,7 +184,7 @@ fn write_checkpoint(
     sources: &[(usize, Source)],
     path: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let (windows_file_len, dead_letters_file_len) = pipeline.sync()?;
+    let lengths = pipeline.sync()?;
     let mut positions = BTreeMap::new();
     for (_, s) in sources {
         match s {
@@ -182,8 +201,10 @@ fn write_checkpoint(
         version: Checkpoint::VERSION,
         positions,
         windows: pipeline.windows.snapshot(),
-        windows_file_len,
-        dead_letters_file_len,
+        windows_file_len: lengths.windows,
+        dead_letters_file_len: lengths.dead_letters,
+        decisions_file_len: lengths.decisions,
+        decider: pipeline.decider_mut().map(|d| d.state.clone()),
         counts: pipeline.counts,
     };
     cp.store(path)
@@ -197,6 +218,7 @@ fn log_counts(c: &Counts) {
         late = c.late,
         dead_letters = c.dead_letters,
         windows_written = c.windows_written,
+        decisions = c.decisions,
         "counts"
     );
 }

@@ -55,16 +55,16 @@ impl Decider {
                 .iter()
                 .position(|r| &r.end != end)
                 .map_or(rows.len(), |k| i + k);
-            self.on_window(&rows[i..j], out);
+            if let Ok(end_ns) = parse_iso8601(end.as_bytes()) {
+                self.on_window(end_ns, &rows[i..j], out);
+            }
             i = j;
         }
     }
 
-    fn on_window(&mut self, rows: &[WindowStats], out: &mut Vec<Decision>) {
-        let Some(first) = rows.first() else { return };
-        let Ok(now_ns) = parse_iso8601(first.end.as_bytes()) else {
-            return;
-        };
+    /// Decides for the window ending at `now_ns`, whose rows are `rows` (none:
+    /// a window passed with no data at all).
+    pub fn on_window(&mut self, now_ns: i64, rows: &[WindowStats], out: &mut Vec<Decision>) {
         let mut instances_seen: BTreeMap<&str, u32> = BTreeMap::new();
         for r in rows.iter().filter(|r| r.instance.is_some()) {
             *instances_seen.entry(&r.app).or_default() += 1;
@@ -95,6 +95,7 @@ impl Decider {
             }
             let obs = Observation {
                 app: &row.app,
+                name: row.name.as_deref(),
                 now_ns,
                 window_ns: self.window_ns,
                 window: Some(row),
@@ -122,6 +123,7 @@ impl Decider {
             };
             let obs = Observation {
                 app: &app,
+                name: tracked.name.as_deref(),
                 now_ns,
                 window_ns: self.window_ns,
                 window: None,
@@ -130,6 +132,24 @@ impl Decider {
             let d = decide(policy, &mut tracked.engine, &obs);
             tracked.instances = d.desired;
             out.push(d);
+        }
+    }
+}
+
+impl Decider {
+    /// Starts tracking `app` at `instances` (for rule tests and backtests,
+    /// where the starting count is given rather than observed).
+    pub fn set_instances(&mut self, app: &str, name: Option<&str>, instances: u32) {
+        if let Some(policy) = self.rules.policy_for(app, name) {
+            self.state.apps.insert(
+                app.to_string(),
+                Tracked {
+                    policy: policy.name.clone(),
+                    name: name.map(str::to_string),
+                    instances,
+                    engine: AppState::default(),
+                },
+            );
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct Decision {
     /// When the decision was taken: the end of the window it used (RFC 3339).
     pub time: String,
     pub app: String,
+    /// The app's readable name where `app` is an opaque id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub policy: String,
     pub algorithm: String,
     pub current: u32,

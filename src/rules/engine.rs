@@ -29,6 +29,8 @@ pub struct AppState {
 #[derive(Debug, Clone, Copy)]
 pub struct Observation<'a> {
     pub app: &'a str,
+    /// The app's readable name, when its id is opaque (used in the sentence).
+    pub name: Option<&'a str>,
     /// End of the window just closed (event time, ns).
     pub now_ns: i64,
     pub window_ns: i64,
@@ -386,10 +388,18 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
         std::cmp::Ordering::Equal => Direction::None,
     };
     let app = obs.app.to_string();
-    let reason = sentence(&app, current, desired, &recs, &chain.constraints, missing);
+    let reason = sentence(
+        obs.name.unwrap_or(obs.app),
+        current,
+        desired,
+        &recs,
+        &chain.constraints,
+        missing,
+    );
     Decision {
         time: format_rfc3339(now.div_euclid(NANOS_PER_SEC)),
         app,
+        name: obs.name.map(str::to_string),
         policy: policy.name.clone(),
         algorithm: match policy.algorithm {
             Algorithm::TargetTracking => "target-tracking".into(),
@@ -468,7 +478,9 @@ fn sentence(
     let why = if missing {
         "no metrics".to_string()
     } else {
+        // The metric that asked for the most, among those with a value.
         recs.iter()
+            .filter(|r| r.value.is_some())
             .max_by_key(|r| r.desired)
             .map_or_else(|| "no rule applies".to_string(), |r| r.note.clone())
     };

@@ -12,6 +12,7 @@ pub mod load;
 pub mod model;
 pub mod policy;
 pub mod schedule;
+pub mod unittest;
 
 pub use decision::{Constraint, Decision, Direction};
 pub use engine::{AppState, Observation, decide};

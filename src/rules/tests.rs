@@ -67,6 +67,7 @@ impl Run {
         let w = rps.map(|r| window(r, None));
         let obs = Observation {
             app: "web",
+            name: None,
             now_ns: self.t,
             window_ns: 10 * S,
             window: w.as_ref(),
@@ -111,6 +112,7 @@ fn largest_recommendation_wins() {
     let w = window(240.0, Some(800.0)); // rps says 2, latency says 4× → 12
     let obs = Observation {
         app: "web",
+        name: None,
         now_ns: 10 * S,
         window_ns: 10 * S,
         window: Some(&w),

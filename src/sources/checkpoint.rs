@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::FileId;
 use crate::pipeline::Counts;
+use crate::rules::decider::DeciderState;
 use crate::window::WindowSnapshot;
 
 /// Where a file source stands: every byte before `offset` of file `file` has
@@ -26,6 +27,11 @@ pub struct Checkpoint {
     pub windows: WindowSnapshot,
     pub windows_file_len: u64,
     pub dead_letters_file_len: u64,
+    #[serde(default)]
+    pub decisions_file_len: Option<u64>,
+    /// Engine state (stabilization history, cooldowns, dry-run instances).
+    #[serde(default)]
+    pub decider: Option<DeciderState>,
     pub counts: Counts,
 }
 
