@@ -8,6 +8,7 @@ pub mod decider;
 pub mod decision;
 pub mod engine;
 pub mod error;
+pub mod hpa;
 pub mod load;
 pub mod model;
 pub mod policy;
