@@ -362,3 +362,170 @@ fn plain(
     let (new_ratio, _) = ratio_of(&metrics);
     recount(current, ratio, new_ratio, metrics.len(), tolerance).map_or_else(|| out(current), out)
 }
+
+/// One HPA reconcile as the controller (`horizontal.go`) does it: every metric
+/// through the calculator (the largest proposal wins; invalid metric types are
+/// skipped unless nothing valid is left), then the recommendation history
+/// (downscale stabilization) and the bounds and scale-up limit.
+#[derive(Debug, Clone)]
+pub struct ControllerInput {
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    pub spec_replicas: i32,
+    pub status_replicas: i32,
+    /// `None`: a metric of a type the controller does not know.
+    pub metrics: Vec<Option<Source>>,
+    pub pods: Vec<Pod>,
+    /// Recent recommendations; `None` when the controller has none yet (it
+    /// then seeds the history with the current count).
+    pub history: Option<Vec<i32>>,
+    pub behavior: Option<ControllerBehavior>,
+}
+
+/// The subset of `spec.behavior` the cases use: stabilization windows and
+/// the scale-up/-down rate policies with no prior scale events.
+#[derive(Debug, Clone, Default)]
+pub struct ControllerBehavior {
+    pub scale_up_stabilization_s: i64,
+    pub scale_down_stabilization_s: i64,
+    /// (pods, percent) per period; `None` = that policy is absent.
+    pub scale_up_pods: Option<i32>,
+    pub scale_up_percent: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerOutcome {
+    pub desired: i32,
+    pub able_to_scale: &'static str,
+    pub scaling_active: &'static str,
+    pub scaling_limited: Option<&'static str>,
+}
+
+/// Kubernetes' `scaleUpLimitFactor` is 2; its unit tests set it to 8.
+pub const SCALE_UP_LIMIT_MINIMUM: f64 = 4.0;
+
+pub fn reconcile(
+    input: &ControllerInput,
+    scale_up_limit_factor: f64,
+    tolerance: f64,
+) -> ControllerOutcome {
+    let current = input.spec_replicas;
+    let mut best: Option<i32> = None;
+    let mut invalid = 0;
+    for m in &input.metrics {
+        let proposal = match m {
+            None => {
+                invalid += 1;
+                continue;
+            }
+            // Per-pod targets count against the replicas the status reports.
+            Some(s @ (Source::ObjectPerPod { .. } | Source::ExternalPerPod { .. })) => {
+                replicas(input.status_replicas, &input.pods, s, tolerance)
+            }
+            Some(s) => replicas(current, &input.pods, s, tolerance),
+        };
+        match proposal {
+            Ok(o) => best = Some(best.map_or(o.replicas, |b| b.max(o.replicas))),
+            Err(_) => invalid += 1,
+        }
+    }
+    let Some(metric_desired) = best.filter(|b| !(invalid > 0 && *b < current)) else {
+        return ControllerOutcome {
+            desired: current,
+            able_to_scale: "SucceededGetScale",
+            scaling_active: "InvalidMetricSourceType",
+            scaling_limited: None,
+        };
+    };
+    // Stabilization over the recommendation history (all of it recent here).
+    let history = input.history.clone().unwrap_or_else(|| vec![current]);
+    let (stabilized, able) = match &input.behavior {
+        None => {
+            let max = history
+                .iter()
+                .copied()
+                .chain([metric_desired])
+                .max()
+                .unwrap_or(metric_desired);
+            (
+                max,
+                if max != metric_desired {
+                    "ScaleDownStabilized"
+                } else {
+                    "ReadyForNewScale"
+                },
+            )
+        }
+        Some(b) => {
+            let up = if b.scale_up_stabilization_s > 0 {
+                history
+                    .iter()
+                    .copied()
+                    .chain([metric_desired])
+                    .min()
+                    .unwrap_or(metric_desired)
+            } else {
+                metric_desired
+            };
+            let down = if b.scale_down_stabilization_s > 0 {
+                history
+                    .iter()
+                    .copied()
+                    .chain([metric_desired])
+                    .max()
+                    .unwrap_or(metric_desired)
+            } else {
+                metric_desired
+            };
+            let r = current.max(up).min(down);
+            let reason = if r == metric_desired {
+                "ReadyForNewScale"
+            } else if r < metric_desired {
+                "ScaleUpStabilized"
+            } else {
+                "ScaleDownStabilized"
+            };
+            (r, reason)
+        }
+    };
+    let (max_allowed, max_reason) = match &input.behavior {
+        None => {
+            let limit =
+                (scale_up_limit_factor * f64::from(current)).max(SCALE_UP_LIMIT_MINIMUM) as i32;
+            if input.max_replicas > limit {
+                (limit, "ScaleUpLimit")
+            } else {
+                (input.max_replicas, "TooManyReplicas")
+            }
+        }
+        Some(b) => {
+            let by_pods = b.scale_up_pods.filter(|p| *p > 0).map(|p| current + p);
+            let by_pct = b
+                .scale_up_percent
+                .map(|p| (f64::from(current) * (1.0 + f64::from(p) / 100.0)).ceil() as i32);
+            let limit = by_pods.into_iter().chain(by_pct).max().unwrap_or(i32::MAX);
+            if input.max_replicas > limit {
+                (limit, "ScaleUpLimit")
+            } else {
+                (input.max_replicas, "TooManyReplicas")
+            }
+        }
+    };
+    let (desired, limited) = if stabilized < input.min_replicas {
+        (input.min_replicas, "TooFewReplicas")
+    } else if stabilized > max_allowed {
+        (max_allowed, max_reason)
+    } else {
+        (stabilized, "DesiredWithinRange")
+    };
+    ControllerOutcome {
+        desired,
+        able_to_scale: if desired != current {
+            "SucceededRescale"
+        } else {
+            able
+        },
+        scaling_active: "ValidMetricFound",
+        scaling_limited: Some(limited),
+    }
+}
