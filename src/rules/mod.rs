@@ -9,6 +9,7 @@ pub mod decision;
 pub mod engine;
 pub mod error;
 pub mod hpa;
+pub mod kpa;
 pub mod load;
 pub mod model;
 pub mod policy;
