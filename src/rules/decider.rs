@@ -70,7 +70,17 @@ impl Decider {
             *instances_seen.entry(&r.app).or_default() += 1;
         }
         let mut decided: Vec<&str> = Vec::new();
-        for row in rows.iter().filter(|r| r.instance.is_none()) {
+        for (i, row) in rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.instance.is_none())
+        {
+            // Rows are sorted by app with the app row first: its instances follow.
+            let n = rows[i + 1..]
+                .iter()
+                .take_while(|r| r.app == row.app && r.instance.is_some())
+                .count();
+            let instance_rows = &rows[i + 1..i + 1 + n];
             let Some(policy) = self.rules.policy_for(&row.app, row.name.as_deref()) else {
                 continue;
             };
@@ -99,6 +109,7 @@ impl Decider {
                 now_ns,
                 window_ns: self.window_ns,
                 window: Some(row),
+                instances: instance_rows,
                 current: tracked.instances,
             };
             let d = decide(policy, &mut tracked.engine, &obs);
@@ -127,6 +138,7 @@ impl Decider {
                 now_ns,
                 window_ns: self.window_ns,
                 window: None,
+                instances: &[],
                 current: tracked.instances,
             };
             let d = decide(policy, &mut tracked.engine, &obs);

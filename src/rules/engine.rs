@@ -6,6 +6,8 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::decision::{Constraint, Decision, Direction, Recommendation};
+use super::hpa;
+use super::kpa::Kpa;
 use super::model::{Algorithm, Metric};
 use super::policy::{Limits, Policy};
 use crate::model::WindowStats;
@@ -23,6 +25,12 @@ pub struct AppState {
     breach_since: Vec<Option<i64>>,
     /// Consecutive windows without data.
     missing_windows: u32,
+    /// `algorithm: kpa`: the decider's state and the recent load (time, value)
+    /// for its stable window.
+    #[serde(default)]
+    kpa: Option<Kpa>,
+    #[serde(default)]
+    load: VecDeque<(i64, f64)>,
 }
 
 /// One evaluation's input.
@@ -36,6 +44,8 @@ pub struct Observation<'a> {
     pub window_ns: i64,
     /// The app-level window, or `None` when the app had no window (no data).
     pub window: Option<&'a WindowStats>,
+    /// The app's instance rows of the same window (for `algorithm: hpa`).
+    pub instances: &'a [WindowStats],
     /// Instances running now, as the orchestrator reports them.
     pub current: u32,
 }
@@ -173,6 +183,63 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
                 if let Some((tol, unt)) = best {
                     raw = tol;
                     untolerated = unt;
+                }
+            }
+            Algorithm::Hpa => {
+                let mut best: Option<u32> = None;
+                for &(m, target) in &policy.targets {
+                    let (rec, ok) = hpa_recommendation(m, target, w, obs, policy.tolerance);
+                    have_data |= ok;
+                    best = Some(best.map_or(rec.desired, |b| b.max(rec.desired)));
+                    recs.push(rec);
+                }
+                raw = best.unwrap_or(current);
+                untolerated = raw;
+            }
+            Algorithm::Kpa => {
+                if let (Some(spec), Some(&(m, target))) = (&policy.kpa, policy.targets.first()) {
+                    let total = match m {
+                        Metric::ConcurrencyPerInstance => w.concurrency,
+                        _ => w.rps,
+                    };
+                    have_data = true;
+                    state.load.push_back((now, total));
+                    while state.load.front().is_some_and(|(t, _)| {
+                        (now - t) as f64 >= spec.stable_window_s * NANOS_PER_SEC as f64
+                    }) {
+                        state.load.pop_front();
+                    }
+                    let stable = state.load.iter().map(|(_, v)| v).sum::<f64>()
+                        / state.load.len().max(1) as f64;
+                    let kpa = state.kpa.get_or_insert_with(|| Kpa::new(spec.clone()));
+                    kpa.spec = spec.clone();
+                    let r = kpa.scale(
+                        now as f64 / NANOS_PER_SEC as f64,
+                        Some(current),
+                        Some((stable, total)),
+                    );
+                    raw = r.desired.max(0) as u32;
+                    untolerated = raw;
+                    let mode = if kpa.panic_since.is_some() {
+                        "panic mode"
+                    } else {
+                        "stable mode"
+                    };
+                    recs.push(Recommendation {
+                        metric: m.name().into(),
+                        value: Some(total / f64::from(current.max(1))),
+                        target,
+                        desired: raw,
+                        note: format!(
+                            "{} {} over {} s, {} in the last window, target {} per instance ({mode}; excess burst capacity {})",
+                            if m == Metric::ConcurrencyPerInstance { "concurrency" } else { "rps" },
+                            fmt_num(stable),
+                            spec.stable_window_s,
+                            fmt_num(total),
+                            fmt_num(target),
+                            r.excess_burst_capacity
+                        ),
+                    });
                 }
             }
             Algorithm::Step => {
@@ -401,10 +468,7 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
         app,
         name: obs.name.map(str::to_string),
         policy: policy.name.clone(),
-        algorithm: match policy.algorithm {
-            Algorithm::TargetTracking => "target-tracking".into(),
-            Algorithm::Step => "step".into(),
-        },
+        algorithm: policy.algorithm.name().into(),
         current,
         recommended,
         desired,
@@ -413,6 +477,98 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
         recommendations: recs,
         constraints: chain.constraints,
         reason,
+    }
+}
+
+/// `algorithm: hpa`: the Kubernetes replica calculator over the instances'
+/// values (a Pods metric); instances the count includes but the window does not
+/// are the calculator's "missing" pods.
+fn hpa_recommendation(
+    m: Metric,
+    target: f64,
+    w: &WindowStats,
+    obs: &Observation<'_>,
+    tolerance: f64,
+) -> (Recommendation, bool) {
+    let current = obs.current;
+    let per = |r: &WindowStats| match m {
+        Metric::ConcurrencyPerInstance => r.concurrency,
+        _ => r.rps,
+    };
+    let milli = |v: f64| (v * 1000.0).round() as i64;
+    let mut pods = Vec::new();
+    let mut values = std::collections::BTreeMap::new();
+    let rows: Vec<&WindowStats> = obs
+        .instances
+        .iter()
+        .filter(|r| r.requests > 0 || r.concurrency > 0.0)
+        .collect();
+    if rows.is_empty() {
+        // No per-instance rows (a format without instances): share the app's load evenly.
+        for i in 0..current.max(1) {
+            let name = format!("instance-{i}");
+            values.insert(name.clone(), milli(per(w) / f64::from(current.max(1))));
+            pods.push(name);
+        }
+    } else {
+        for r in &rows {
+            let name = r.instance.clone().unwrap_or_default();
+            values.insert(name.clone(), milli(per(r)));
+            pods.push(name);
+        }
+        for i in rows.len()..current as usize {
+            pods.push(format!("missing-{i}"));
+        }
+    }
+    let pods: Vec<hpa::Pod> = pods
+        .into_iter()
+        .map(|name| hpa::Pod {
+            name,
+            phase: hpa::Phase::Running,
+            ready: true,
+            started: hpa::Started::LongAgo,
+            deleting: false,
+            request_milli: None,
+        })
+        .collect();
+    let source = hpa::Source::Pods {
+        values,
+        target: milli(target).max(1),
+    };
+    let value = per(w) / f64::from(current.max(1));
+    match hpa::replicas(current as i32, &pods, &source, tolerance) {
+        Ok(o) => {
+            let desired = o.replicas.max(0) as u32;
+            let note = format!(
+                "{} {} per instance ({} of {} instances reporting) vs target {} (HPA replica calculator, tolerance {}%)",
+                m.name(),
+                fmt_num(o.usage as f64 / 1000.0),
+                rows.len(),
+                current,
+                fmt_num(target),
+                fmt_num(tolerance * 100.0)
+            );
+            (
+                Recommendation {
+                    metric: m.name().into(),
+                    value: Some(value),
+                    target,
+                    desired,
+                    note,
+                },
+                true,
+            )
+        }
+        Err(e) => (
+            Recommendation {
+                metric: m.name().into(),
+                value: None,
+                target,
+                desired: current,
+                note: format!("HPA calculator: {e}"),
+            },
+            false,
+        ),
     }
 }
 

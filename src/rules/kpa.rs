@@ -6,8 +6,10 @@
 //! activation scale and excess burst capacity. Replayed against the upstream
 //! unit-test table in tests/kpa_cases.rs.
 
+use serde::{Deserialize, Serialize};
+
 /// The decider's spec (as `DeciderSpec`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeciderSpec {
     pub target_value: f64,
     /// Capacity per pod at 100 % (the tests use target ÷ 0.75).
@@ -57,7 +59,7 @@ const INVALID: ScaleResult = ScaleResult {
 /// Knative ticks every 2 s; the delay window keeps one maximum per tick.
 pub const TICK_S: f64 = 2.0;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Kpa {
     pub spec: DeciderSpec,
     /// When panic mode began (seconds); `None` outside panic mode.

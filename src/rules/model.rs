@@ -70,6 +70,29 @@ pub struct PolicySpec {
     pub schedules: Vec<Schedule>,
     #[serde(default)]
     pub missing_data: MissingData,
+    /// Knative decider settings for `algorithm: kpa`.
+    #[serde(default)]
+    pub kpa: Option<KpaSettings>,
+}
+
+/// `algorithm: kpa` settings (Knative's names; defaults are Knative's).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KpaSettings {
+    #[serde(default)]
+    pub panic_threshold: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub stable_window: Option<Spanned<String>>,
+    #[serde(default)]
+    pub scale_down_delay: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_scale_up_rate: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub max_scale_down_rate: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub target_burst_capacity: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub activation_scale: Option<Spanned<u32>>,
 }
 
 fn default_tolerance() -> Spanned<f64> {
@@ -97,6 +120,24 @@ pub enum Algorithm {
     #[default]
     TargetTracking,
     Step,
+    /// The Kubernetes HPA: its replica calculator over the instances' values
+    /// and its default behavior (5 min scale-down stabilization, scale-up
+    /// limited to max(4 instances, 100 %) per 15 s).
+    Hpa,
+    /// Knative's KPA: stable (60 s) and panic windows, rate limits per
+    /// decision, optional scale-down delay.
+    Kpa,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::TargetTracking => "target-tracking",
+            Algorithm::Step => "step",
+            Algorithm::Hpa => "hpa",
+            Algorithm::Kpa => "kpa",
+        }
+    }
 }
 
 /// A metric read from the app's window.

@@ -32,6 +32,8 @@ pub struct Policy {
     pub burst_factor: Option<f64>,
     pub schedules: Vec<Schedule>,
     pub fallback: Option<Fallback>,
+    /// The Knative decider's spec, for `algorithm: kpa`.
+    pub kpa: Option<super::kpa::DeciderSpec>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -357,7 +359,7 @@ pub fn compile(doc: &RuleDocument, file: &str) -> Result<Policy, Vec<RuleError>>
         });
     }
     match s.algorithm {
-        Algorithm::TargetTracking if targets.is_empty() => {
+        Algorithm::TargetTracking | Algorithm::Hpa | Algorithm::Kpa if targets.is_empty() => {
             c.errors.push(RuleError::at(
                 file,
                 s.min.referenced,
@@ -375,8 +377,93 @@ pub fn compile(doc: &RuleDocument, file: &str) -> Result<Policy, Vec<RuleError>>
         }
         _ => {}
     }
-    let up = c.limits(s.behavior.scale_up.as_ref(), 0, "scaleUp");
-    let down = c.limits(s.behavior.scale_down.as_ref(), 300, "scaleDown");
+    let mut up = c.limits(s.behavior.scale_up.as_ref(), 0, "scaleUp");
+    let mut down = c.limits(s.behavior.scale_down.as_ref(), 300, "scaleDown");
+    let mut kpa = None;
+    match s.algorithm {
+        Algorithm::Hpa => {
+            // Kubernetes' default behavior, where the policy does not set its own.
+            if s.behavior.scale_up.is_none() {
+                up = Limits {
+                    stabilization_ns: 0,
+                    max_instances: Some(4),
+                    max_percent: Some(100.0),
+                    period_ns: 15 * NS,
+                };
+            }
+            if s.behavior.scale_down.is_none() {
+                down = Limits {
+                    stabilization_ns: 300 * NS,
+                    max_instances: None,
+                    max_percent: Some(100.0),
+                    period_ns: 15 * NS,
+                };
+            }
+            if let Some(t) = s.targets.iter().find(|t| !t.metric.is_per_instance()) {
+                c.err_hint(
+                    &t.value,
+                    format!(
+                        "algorithm `hpa` averages a per-instance metric; `{}` is not one",
+                        t.metric.name()
+                    ),
+                    "use rps_per_instance or concurrency_per_instance",
+                );
+            }
+        }
+        Algorithm::Kpa => {
+            // The KPA limits and delays itself; Vane's own stabilization and rate limits step aside.
+            up = Limits {
+                stabilization_ns: 0,
+                max_instances: None,
+                max_percent: None,
+                period_ns: 60 * NS,
+            };
+            down = up;
+            if s.targets.len() != 1 || !s.targets[0].metric.is_per_instance() {
+                c.errors.push(RuleError::at(file, s.min.referenced, Some(&name), "algorithm `kpa` needs exactly one target: rps_per_instance or concurrency_per_instance"));
+            }
+            let k = s.kpa.clone().unwrap_or_default();
+            let mut spec = super::kpa::DeciderSpec {
+                reachable: true,
+                ..super::kpa::DeciderSpec::default()
+            };
+            if let Some(t) = targets.first() {
+                spec.target_value = t.1;
+                spec.total_value = t.1 / 0.75;
+            }
+            if let Some(v) = &k.panic_threshold {
+                spec.panic_threshold = c.positive(v, "kpa.panicThreshold");
+            }
+            if let Some(v) = &k.max_scale_up_rate {
+                spec.max_scale_up_rate = c.positive(v, "kpa.maxScaleUpRate");
+            }
+            if let Some(v) = &k.max_scale_down_rate {
+                spec.max_scale_down_rate = c.positive(v, "kpa.maxScaleDownRate");
+            }
+            if let Some(v) = &k.target_burst_capacity {
+                spec.target_burst_capacity = v.value;
+            }
+            if let Some(v) = &k.activation_scale {
+                spec.activation_scale = v.value as i32;
+            }
+            if let Some(v) = &k.stable_window {
+                spec.stable_window_s = c.duration(v, "kpa.stableWindow") as f64 / NS as f64;
+            }
+            if let Some(v) = &k.scale_down_delay {
+                spec.scale_down_delay_s = c.duration(v, "kpa.scaleDownDelay") as f64 / NS as f64;
+            }
+            kpa = Some(spec);
+        }
+        _ => {}
+    }
+    if s.kpa.is_some() && s.algorithm != Algorithm::Kpa {
+        c.errors.push(RuleError::at(
+            file,
+            s.min.referenced,
+            Some(&name),
+            "`kpa` settings need `algorithm: kpa`",
+        ));
+    }
     let cooldown_ns = s
         .behavior
         .cooldown
@@ -440,6 +527,7 @@ pub fn compile(doc: &RuleDocument, file: &str) -> Result<Policy, Vec<RuleError>>
         burst_factor,
         schedules,
         fallback,
+        kpa,
     })
 }
 

@@ -71,6 +71,7 @@ impl Run {
             now_ns: self.t,
             window_ns: 10 * S,
             window: w.as_ref(),
+            instances: &[],
             current: self.current,
         };
         let d = decide(&self.policy, &mut self.state, &obs);
@@ -116,6 +117,7 @@ fn largest_recommendation_wins() {
         now_ns: 10 * S,
         window_ns: 10 * S,
         window: Some(&w),
+        instances: &[],
         current: 3,
     };
     let d = decide(&p, &mut state, &obs);
@@ -284,4 +286,92 @@ fn rule_errors_are_located_and_explained() {
         "{}",
         e[3]
     );
+}
+
+fn instance_rows(rps: &[f64]) -> Vec<WindowStats> {
+    rps.iter()
+        .enumerate()
+        .map(|(i, r)| WindowStats {
+            instance: Some(i.to_string()),
+            ..window(*r, None)
+        })
+        .collect()
+}
+
+#[test]
+fn hpa_algorithm_uses_the_replica_calculator_and_hpa_behavior() {
+    let spec = "  selector: {apps: [web]}\n  min: 1\n  max: 20\n  algorithm: hpa\n  targets:\n    - {metric: rps_per_instance, value: 100}\n";
+    let p = policy(spec);
+    assert_eq!(
+        p.down.stabilization_ns,
+        300 * S,
+        "HPA default scale-down stabilization"
+    );
+    let mut state = AppState::default();
+    let rows = instance_rows(&[100.0, 200.0, 300.0]);
+    let w = window(600.0, None);
+    let obs = Observation {
+        app: "web",
+        name: None,
+        now_ns: 10 * S,
+        window_ns: 10 * S,
+        window: Some(&w),
+        instances: &rows,
+        current: 3,
+    };
+    let d = decide(&p, &mut state, &obs);
+    assert_eq!((d.algorithm.as_str(), d.desired), ("hpa", 6));
+    assert!(d.reason.contains("HPA replica calculator"), "{}", d.reason);
+    // Two of four instances report, at half the target: the missing ones count
+    // as at the target (HPA's scale-down rule), so 4 → 3, not 4 → 2.
+    let mut state = AppState::default();
+    let rows = instance_rows(&[50.0, 50.0]);
+    let w = window(100.0, None);
+    let obs = Observation {
+        app: "web",
+        name: None,
+        now_ns: 10 * S,
+        window_ns: 10 * S,
+        window: Some(&w),
+        instances: &rows,
+        current: 4,
+    };
+    assert_eq!(decide(&p, &mut state, &obs).recommended, 3);
+}
+
+#[test]
+fn kpa_algorithm_panics_and_does_not_scale_down_while_panicking() {
+    let spec = "  selector: {apps: [web]}\n  min: 1\n  max: 50\n  algorithm: kpa\n  targets:\n    - {metric: concurrency_per_instance, value: 10}\n";
+    let p = policy(spec);
+    let mut state = AppState::default();
+    let mut current = 1;
+    let mut step = |t: i64, conc: f64, current: &mut u32| {
+        let w = WindowStats {
+            concurrency: conc,
+            ..window(0.0, None)
+        };
+        let obs = Observation {
+            app: "web",
+            name: None,
+            now_ns: t * S,
+            window_ns: 10 * S,
+            window: Some(&w),
+            instances: &[],
+            current: *current,
+        };
+        let d = decide(&p, &mut state, &obs);
+        *current = d.desired;
+        d
+    };
+    let d = step(10, 50.0, &mut current);
+    assert_eq!(d.desired, 5);
+    assert!(d.reason.contains("panic mode"), "{}", d.reason);
+    let d = step(20, 10.0, &mut current);
+    assert_eq!(d.desired, 5, "no scale-down in panic: {}", d.reason);
+    for t in 3..=9 {
+        step(t * 10, 10.0, &mut current);
+    }
+    let d = step(100, 10.0, &mut current);
+    assert!(d.reason.contains("stable mode"), "{}", d.reason);
+    assert_eq!(d.desired, 1);
 }
