@@ -49,13 +49,32 @@ struct Outputs {
 }
 
 impl Outputs {
-    fn emit(&mut self, closed: &mut Vec<WindowStats>, counts: &mut Counts) -> io::Result<()> {
+    /// Writes closed windows and decides on them. `by_clock`: they were closed
+    /// by the processing-time heartbeat, so empty rows are no evidence.
+    fn emit(&mut self, closed: &mut Vec<WindowStats>, counts: &mut Counts, by_clock: bool) -> io::Result<()> {
         for w in closed.iter() {
             self.windows.write(w)?;
             counts.windows_written += 1;
         }
         if let Some((decider, out)) = &mut self.decisions {
-            decider.on_windows(closed, &mut self.decided);
+            if by_clock {
+                let mut i = 0;
+                while i < closed.len() {
+                    let end = closed[i].end.clone();
+                    let j = closed[i..].iter().position(|r| r.end != end).map_or(closed.len(), |k| i + k);
+                    let evidence: Vec<WindowStats> = closed[i..j]
+                        .iter()
+                        .filter(|r| closed[i..j].iter().any(|a| a.instance.is_none() && a.app == r.app && a.requests > 0))
+                        .cloned()
+                        .collect();
+                    if let Ok(end_ns) = crate::time::parse_iso8601(end.as_bytes()) {
+                        decider.on_window(end_ns, &evidence, &mut self.decided);
+                    }
+                    i = j;
+                }
+            } else {
+                decider.on_windows(closed, &mut self.decided);
+            }
             for d in self.decided.drain(..) {
                 out.write(&d)?;
                 counts.decisions += 1;
@@ -184,13 +203,13 @@ impl Pipeline {
             }
         }
         if !self.closed.is_empty() {
-            self.out.emit(&mut self.closed, &mut self.counts)?;
+            self.out.emit(&mut self.closed, &mut self.counts, false)?;
         }
         Ok(())
     }
 
     fn write_closed(&mut self) -> io::Result<()> {
-        self.out.emit(&mut self.closed, &mut self.counts)
+        self.out.emit(&mut self.closed, &mut self.counts, false)
     }
 
     /// Processing-time heartbeat: the source has been idle for `idle_ns`, so the
@@ -199,9 +218,11 @@ impl Pipeline {
         let Some(wm) = self.windows.event_watermark() else {
             return Ok(());
         };
-        self.windows
-            .advance_watermark(wm + idle_ns, &mut self.closed);
-        self.write_closed()
+        self.windows.advance_watermark(wm.saturating_add(idle_ns), &mut self.closed);
+        // Windows closed by the clock, not by records: an app without requests
+        // in them may just be an app whose logs stopped arriving, so for
+        // decisions its data is missing (never a reason to scale down).
+        self.out.emit(&mut self.closed, &mut self.counts, true)
     }
 
     /// End of input: closes every open window and flushes the outputs.
