@@ -47,6 +47,10 @@ pub struct Config {
     /// closed window and written to `output.decisions` (dry-run).
     #[serde(default)]
     pub rules: Vec<PathBuf>,
+    /// Labels per app (keyed by app id or readable name), for rule selectors:
+    /// `[labels."web.apps.example.com"] team = "shop"`.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
     #[serde(default)]
     pub output: OutputSection,
     #[serde(default)]

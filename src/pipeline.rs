@@ -51,7 +51,12 @@ struct Outputs {
 impl Outputs {
     /// Writes closed windows and decides on them. `by_clock`: they were closed
     /// by the processing-time heartbeat, so empty rows are no evidence.
-    fn emit(&mut self, closed: &mut Vec<WindowStats>, counts: &mut Counts, by_clock: bool) -> io::Result<()> {
+    fn emit(
+        &mut self,
+        closed: &mut Vec<WindowStats>,
+        counts: &mut Counts,
+        by_clock: bool,
+    ) -> io::Result<()> {
         for w in closed.iter() {
             self.windows.write(w)?;
             counts.windows_written += 1;
@@ -61,10 +66,17 @@ impl Outputs {
                 let mut i = 0;
                 while i < closed.len() {
                     let end = closed[i].end.clone();
-                    let j = closed[i..].iter().position(|r| r.end != end).map_or(closed.len(), |k| i + k);
+                    let j = closed[i..]
+                        .iter()
+                        .position(|r| r.end != end)
+                        .map_or(closed.len(), |k| i + k);
                     let evidence: Vec<WindowStats> = closed[i..j]
                         .iter()
-                        .filter(|r| closed[i..j].iter().any(|a| a.instance.is_none() && a.app == r.app && a.requests > 0))
+                        .filter(|r| {
+                            closed[i..j]
+                                .iter()
+                                .any(|a| a.instance.is_none() && a.app == r.app && a.requests > 0)
+                        })
                         .cloned()
                         .collect();
                     if let Ok(end_ns) = crate::time::parse_iso8601(end.as_bytes()) {
@@ -218,7 +230,8 @@ impl Pipeline {
         let Some(wm) = self.windows.event_watermark() else {
             return Ok(());
         };
-        self.windows.advance_watermark(wm.saturating_add(idle_ns), &mut self.closed);
+        self.windows
+            .advance_watermark(wm.saturating_add(idle_ns), &mut self.closed);
         // Windows closed by the clock, not by records: an app without requests
         // in them may just be an app whose logs stopped arriving, so for
         // decisions its data is missing (never a reason to scale down).

@@ -80,7 +80,8 @@ pub async fn run(
             checkpoint.as_ref().and_then(|c| c.decisions_file_len),
         )
         .with_context(|| format!("cannot open {}", cfg.decisions_path().display()))?;
-        let mut decider = Decider::new(rules, cfg.window.window_config().length_ns);
+        let mut decider = Decider::new(rules, cfg.window.window_config().length_ns)
+            .with_labels(cfg.labels.clone());
         if let Some(state) = checkpoint.as_ref().and_then(|c| c.decider.clone()) {
             decider.state = state;
         }

@@ -29,12 +29,28 @@ const POLICY: &str = "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {name:
 
 #[test]
 fn an_idle_source_is_missing_data_not_zero_traffic() {
-    let rules = vane::rules::RuleSet { policies: load_str(POLICY, "web.yaml").unwrap() };
+    let rules = vane::rules::RuleSet {
+        policies: load_str(POLICY, "web.yaml").unwrap(),
+    };
     let decisions = Buf::default();
-    let mut p = Pipeline::new(WindowConfig::default(), JsonlFile::writer(std::io::sink()), JsonlFile::writer(std::io::sink()))
-        .with_decisions(Decider::new(rules, 10_000_000_000), JsonlFile::writer(decisions.clone()));
+    let mut p = Pipeline::new(
+        WindowConfig::default(),
+        JsonlFile::writer(std::io::sink()),
+        JsonlFile::writer(std::io::sink()),
+    )
+    .with_decisions(
+        Decider::new(rules, 10_000_000_000),
+        JsonlFile::writer(decisions.clone()),
+    );
     let src = p.add_source(Format::Gorouter, Mapping::new());
-    let spec = TrafficSpec { lines: 3_000, apps: 2, instances: 6, rps: 50.0, jitter_ms: 0, ..TrafficSpec::default() };
+    let spec = TrafficSpec {
+        lines: 3_000,
+        apps: 2,
+        instances: 6,
+        rps: 50.0,
+        jitter_ms: 0,
+        ..TrafficSpec::default()
+    };
     let mut lines = Vec::new();
     generate(&spec, &mut lines).unwrap();
     p.process_bytes(src, "test", 0, &lines).unwrap();
@@ -42,14 +58,29 @@ fn an_idle_source_is_missing_data_not_zero_traffic() {
     p.heartbeat(300_000_000_000).unwrap();
     p.finish().unwrap();
     let text = String::from_utf8(decisions.0.lock().unwrap().clone()).unwrap();
-    let all: Vec<Decision> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let all: Vec<Decision> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let with_data: Vec<_> = all.iter().filter(|d| !d.observed.is_empty()).collect();
     let silent: Vec<_> = all.iter().filter(|d| d.observed.is_empty()).collect();
-    assert!(!with_data.is_empty() && !silent.is_empty(), "{} with data, {} silent", with_data.len(), silent.len());
+    assert!(
+        !with_data.is_empty() && !silent.is_empty(),
+        "{} with data, {} silent",
+        with_data.len(),
+        silent.len()
+    );
     let before = with_data.last().unwrap().desired;
-    assert!(before > 1, "the web app needed more than one instance while traffic flowed");
+    assert!(
+        before > 1,
+        "the web app needed more than one instance while traffic flowed"
+    );
     for d in &silent {
-        assert!(d.desired >= before, "scaled down without data: {}", d.reason);
+        assert!(
+            d.desired >= before,
+            "scaled down without data: {}",
+            d.reason
+        );
         assert!(d.reason.contains("no metrics"), "{}", d.reason);
     }
 }

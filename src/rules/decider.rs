@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::engine::{AppState, Observation, decide};
+use super::load::Labels;
 use super::{Decision, RuleSet};
 use crate::model::WindowStats;
 use crate::time::parse_iso8601;
@@ -28,6 +29,8 @@ struct Tracked {
 
 pub struct Decider {
     rules: RuleSet,
+    /// Labels by app id or name, for label selectors.
+    labels: BTreeMap<String, Labels>,
     window_ns: i64,
     pub state: DeciderState,
 }
@@ -36,9 +39,24 @@ impl Decider {
     pub fn new(rules: RuleSet, window_ns: i64) -> Self {
         Decider {
             rules,
+            labels: BTreeMap::new(),
             window_ns,
             state: DeciderState::default(),
         }
+    }
+
+    /// Labels of apps (keyed by app id or readable name), for `selector.labels`.
+    pub fn with_labels(mut self, labels: BTreeMap<String, Labels>) -> Self {
+        self.labels = labels;
+        self
+    }
+
+    fn labels_of(&self, app: &str, name: Option<&str>) -> Labels {
+        let mut out = self.labels.get(app).cloned().unwrap_or_default();
+        if let Some(n) = name.and_then(|n| self.labels.get(n)) {
+            out.extend(n.clone());
+        }
+        out
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -81,7 +99,11 @@ impl Decider {
                 .take_while(|r| r.app == row.app && r.instance.is_some())
                 .count();
             let instance_rows = &rows[i + 1..i + 1 + n];
-            let Some(policy) = self.rules.policy_for(&row.app, row.name.as_deref()) else {
+            let labels = self.labels_of(&row.app, row.name.as_deref());
+            let Some(policy) = self
+                .rules
+                .policy_for(&row.app, row.name.as_deref(), &labels)
+            else {
                 continue;
             };
             let tracked = self
@@ -126,10 +148,15 @@ impl Decider {
             .cloned()
             .collect();
         for app in missing {
+            let name = self.state.apps.get(&app).and_then(|t| t.name.clone());
+            let labels = self.labels_of(&app, name.as_deref());
             let Some(tracked) = self.state.apps.get_mut(&app) else {
                 continue;
             };
-            let Some(policy) = self.rules.policy_for(&app, tracked.name.as_deref()) else {
+            let Some(policy) = self
+                .rules
+                .policy_for(&app, tracked.name.as_deref(), &labels)
+            else {
                 continue;
             };
             let obs = Observation {
@@ -152,7 +179,8 @@ impl Decider {
     /// Starts tracking `app` at `instances` (for rule tests and backtests,
     /// where the starting count is given rather than observed).
     pub fn set_instances(&mut self, app: &str, name: Option<&str>, instances: u32) {
-        if let Some(policy) = self.rules.policy_for(app, name) {
+        let labels = self.labels_of(app, name);
+        if let Some(policy) = self.rules.policy_for(app, name, &labels) {
             self.state.apps.insert(
                 app.to_string(),
                 Tracked {

@@ -10,6 +10,9 @@ use super::error::{RuleError, hint_for_serde_message};
 use super::model::RuleDocument;
 use super::policy::{Policy, compile};
 
+/// An app's labels (`team = "shop"`), from the configuration's `[labels]`.
+pub type Labels = std::collections::BTreeMap<String, String>;
+
 /// A complete, valid set of policies.
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
@@ -18,10 +21,10 @@ pub struct RuleSet {
 
 impl RuleSet {
     /// The first policy (in file order) that selects the app.
-    pub fn policy_for(&self, app: &str, name: Option<&str>) -> Option<&Policy> {
+    pub fn policy_for(&self, app: &str, name: Option<&str>, labels: &Labels) -> Option<&Policy> {
         self.policies
             .iter()
-            .find(|p| p.selector.matches(app, name, &Default::default()))
+            .find(|p| p.selector.matches(app, name, labels))
     }
 }
 

@@ -375,3 +375,29 @@ fn kpa_algorithm_panics_and_does_not_scale_down_while_panicking() {
     assert!(d.reason.contains("stable mode"), "{}", d.reason);
     assert_eq!(d.desired, 1);
 }
+
+#[test]
+fn label_selectors_use_the_configured_labels() {
+    use super::decider::Decider;
+    let yaml = "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {name: shop}\nspec:\n  selector: {labels: {team: shop}}\n  min: 1\n  max: 5\n  targets:\n    - {metric: rps_per_instance, value: 10}\n";
+    let rules = super::RuleSet {
+        policies: load_str(yaml, "shop.yaml").unwrap(),
+    };
+    let row = WindowStats {
+        end: "1970-01-01T00:00:10Z".into(),
+        ..window(50.0, None)
+    };
+    let mut out = Vec::new();
+    let mut unlabelled = Decider::new(rules.clone(), 10 * S);
+    unlabelled.on_window(10 * S, std::slice::from_ref(&row), &mut out);
+    assert!(out.is_empty(), "no labels, no policy");
+    let labels = [(
+        "web".to_string(),
+        [("team".to_string(), "shop".to_string())].into(),
+    )]
+    .into();
+    let mut labelled = Decider::new(rules, 10 * S).with_labels(labels);
+    labelled.on_window(10 * S, std::slice::from_ref(&row), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].policy, "shop");
+}

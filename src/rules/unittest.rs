@@ -51,6 +51,9 @@ struct TestCase {
     app: String,
     #[serde(default)]
     instances: Option<u32>,
+    /// The app's labels, for policies that select by label.
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
     series: BTreeMap<String, Spanned<String>>,
     expect: Vec<Expect>,
 }
@@ -249,9 +252,10 @@ pub fn run_file(path: &Path) -> Result<Vec<CaseResult>, Vec<RuleError>> {
         if !errors.is_empty() {
             continue;
         }
-        let mut decider = Decider::new(rules.clone(), window_ns);
+        let mut decider = Decider::new(rules.clone(), window_ns)
+            .with_labels([(case.app.clone(), case.labels.clone())].into());
         let mut failures = Vec::new();
-        if rules.policy_for(&case.app, None).is_none() {
+        if rules.policy_for(&case.app, None, &case.labels).is_none() {
             failures.push(format!("no policy selects app `{}`", case.app));
         }
         if let Some(n) = case.instances {
