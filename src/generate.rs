@@ -142,6 +142,9 @@ fn pick(rng: &mut SmallRng, cumulative: &[f64]) -> usize {
 pub fn generate(spec: &TrafficSpec, out: &mut impl Write) -> io::Result<()> {
     let mut rng = SmallRng::seed_from_u64(spec.seed);
     let apps = apps(spec, &mut rng);
+    if spec.format == Format::Loggregator {
+        return container_metrics(spec, &apps, &mut rng, out);
+    }
     let mut t_ns = spec.start_unix_s * NANOS_PER_SEC;
     let start_ns = t_ns;
     let mut line = String::with_capacity(600);
@@ -227,6 +230,53 @@ pub fn generate(spec: &TrafficSpec, out: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
+/// Loggregator container-metric envelopes, one per instance every 5 s: CPU
+/// follows the app's share of the traffic (and its spike), memory drifts.
+fn container_metrics(
+    spec: &TrafficSpec,
+    apps: &[App],
+    rng: &mut SmallRng,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let total_w: f64 = apps.iter().map(|a| a.weight).sum();
+    let mut written = 0;
+    let mut t_s = 0.0f64;
+    while written < spec.lines {
+        let wave = 1.0 + 0.5 * (t_s / 3600.0 * std::f64::consts::TAU).sin();
+        for (k, app) in apps.iter().enumerate() {
+            let spike = spec
+                .spike
+                .filter(|s| k == 0 && t_s >= s.from_s && t_s < s.to_s)
+                .map_or(1.0, |s| s.factor);
+            let rps_per_instance =
+                spec.rps * wave * spike * app.weight / total_w / app.instances as f64;
+            for i in 0..app.instances {
+                if written >= spec.lines {
+                    return Ok(());
+                }
+                let cpu = (2.0
+                    + rps_per_instance * app.base_latency_ms * 0.08
+                    + rng.random::<f64>() * 3.0)
+                    .min(400.0);
+                let memory = 180_000_000.0
+                    + 40_000_000.0 * (i as f64 / app.instances as f64)
+                    + rng.random::<f64>() * 20_000_000.0;
+                let ts = (spec.start_unix_s as f64 + t_s) * 1e9
+                    + f64::from(rng.random_range(0..1_000_000_000u32));
+                writeln!(
+                    out,
+                    "{{\"timestamp\":\"{ts:.0}\",\"source_id\":\"{}\",\"instance_id\":\"{i}\",\"tags\":{{\"app_name\":\"{}\",\"origin\":\"rep\"}},\"gauge\":{{\"metrics\":{{\"cpu\":{{\"unit\":\"percentage\",\"value\":{cpu:.4}}},\"memory\":{{\"unit\":\"bytes\",\"value\":{memory:.0}}},\"memory_quota\":{{\"unit\":\"bytes\",\"value\":536870912}},\"disk\":{{\"unit\":\"bytes\",\"value\":94371840}},\"disk_quota\":{{\"unit\":\"bytes\",\"value\":1073741824}}}}}}}}",
+                    app.guid,
+                    app.host.split('.').next().unwrap_or("app"),
+                )?;
+                written += 1;
+            }
+        }
+        t_s += 5.0;
+    }
+    Ok(())
+}
+
 struct Request<'a> {
     time_ns: i64,
     app: &'a App,
@@ -266,7 +316,7 @@ impl Request<'_> {
             (rid & 0xffff_ffff_ffff) as u64
         );
         let _ = match format {
-            Format::Gorouter | Format::Auto => write!(
+            Format::Gorouter | Format::Auto | Format::Loggregator => write!(
                 s,
                 "{host} - [{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{se:02}.{nanos:09}Z] \"{m} {p} HTTP/1.1\" {st} {bi} {bo} \"-\" \"{ua}\" \"{a}.{b}.{c}.{dd}:{port}\" \"{backend}\" x_forwarded_for:\"{a}.{b}.{c}.{dd}\" x_forwarded_proto:\"https\" vcap_request_id:\"{rid}\" response_time:{rt:.9} gorouter_time:0.000{g:03} app_id:\"{app}\" app_index:\"{idx}\" instance_id:\"{iid:08x}-0000-4000-8000-000000000000\" x_b3_traceid:\"{tr:016x}\" x_b3_spanid:\"{tr:016x}\" x_b3_parentspanid:\"-\" b3:\"{tr:016x}-{tr:016x}\"",
                 host = self.app.host,
@@ -355,6 +405,41 @@ mod tests {
                 decode(format, line, &m).unwrap_or_else(|e| panic!("{format}: {e}\n{line}"));
             }
         }
+    }
+
+    #[test]
+    fn container_metrics_decode_and_share_app_ids_with_the_traffic() {
+        use crate::decode::decode_loggregator;
+        let spec = TrafficSpec {
+            format: Format::Loggregator,
+            lines: 120,
+            ..TrafficSpec::default()
+        };
+        let mut buf = Vec::new();
+        generate(&spec, &mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let mut apps = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            assert_eq!(detect(line), Some(Format::Loggregator));
+            let m = decode_loggregator(line).unwrap();
+            assert_eq!(m.len(), 1);
+            assert!(m[0].cpu_pct.is_some() && m[0].memory_pct().is_some());
+            apps.insert(m[0].app.clone());
+        }
+        let mut traffic = Vec::new();
+        generate(
+            &TrafficSpec {
+                lines: 2000,
+                ..TrafficSpec::default()
+            },
+            &mut traffic,
+        )
+        .unwrap();
+        let traffic = String::from_utf8(traffic).unwrap();
+        assert!(
+            apps.iter().all(|a| traffic.contains(a.as_str())),
+            "same seed, same app ids"
+        );
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct Counts {
     pub windows_written: u64,
     #[serde(default)]
     pub decisions: u64,
+    /// Container metric samples read (Loggregator sources).
+    #[serde(default)]
+    pub metric_samples: u64,
     pub bytes: u64,
 }
 
@@ -126,7 +129,16 @@ impl Pipeline {
     /// Adds a source's decoder; returns the index to pass to [`Pipeline::process`].
     pub fn add_source(&mut self, format: Format, mapping: Mapping) -> usize {
         self.decoders.push(SourceDecoder::new(format, mapping));
-        self.decoders.len() - 1
+        let idx = self.decoders.len() - 1;
+        self.windows.set_input(idx);
+        idx
+    }
+
+    /// A source without input for a while stops holding the watermark back
+    /// (`idle`), or counts again once it has input.
+    pub fn set_source_idle(&mut self, source: usize, idle: bool) -> io::Result<()> {
+        self.windows.set_input_idle(source, idle, &mut self.closed);
+        self.out.emit(&mut self.closed, &mut self.counts, false)
     }
 
     /// Decodes and windows every line of a chunk of whole lines.
@@ -195,6 +207,32 @@ impl Pipeline {
                 );
             }
         };
+        if decoder.is_metrics(text) {
+            match crate::decode::decode_loggregator(text) {
+                Ok(metrics) => {
+                    self.counts.decoded += 1;
+                    for m in &metrics {
+                        self.windows.push_metric(m, &mut self.closed);
+                    }
+                    self.counts.metric_samples += metrics.len() as u64;
+                }
+                Err(e) => {
+                    dead_letter(
+                        &mut self.dead_out,
+                        &mut self.counts,
+                        name,
+                        offset,
+                        decoder.format(),
+                        e.to_string(),
+                        bytes,
+                    )?;
+                }
+            }
+            if !self.closed.is_empty() {
+                self.out.emit(&mut self.closed, &mut self.counts, false)?;
+            }
+            return Ok(());
+        }
         match decoder.decode(text) {
             Ok(rec) => {
                 self.counts.decoded += 1;

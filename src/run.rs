@@ -124,6 +124,8 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     let mut last_input = Instant::now();
+    let mut source_input: std::collections::HashMap<usize, Instant> =
+        std::collections::HashMap::new();
     let mut last_checkpoint = Instant::now();
     let mut last_stats = Instant::now();
     loop {
@@ -136,12 +138,15 @@ pub async fn run(
             _ = tick.tick() => {}
         }
         let mut got_input = false;
+        let now = Instant::now();
         for (idx, source) in sources.iter_mut() {
+            let mut this_input = false;
             for _ in 0..CHUNKS_PER_TICK {
                 match source.poll() {
                     Ok(Some(chunk)) => {
                         pipeline.process(*idx, &chunk)?;
                         got_input = true;
+                        this_input = true;
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -150,8 +155,16 @@ pub async fn run(
                     }
                 }
             }
+            // A source quiet for `idle_timeout` (or finished) stops holding the
+            // watermark back for the others.
+            let last = source_input.entry(*idx).or_insert(now);
+            if this_input {
+                *last = now;
+                pipeline.set_source_idle(*idx, false)?;
+            } else if source.finished() || now - *last >= cfg.run.idle_timeout {
+                pipeline.set_source_idle(*idx, true)?;
+            }
         }
-        let now = Instant::now();
         if got_input {
             last_input = now;
         } else {

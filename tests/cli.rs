@@ -213,3 +213,58 @@ fn run_reads_stdin_until_it_closes() {
         .sum();
     assert_eq!(total, 9_000, "every decodable line of the example");
 }
+
+#[test]
+fn container_metrics_join_the_request_windows_of_the_same_apps() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("vane.toml");
+    let metrics =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/input/container-metrics.jsonl");
+    fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"auto\"\n[run]\npoll_interval = \"50ms\"\n",
+            dir.path().join("data").display(),
+            example().display(),
+            metrics.display()
+        ),
+    )
+    .unwrap();
+    let out = vane()
+        .args(["run", "--exit-when-idle", "1s", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let windows = read_windows(&dir.path().join("data/windows.jsonl"));
+    let app_rows: Vec<_> = windows.iter().filter(|w| w.instance.is_none()).collect();
+    // The fast source (requests) did not close windows the slower one (metrics) was filling.
+    let total: u64 = app_rows.iter().map(|w| w.requests + w.late).sum();
+    assert_eq!(total, 9_000);
+    assert_eq!(app_rows.iter().map(|w| w.late).sum::<u64>(), 0);
+    let with_cpu = app_rows
+        .iter()
+        .filter(|w| w.cpu_pct.is_some() && w.requests > 0)
+        .count();
+    assert!(
+        with_cpu * 10 >= app_rows.iter().filter(|w| w.requests > 0).count() * 9,
+        "{with_cpu} of {} rows",
+        app_rows.len()
+    );
+    // An app's memory is the sum of its instances'.
+    let w = app_rows
+        .iter()
+        .find(|w| w.memory_bytes.is_some() && w.requests > 0)
+        .unwrap();
+    let instances: f64 = windows
+        .iter()
+        .filter(|r| r.app == w.app && r.start == w.start && r.instance.is_some())
+        .filter_map(|r| r.memory_bytes)
+        .sum();
+    assert!((w.memory_bytes.unwrap() - instances).abs() < 1.0);
+    assert!(w.memory_pct.unwrap() > 0.0 && w.memory_pct.unwrap() < 100.0);
+}

@@ -19,11 +19,11 @@ fn the_shipped_rules_pass_check_and_their_tests() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5 policies OK");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "6 policies OK");
     let out = vane().arg("test").arg(repo("rules")).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("8 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("9 passed, 0 failed"), "{stdout}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod combined;
 mod gorouter;
+mod loggregator;
 mod mapping;
 mod nginx_json;
 mod scan;
@@ -19,6 +20,7 @@ use crate::model::AccessRecord;
 
 pub use combined::{decode_combined, decode_ingress_nginx};
 pub use gorouter::decode_gorouter;
+pub use loggregator::decode_loggregator;
 pub use mapping::Mapping;
 pub use nginx_json::decode_nginx_json;
 
@@ -56,6 +58,9 @@ pub enum Format {
     Combined,
     /// Kubernetes ingress-nginx `upstreaminfo`.
     IngressNginx,
+    /// Cloud Foundry Loggregator v2 envelopes in JSON (RLP gateway SSE or one per line):
+    /// app container metrics (CPU, memory, disk).
+    Loggregator,
 }
 
 impl Format {
@@ -73,6 +78,7 @@ impl Format {
             Format::NginxJson => "nginx-json",
             Format::Combined => "combined",
             Format::IngressNginx => "ingress-nginx",
+            Format::Loggregator => "loggregator",
         }
     }
 }
@@ -86,8 +92,8 @@ impl fmt::Display for Format {
 impl FromStr for Format {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Format::Auto].into_iter().chain(Format::CONCRETE).find(|f| f.name() == s).ok_or_else(|| {
-            format!("unknown format `{s}`: one of auto, gorouter, nginx-json, combined, ingress-nginx")
+        [Format::Auto, Format::Loggregator].into_iter().chain(Format::CONCRETE).find(|f| f.name() == s).ok_or_else(|| {
+            format!("unknown format `{s}`: one of auto, gorouter, nginx-json, combined, ingress-nginx, loggregator")
         })
     }
 }
@@ -96,6 +102,15 @@ impl FromStr for Format {
 /// and markers, never decodes.
 pub fn detect(line: &str) -> Option<Format> {
     let trimmed = line.trim_start();
+    if trimmed.starts_with("data:")
+        || (trimmed.starts_with('{')
+            && (trimmed.contains("\"gauge\"")
+                || trimmed.contains("\"batch\"")
+                || trimmed.contains("\"source_id\"")
+                || trimmed.contains("\"sourceId\"")))
+    {
+        return Some(Format::Loggregator);
+    }
     if trimmed.starts_with('{') {
         return Some(Format::NginxJson);
     }
@@ -133,6 +148,11 @@ pub fn decode<'a>(
         Format::NginxJson => decode_nginx_json(line, mapping),
         Format::Combined => decode_combined(line, mapping),
         Format::IngressNginx => decode_ingress_nginx(line, mapping),
+        Format::Loggregator => Err(DecodeError::new(
+            "line",
+            0,
+            "Loggregator envelopes carry container metrics, not requests",
+        )),
         Format::Auto => match detect(line) {
             Some(f) => decode(f, line, mapping),
             None => Err(DecodeError::new(
@@ -168,6 +188,19 @@ impl SourceDecoder {
         self.settled.get().unwrap_or(self.configured)
     }
 
+    /// Whether this source carries container metrics rather than requests
+    /// (settling `auto` on the first line that shows which).
+    pub fn is_metrics(&self, line: &str) -> bool {
+        match self.settled.get() {
+            Some(f) => f == Format::Loggregator,
+            None if detect(line) == Some(Format::Loggregator) => {
+                self.settled.set(Some(Format::Loggregator));
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn decode<'a>(&'a self, line: &'a str) -> Result<AccessRecord<'a>, DecodeError> {
         if let Some(f) = self.settled.get() {
             return decode(f, line, &self.mapping);
@@ -194,6 +227,11 @@ mod tests {
         let ing = r#"1.2.3.4 - - [07/Feb/2020:11:48:51 +0000] "POST /p HTTP/1.1" 200 59 "-" "curl/7.54.0" 89 0.001 [default-web-8080] [] 172.17.0.5:8080 59 0.000 200 529a"#;
         assert_eq!(detect(ing), Some(Format::IngressNginx));
         assert_eq!(detect("hello world"), None);
+        assert_eq!(detect(r#"data: {"batch":[]}"#), Some(Format::Loggregator));
+        assert_eq!(
+            detect(r#"{"source_id":"a","gauge":{}}"#),
+            Some(Format::Loggregator)
+        );
     }
 
     #[test]

@@ -80,6 +80,16 @@ pub struct WindowStats {
     pub error_ratio: f64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Mean CPU use in percent of a core (app row: mean over its instances'
+    /// samples); `null` without container metrics.
+    #[serde(default)]
+    pub cpu_pct: Option<f64>,
+    /// Mean memory in bytes (app row: the sum over its instances).
+    #[serde(default)]
+    pub memory_bytes: Option<f64>,
+    /// Mean memory in percent of the quota (app row: mean over its instances' samples).
+    #[serde(default)]
+    pub memory_pct: Option<f64>,
     /// Records for this series that arrived after the window had closed (counted
     /// against the window they belonged to, never folded in). Late records
     /// for a window appear on the first window of the series closed after they arrived.

@@ -58,6 +58,8 @@ fn metric_value(m: Metric, w: &WindowStats, current: u32) -> Option<f64> {
         Metric::P95Ms => w.latency_ms.p95,
         Metric::P99Ms => w.latency_ms.p99,
         Metric::ErrorRatio => Some(w.error_ratio),
+        Metric::CpuPct => w.cpu_pct,
+        Metric::MemoryPct => w.memory_pct,
     }
 }
 
@@ -492,8 +494,10 @@ fn hpa_recommendation(
 ) -> (Recommendation, bool) {
     let current = obs.current;
     let per = |r: &WindowStats| match m {
-        Metric::ConcurrencyPerInstance => r.concurrency,
-        _ => r.rps,
+        Metric::ConcurrencyPerInstance => Some(r.concurrency),
+        Metric::CpuPct => r.cpu_pct,
+        Metric::MemoryPct => r.memory_pct,
+        _ => Some(r.rps),
     };
     let milli = |v: f64| (v * 1000.0).round() as i64;
     let mut pods = Vec::new();
@@ -507,13 +511,18 @@ fn hpa_recommendation(
         // No per-instance rows (a format without instances): share the app's load evenly.
         for i in 0..current.max(1) {
             let name = format!("instance-{i}");
-            values.insert(name.clone(), milli(per(w) / f64::from(current.max(1))));
+            let v = if m.is_per_instance() {
+                per(w).unwrap_or(0.0) / f64::from(current.max(1))
+            } else {
+                per(w).unwrap_or(0.0)
+            };
+            values.insert(name.clone(), milli(v));
             pods.push(name);
         }
     } else {
         for r in &rows {
             let name = r.instance.clone().unwrap_or_default();
-            values.insert(name.clone(), milli(per(r)));
+            values.insert(name.clone(), milli(per(r).unwrap_or(0.0)));
             pods.push(name);
         }
         for i in rows.len()..current as usize {
@@ -535,7 +544,11 @@ fn hpa_recommendation(
         values,
         target: milli(target).max(1),
     };
-    let value = per(w) / f64::from(current.max(1));
+    let value = if m.is_per_instance() {
+        per(w).unwrap_or(0.0) / f64::from(current.max(1))
+    } else {
+        per(w).unwrap_or(0.0)
+    };
     match hpa::replicas(current as i32, &pods, &source, tolerance) {
         Ok(o) => {
             let desired = o.replicas.max(0) as u32;

@@ -154,6 +154,10 @@ pub enum Metric {
     P99Ms,
     /// 5xx ÷ requests.
     ErrorRatio,
+    /// Mean CPU use per instance, percent of a core (container metrics).
+    CpuPct,
+    /// Mean memory per instance, percent of its quota (container metrics).
+    MemoryPct,
 }
 
 impl Metric {
@@ -164,6 +168,8 @@ impl Metric {
             Metric::P95Ms => "p95 ms",
             Metric::P99Ms => "p99 ms",
             Metric::ErrorRatio => "error ratio",
+            Metric::CpuPct => "cpu %",
+            Metric::MemoryPct => "memory %",
         }
     }
 

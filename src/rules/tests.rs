@@ -40,6 +40,9 @@ fn window(rps: f64, p99: Option<f64>) -> WindowStats {
         error_ratio: 0.0,
         bytes_in: 0,
         bytes_out: 0,
+        cpu_pct: None,
+        memory_bytes: None,
+        memory_pct: None,
         late: 0,
     }
 }

@@ -149,11 +149,22 @@ fn window_row(app: &str, start_ns: i64, len_ns: i64, values: &BTreeMap<&str, f64
         error_ratio: get("error_ratio").unwrap_or(0.0),
         bytes_in: 0,
         bytes_out: 0,
+        cpu_pct: get("cpu_pct"),
+        memory_bytes: None,
+        memory_pct: get("memory_pct"),
         late: 0,
     }
 }
 
-const METRICS: [&str; 5] = ["rps", "concurrency", "p95_ms", "p99_ms", "error_ratio"];
+const METRICS: [&str; 7] = [
+    "rps",
+    "concurrency",
+    "p95_ms",
+    "p99_ms",
+    "error_ratio",
+    "cpu_pct",
+    "memory_pct",
+];
 
 /// Runs one test file; errors in the file itself are `RuleError`s.
 pub fn run_file(path: &Path) -> Result<Vec<CaseResult>, Vec<RuleError>> {

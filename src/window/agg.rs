@@ -23,6 +23,26 @@ pub fn new_histogram() -> Histogram<u32> {
 /// misses overlap instead of stalling each line.
 const PENDING: usize = 24;
 
+/// A running mean.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mean {
+    pub sum: f64,
+    pub n: u32,
+}
+
+impl Mean {
+    pub fn add(&mut self, v: Option<f64>) {
+        if let Some(v) = v {
+            self.sum += v;
+            self.n += 1;
+        }
+    }
+
+    pub fn get(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / f64::from(self.n))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Agg {
     pub requests: u64,
@@ -36,6 +56,10 @@ pub struct Agg {
     hist: Histogram<u32>,
     pending: [u32; PENDING],
     pending_len: usize,
+    /// Container metrics: CPU %, memory bytes and memory % of quota.
+    pub cpu_pct: Mean,
+    pub memory_bytes: Mean,
+    pub memory_pct: Mean,
 }
 
 impl Agg {
@@ -50,7 +74,17 @@ impl Agg {
             hist,
             pending: [0; PENDING],
             pending_len: 0,
+            cpu_pct: Mean::default(),
+            memory_bytes: Mean::default(),
+            memory_pct: Mean::default(),
         }
+    }
+
+    /// Folds one container metric sample in.
+    pub fn record_metric(&mut self, m: &crate::model::ContainerMetric) {
+        self.cpu_pct.add(m.cpu_pct);
+        self.memory_bytes.add(m.memory_bytes);
+        self.memory_pct.add(m.memory_pct());
     }
 
     /// Moves buffered latencies into the histogram.
@@ -123,6 +157,9 @@ impl Agg {
                         .map(|&v| (u64::from(v), 1)),
                 )
                 .collect(),
+            cpu_pct: self.cpu_pct,
+            memory_bytes: self.memory_bytes,
+            memory_pct: self.memory_pct,
         }
     }
 
@@ -140,6 +177,9 @@ impl Agg {
             hist,
             pending: [0; PENDING],
             pending_len: 0,
+            cpu_pct: s.cpu_pct,
+            memory_bytes: s.memory_bytes,
+            memory_pct: s.memory_pct,
         }
     }
 }
@@ -158,4 +198,10 @@ pub struct AggSnapshot {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub latencies: Vec<(u64, u32)>,
+    #[serde(default)]
+    pub cpu_pct: Mean,
+    #[serde(default)]
+    pub memory_bytes: Mean,
+    #[serde(default)]
+    pub memory_pct: Mean,
 }

@@ -22,7 +22,7 @@ use hashbrown::{Equivalent, HashMap};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AccessRecord, LatencyMs, StatusCounts, WindowStats};
+use crate::model::{AccessRecord, ContainerMetric, LatencyMs, StatusCounts, WindowStats};
 use crate::time::{NANOS_PER_SEC, format_rfc3339};
 pub use agg::{Agg, AggSnapshot};
 pub use snapshot::{BucketSnapshot, SeriesSnapshot, WindowSnapshot};
@@ -83,6 +83,13 @@ impl Default for WindowConfig {
     }
 }
 
+/// One input's progress in event time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputClock {
+    pub max_ns: Option<i64>,
+    pub idle: bool,
+}
+
 /// What happened to one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
@@ -95,6 +102,11 @@ pub enum Pushed {
 pub struct WindowCounters {
     pub accepted: u64,
     pub late: u64,
+    /// Container metric samples folded in, and those that came too late.
+    #[serde(default)]
+    pub metrics: u64,
+    #[serde(default)]
+    pub late_metrics: u64,
     pub windows_closed: u64,
     pub series_expired: u64,
 }
@@ -139,6 +151,9 @@ pub struct WindowAggregator {
     /// Open windows, oldest first. Usually one or two.
     open: Vec<Bucket>,
     max_event_ns: Option<i64>,
+    /// Event clocks per input (source); see [`WindowAggregator::event_watermark`].
+    inputs: Vec<InputClock>,
+    current_input: usize,
     /// Externally advanced watermark (processing-time heartbeat in live mode).
     external_watermark: Option<i64>,
     /// End of the newest closed window: a record before it is late.
@@ -156,6 +171,8 @@ impl WindowAggregator {
             free_slots: Vec::new(),
             open: Vec::new(),
             max_event_ns: None,
+            inputs: vec![InputClock::default()],
+            current_input: 0,
             external_watermark: None,
             closed_through: None,
             hist_pool: Vec::new(),
@@ -173,16 +190,50 @@ impl WindowAggregator {
 
     /// Current watermark, or `None` before the first record.
     pub fn watermark(&self) -> Option<i64> {
-        let from_events = self.max_event_ns.map(|m| m - self.cfg.allowed_lateness_ns);
+        let from_events = self.event_watermark();
         match (from_events, self.external_watermark) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         }
     }
 
-    /// The watermark from event times alone (ignoring heartbeats).
+    /// The watermark from event times alone (ignoring heartbeats). With one
+    /// input: its highest event time − allowed lateness. With several: the
+    /// slowest active input's, so a fast input cannot close windows a slower
+    /// one is still filling; idle inputs do not hold it back.
     pub fn event_watermark(&self) -> Option<i64> {
-        self.max_event_ns.map(|m| m - self.cfg.allowed_lateness_ns)
+        let newest = if self.inputs.len() <= 1 {
+            self.max_event_ns
+        } else {
+            let mut active = self.inputs.iter().filter(|i| !i.idle).peekable();
+            if active.peek().is_none() {
+                self.max_event_ns
+            } else {
+                active
+                    .map(|i| i.max_ns)
+                    .try_fold(i64::MAX, |acc, m| m.map(|m| acc.min(m)))
+            }
+        };
+        newest.map(|m| m - self.cfg.allowed_lateness_ns)
+    }
+
+    /// Records from now on come from input `idx` (one per source).
+    pub fn set_input(&mut self, idx: usize) {
+        if self.inputs.len() <= idx {
+            self.inputs.resize(idx + 1, InputClock::default());
+        }
+        self.current_input = idx;
+    }
+
+    /// Marks input `idx` idle (it stops holding the watermark back) or active again.
+    pub fn set_input_idle(&mut self, idx: usize, idle: bool, out: &mut Vec<WindowStats>) {
+        if self.inputs.len() <= idx {
+            self.inputs.resize(idx + 1, InputClock::default());
+        }
+        if self.inputs[idx].idle != idle {
+            self.inputs[idx].idle = idle;
+            self.close_until_watermark(out);
+        }
     }
 
     /// Number of series (apps and instances) held.
@@ -285,22 +336,78 @@ impl WindowAggregator {
     /// Folds one record into its window, or counts it late; closes every window
     /// the advanced watermark passes, appending their outputs to `out`.
     pub fn push(&mut self, rec: &AccessRecord<'_>, out: &mut Vec<WindowStats>) -> Pushed {
-        let t = rec.time_ns;
-        let (app_id, inst_id) = self.series_ids(&rec.app, name_of(rec), rec.instance.as_deref());
+        let (status, bytes_in, bytes_out, rt) = (
+            rec.status,
+            rec.bytes_received,
+            rec.bytes_sent,
+            rec.response_time_us,
+        );
+        let pushed = self.fold(
+            &rec.app,
+            name_of(rec),
+            rec.instance.as_deref(),
+            rec.time_ns,
+            true,
+            out,
+            |a| a.record(status, bytes_in, bytes_out, rt),
+        );
+        match pushed {
+            Pushed::Accepted => self.counters.accepted += 1,
+            Pushed::Late => self.counters.late += 1,
+        }
+        pushed
+    }
+
+    /// Folds a container metric sample into its window (CPU and memory join
+    /// the request metrics of the same app and instance).
+    pub fn push_metric(&mut self, m: &ContainerMetric, out: &mut Vec<WindowStats>) -> Pushed {
+        let pushed = self.fold(
+            &m.app,
+            None,
+            m.instance.as_deref(),
+            m.time_ns,
+            false,
+            out,
+            |a| a.record_metric(m),
+        );
+        match pushed {
+            Pushed::Accepted => self.counters.metrics += 1,
+            Pushed::Late => self.counters.late_metrics += 1,
+        }
+        pushed
+    }
+
+    /// The shared path of every record: find its series and window, count it
+    /// late or apply `record` to the app's and the instance's aggregate, then
+    /// close what the watermark passed. `counts_late`: report lateness in the
+    /// rows' `late` field (requests only).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn fold(
+        &mut self,
+        app: &str,
+        name: Option<&str>,
+        instance: Option<&str>,
+        t: i64,
+        counts_late: bool,
+        out: &mut Vec<WindowStats>,
+        mut record: impl FnMut(&mut Agg),
+    ) -> Pushed {
+        let (app_id, inst_id) = self.series_ids(app, name, instance);
         let start = self.window_start(t);
         let late = self
             .closed_through
             .is_some_and(|c| start + self.cfg.length_ns <= c);
-        for id in [Some(app_id), inst_id].into_iter().flatten() {
-            if let Some(s) = self.series[id].as_mut() {
-                s.pending_late += u64::from(late);
-            }
-        }
         if late {
-            self.counters.late += 1;
+            if counts_late {
+                for id in [Some(app_id), inst_id].into_iter().flatten() {
+                    if let Some(s) = self.series[id].as_mut() {
+                        s.pending_late += 1;
+                    }
+                }
+            }
             return Pushed::Late;
         }
-        self.counters.accepted += 1;
         let bucket = self.bucket_index(start);
         for id in [Some(app_id), inst_id].into_iter().flatten() {
             if self.open[bucket].aggs.len() <= id {
@@ -311,16 +418,13 @@ impl WindowAggregator {
                 self.open[bucket].aggs[id] = Some(a);
             }
             if let Some(a) = self.open[bucket].aggs[id].as_mut() {
-                a.record(
-                    rec.status,
-                    rec.bytes_received,
-                    rec.bytes_sent,
-                    rec.response_time_us,
-                );
+                record(a);
             }
         }
-        if self.max_event_ns.is_none_or(|m| t > m) {
-            self.max_event_ns = Some(t);
+        let input = &mut self.inputs[self.current_input];
+        if input.max_ns.is_none_or(|m| t > m) {
+            input.max_ns = Some(t);
+            self.max_event_ns = Some(self.max_event_ns.map_or(t, |m| m.max(t)));
             self.close_until_watermark(out);
         }
         Pushed::Accepted
@@ -454,6 +558,24 @@ impl WindowAggregator {
             }
         }
         out[first_out..].sort_unstable_by(|a, b| (&a.app, &a.instance).cmp(&(&b.app, &b.instance)));
+        // An app's memory is the sum over its instances (each row holds a mean).
+        let mut i = first_out;
+        while i < out.len() {
+            let n = out[i + 1..]
+                .iter()
+                .take_while(|r| r.app == out[i].app && r.instance.is_some())
+                .count();
+            if out[i].instance.is_none() && n > 0 {
+                let total: Option<f64> = out[i + 1..=i + n]
+                    .iter()
+                    .filter_map(|r| r.memory_bytes)
+                    .fold(None, |acc, m| Some(acc.unwrap_or(0.0) + m));
+                if total.is_some() {
+                    out[i].memory_bytes = total;
+                }
+            }
+            i += 1 + n;
+        }
         self.expire(end);
     }
 
@@ -524,6 +646,9 @@ fn stats_from(s: &Series, a: &mut Agg, secs: f64) -> WindowStats {
         },
         bytes_in: a.bytes_in,
         bytes_out: a.bytes_out,
+        cpu_pct: a.cpu_pct.get(),
+        memory_bytes: a.memory_bytes.get(),
+        memory_pct: a.memory_pct.get(),
         late: 0,
     }
 }
@@ -543,6 +668,9 @@ fn zero_stats(s: &Series) -> WindowStats {
         error_ratio: 0.0,
         bytes_in: 0,
         bytes_out: 0,
+        cpu_pct: None,
+        memory_bytes: None,
+        memory_pct: None,
         late: 0,
     }
 }

@@ -11,6 +11,8 @@ pub struct WindowSnapshot {
     pub series: Vec<SeriesSnapshot>,
     pub open: Vec<BucketSnapshot>,
     pub max_event_ns: Option<i64>,
+    #[serde(default)]
+    pub inputs: Vec<super::InputClock>,
     pub external_watermark: Option<i64>,
     pub closed_through: Option<i64>,
     pub counters: WindowCounters,
@@ -69,6 +71,7 @@ impl WindowAggregator {
             series,
             open,
             max_event_ns: self.max_event_ns,
+            inputs: self.inputs.clone(),
             external_watermark: self.external_watermark,
             closed_through: self.closed_through,
             counters: self.counters,
@@ -131,6 +134,12 @@ impl WindowAggregator {
             })
             .collect();
         self.max_event_ns = snap.max_event_ns;
+        self.inputs = if snap.inputs.is_empty() {
+            vec![super::InputClock::default()]
+        } else {
+            snap.inputs.clone()
+        };
+        self.current_input = 0;
         self.external_watermark = snap.external_watermark;
         self.closed_through = snap.closed_through;
         self.counters = snap.counters;

@@ -178,3 +178,37 @@ fn snapshot_restore_continues_exactly() {
     second.flush(&mut got);
     assert_eq!(got, want);
 }
+
+#[test]
+fn the_slowest_active_input_holds_the_watermark() {
+    let mut w = agg();
+    let mut out = Vec::new();
+    w.set_input(1);
+    w.set_input(0);
+    w.push(&rec(100_000, "a", None, 200, None), &mut out);
+    assert!(out.is_empty(), "input 1 has seen nothing yet");
+    w.set_input(1);
+    w.push(&rec(5_000, "b", None, 200, None), &mut out);
+    assert!(out.is_empty(), "input 1 is at 5 s");
+    w.push(&rec(13_000, "b", None, 200, None), &mut out);
+    assert!(
+        out.iter().any(|r| r.end == "1970-01-01T00:00:10Z"),
+        "both inputs past 12 s close [0, 10)"
+    );
+    assert!(!out.iter().any(|r| r.end == "1970-01-01T00:00:20Z"));
+    out.clear();
+    w.set_input_idle(1, true, &mut out);
+    assert!(
+        out.iter().any(|r| r.end == "1970-01-01T00:01:30Z"),
+        "idle input no longer holds it back"
+    );
+    let m = crate::model::ContainerMetric {
+        time_ns: 95_000_000_000,
+        app: "a".into(),
+        cpu_pct: Some(50.0),
+        ..Default::default()
+    };
+    w.set_input(1);
+    assert_eq!(w.push_metric(&m, &mut out), Pushed::Accepted);
+    assert_eq!(w.counters().metrics, 1);
+}
