@@ -207,47 +207,32 @@ impl Pipeline {
                 );
             }
         };
-        if decoder.is_metrics(text) {
-            match crate::decode::decode_loggregator(text) {
-                Ok(metrics) => {
-                    self.counts.decoded += 1;
-                    for m in &metrics {
-                        self.windows.push_metric(m, &mut self.closed);
-                    }
-                    self.counts.metric_samples += metrics.len() as u64;
+        // Access logs give one record per line; container-metric envelopes any number.
+        let decoded = if decoder.is_metrics(text) {
+            crate::decode::decode_loggregator(text).map(|metrics| {
+                for m in &metrics {
+                    self.windows.push_metric(m, &mut self.closed);
                 }
-                Err(e) => {
-                    dead_letter(
-                        &mut self.dead_out,
-                        &mut self.counts,
-                        name,
-                        offset,
-                        decoder.format(),
-                        e.to_string(),
-                        bytes,
-                    )?;
-                }
-            }
-            if !self.closed.is_empty() {
-                self.out.emit(&mut self.closed, &mut self.counts, false)?;
-            }
-            return Ok(());
-        }
-        match decoder.decode(text) {
-            Ok(rec) => {
-                self.counts.decoded += 1;
+                self.counts.metric_samples += metrics.len() as u64;
+            })
+        } else {
+            decoder.decode(text).map(|rec| {
                 if self.windows.push(&rec, &mut self.closed) == Pushed::Late {
                     self.counts.late += 1;
                 }
-            }
+            })
+        };
+        match decoded {
+            Ok(()) => self.counts.decoded += 1,
             Err(e) => {
+                let reason = e.to_string();
                 dead_letter(
                     &mut self.dead_out,
                     &mut self.counts,
                     name,
                     offset,
                     decoder.format(),
-                    e.to_string(),
+                    reason,
                     bytes,
                 )?;
             }

@@ -7,35 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use vane::rules::hpa::{Outcome, Phase, Pod, Source, Started, TOLERANCE, replicas};
-
-fn pods(case: &Value, containers: i64) -> Vec<Pod> {
-    case["pods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| Pod {
-            name: p["name"].as_str().unwrap().to_string(),
-            phase: match p["phase"].as_str().unwrap() {
-                "Running" => Phase::Running,
-                "Pending" => Phase::Pending,
-                "Failed" => Phase::Failed,
-                other => panic!("phase {other}"),
-            },
-            ready: p["ready"].as_bool().unwrap(),
-            started: match p["start_time"].as_str().unwrap() {
-                "unset" => Started::LongAgo,
-                s if s.starts_with("hot") => Started::Hot,
-                s if s.starts_with("cool") => Started::Cool,
-                other => panic!("start {other}"),
-            },
-            deleting: p["being_deleted"].as_bool().unwrap(),
-            request_milli: p["cpu_request_milli_per_container"]
-                .as_i64()
-                .map(|r| r * containers),
-        })
-        .collect()
-}
+use vane::rules::hpa::{Outcome, Source, TOLERANCE, replicas};
 
 fn source(case: &Value, containers: i64) -> Source {
     let kind = case["metric_source_type"].as_str().unwrap();
@@ -145,7 +117,7 @@ fn upstream_replica_calculator_cases_reproduce() {
         let current = case["current_replicas"].as_i64().unwrap() as i32;
         let got = replicas(
             current,
-            &pods(case, containers),
+            &common::hpa_pods(case, "cpu_request_milli_per_container", containers),
             &source(case, containers),
             TOLERANCE,
         );

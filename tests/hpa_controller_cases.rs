@@ -5,9 +5,7 @@
 mod common;
 
 use serde_json::Value;
-use vane::rules::hpa::{
-    ControllerBehavior, ControllerInput, Phase, Pod, Source, Started, TOLERANCE, reconcile,
-};
+use vane::rules::hpa::{ControllerBehavior, ControllerInput, Source, TOLERANCE, reconcile};
 
 /// Kubernetes quantities as the tests write them: `15.0` = 15000m, `6666m`.
 fn milli(q: &Value) -> i64 {
@@ -16,30 +14,6 @@ fn milli(q: &Value) -> i64 {
         Some(m) => m.parse().unwrap(),
         None => (s.parse::<f64>().unwrap() * 1000.0).round() as i64,
     }
-}
-
-fn pods(case: &Value) -> Vec<Pod> {
-    case["pods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| Pod {
-            name: p["name"].as_str().unwrap().to_string(),
-            phase: match p["phase"].as_str().unwrap() {
-                "Running" => Phase::Running,
-                "Pending" => Phase::Pending,
-                _ => Phase::Failed,
-            },
-            ready: p["ready"].as_bool().unwrap(),
-            started: match p["start_time"].as_str().unwrap() {
-                s if s.starts_with("hot") => Started::Hot,
-                s if s.starts_with("cool") => Started::Cool,
-                _ => Started::LongAgo,
-            },
-            deleting: p["being_deleted"].as_bool().unwrap(),
-            request_milli: p["cpu_request_milli"].as_i64(),
-        })
-        .collect()
 }
 
 fn metric(m: &Value, case: &Value) -> Option<Source> {
@@ -129,7 +103,7 @@ fn upstream_controller_cases_reproduce() {
                 .iter()
                 .map(|m| metric(m, case))
                 .collect(),
-            pods: pods(case),
+            pods: common::hpa_pods(case, "cpu_request_milli", 1),
             history: case["prior_recommendations"].as_array().map(|a| {
                 a.iter()
                     .map(|r| r["recommendation"].as_i64().unwrap_or(0) as i32)

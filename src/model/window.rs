@@ -95,3 +95,28 @@ pub struct WindowStats {
     /// for a window appear on the first window of the series closed after they arrived.
     pub late: u64,
 }
+
+impl WindowStats {
+    /// A row for `app` with no traffic and no resource samples; bounds empty.
+    pub fn empty(app: &str) -> WindowStats {
+        WindowStats {
+            app: app.to_string(),
+            name: None,
+            instance: None,
+            start: String::new(),
+            end: String::new(),
+            requests: 0,
+            rps: 0.0,
+            concurrency: 0.0,
+            latency_ms: LatencyMs::default(),
+            status: StatusCounts::default(),
+            error_ratio: 0.0,
+            bytes_in: 0,
+            bytes_out: 0,
+            cpu_pct: None,
+            memory_bytes: None,
+            memory_pct: None,
+            late: 0,
+        }
+    }
+}

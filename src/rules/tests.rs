@@ -3,7 +3,7 @@
 use super::engine::{AppState, Observation, decide};
 use super::load::load_str;
 use super::policy::Policy;
-use crate::model::{LatencyMs, StatusCounts, WindowStats};
+use crate::model::{LatencyMs, WindowStats};
 
 const S: i64 = 1_000_000_000;
 
@@ -24,26 +24,13 @@ fn policy(spec: &str) -> Policy {
 
 fn window(rps: f64, p99: Option<f64>) -> WindowStats {
     WindowStats {
-        app: "web".into(),
-        name: None,
-        instance: None,
-        start: String::new(),
-        end: String::new(),
         requests: (rps * 10.0) as u64,
         rps,
-        concurrency: 0.0,
         latency_ms: LatencyMs {
             p99,
             ..LatencyMs::default()
         },
-        status: StatusCounts::default(),
-        error_ratio: 0.0,
-        bytes_in: 0,
-        bytes_out: 0,
-        cpu_pct: None,
-        memory_bytes: None,
-        memory_pct: None,
-        late: 0,
+        ..WindowStats::empty("web")
     }
 }
 

@@ -23,7 +23,7 @@ use super::decider::Decider;
 use super::error::{RuleError, hint_for_serde_message};
 use super::{Decision, Direction, load_paths};
 use crate::config::parse_duration;
-use crate::model::{LatencyMs, StatusCounts, WindowStats};
+use crate::model::{LatencyMs, WindowStats};
 use crate::time::{NANOS_PER_SEC, format_rfc3339};
 
 #[derive(Debug, Deserialize)]
@@ -132,9 +132,6 @@ fn window_row(app: &str, start_ns: i64, len_ns: i64, values: &BTreeMap<&str, f64
     let secs = len_ns as f64 / NANOS_PER_SEC as f64;
     let rps = get("rps").unwrap_or(0.0);
     WindowStats {
-        app: app.to_string(),
-        name: None,
-        instance: None,
         start: format_rfc3339(start_ns / NANOS_PER_SEC),
         end: format_rfc3339((start_ns + len_ns) / NANOS_PER_SEC),
         requests: (rps * secs).round() as u64,
@@ -145,14 +142,10 @@ fn window_row(app: &str, start_ns: i64, len_ns: i64, values: &BTreeMap<&str, f64
             p99: get("p99_ms"),
             ..LatencyMs::default()
         },
-        status: StatusCounts::default(),
         error_ratio: get("error_ratio").unwrap_or(0.0),
-        bytes_in: 0,
-        bytes_out: 0,
         cpu_pct: get("cpu_pct"),
-        memory_bytes: None,
         memory_pct: get("memory_pct"),
-        late: 0,
+        ..WindowStats::empty(app)
     }
 }
 

@@ -22,7 +22,7 @@ use hashbrown::{Equivalent, HashMap};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AccessRecord, ContainerMetric, LatencyMs, StatusCounts, WindowStats};
+use crate::model::{AccessRecord, ContainerMetric, WindowStats};
 use crate::time::{NANOS_PER_SEC, format_rfc3339};
 pub use agg::{Agg, AggSnapshot};
 pub use snapshot::{BucketSnapshot, SeriesSnapshot, WindowSnapshot};
@@ -655,23 +655,9 @@ fn stats_from(s: &Series, a: &mut Agg, secs: f64) -> WindowStats {
 
 fn zero_stats(s: &Series) -> WindowStats {
     WindowStats {
-        app: s.app.to_string(),
         name: s.name.as_ref().map(|n| n.to_string()),
         instance: s.instance.as_ref().map(|i| i.to_string()),
-        start: String::new(),
-        end: String::new(),
-        requests: 0,
-        rps: 0.0,
-        concurrency: 0.0,
-        latency_ms: LatencyMs::default(),
-        status: StatusCounts::default(),
-        error_ratio: 0.0,
-        bytes_in: 0,
-        bytes_out: 0,
-        cpu_pct: None,
-        memory_bytes: None,
-        memory_pct: None,
-        late: 0,
+        ..WindowStats::empty(&s.app)
     }
 }
 

@@ -23,3 +23,35 @@ pub fn read_windows(path: &Path) -> Vec<WindowStats> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
+
+/// Pods of a transcribed Kubernetes test case; `request_key` names the CPU
+/// request field, multiplied by `containers` to give the pod's request.
+pub fn hpa_pods(
+    case: &serde_json::Value,
+    request_key: &str,
+    containers: i64,
+) -> Vec<vane::rules::hpa::Pod> {
+    use vane::rules::hpa::{Phase, Pod, Started};
+    case["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| Pod {
+            name: p["name"].as_str().unwrap().to_string(),
+            phase: match p["phase"].as_str().unwrap() {
+                "Running" => Phase::Running,
+                "Pending" => Phase::Pending,
+                "Failed" => Phase::Failed,
+                other => panic!("phase {other}"),
+            },
+            ready: p["ready"].as_bool().unwrap(),
+            started: match p["start_time"].as_str().unwrap() {
+                s if s.starts_with("hot") => Started::Hot,
+                s if s.starts_with("cool") => Started::Cool,
+                _ => Started::LongAgo,
+            },
+            deleting: p["being_deleted"].as_bool().unwrap(),
+            request_milli: p[request_key].as_i64().map(|r| r * containers),
+        })
+        .collect()
+}
