@@ -48,6 +48,17 @@ enum Command {
         /// Rule files or folders (default: rules/).
         paths: Vec<PathBuf>,
     },
+    /// Convert a Cloud Foundry App Autoscaler policy (JSON) into a Vane rule file (YAML on stdout).
+    ImportCf {
+        /// The policy JSON.
+        policy: PathBuf,
+        /// Name of the Vane policy.
+        #[arg(long)]
+        name: String,
+        /// The app it applies to (app GUID or route host).
+        #[arg(long)]
+        app: String,
+    },
     /// Run rule unit tests (`*.test.yaml`): input window series, expected decisions.
     Test {
         /// Test files or folders (default: rules/).
@@ -181,6 +192,34 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(a) => replay_cmd(a),
         Command::Check { paths } => check_cmd(default_rules(paths)),
         Command::Test { paths } => test_cmd(default_rules(paths)),
+        Command::ImportCf { policy, name, app } => {
+            let json = std::fs::read_to_string(&policy)
+                .with_context(|| format!("cannot read {}", policy.display()))?;
+            match vane::rules::cf::convert(&json, &name, &app) {
+                Ok(yaml) => {
+                    // Validate what we print with the same checks `vane check` runs.
+                    if let Err(errors) = vane::rules::load_str(&yaml, &policy.display().to_string())
+                    {
+                        for e in &errors {
+                            eprintln!("{e}");
+                        }
+                        return Err(Reported(format!(
+                            "{} cannot be used as it is",
+                            policy.display()
+                        ))
+                        .into());
+                    }
+                    print!("{yaml}");
+                    Ok(())
+                }
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{}: {e}", policy.display());
+                    }
+                    Err(Reported(format!("{} could not be converted", policy.display())).into())
+                }
+            }
+        }
         Command::Generate(a) => generate_cmd(a),
     }
 }

@@ -60,6 +60,10 @@ fn metric_value(m: Metric, w: &WindowStats, current: u32) -> Option<f64> {
         Metric::ErrorRatio => Some(w.error_ratio),
         Metric::CpuPct => w.cpu_pct,
         Metric::MemoryPct => w.memory_pct,
+        // The app row holds the sum over instances.
+        Metric::MemoryMb => w.memory_bytes.map(|b| b / per / 1e6),
+        Metric::Rps => Some(w.rps),
+        Metric::ResponseTimeMs => (w.rps > 0.0).then(|| w.concurrency / w.rps * 1000.0),
     }
 }
 
@@ -392,16 +396,17 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
         });
     }
 
-    // 5. Bounds, 6. schedules.
-    chain.apply("bounds", chain.value.clamp(policy.min, policy.max), || {
-        format!("min {} max {}", policy.min, policy.max)
-    });
+    // 5. Bounds, or 6. the schedules in force, which replace them.
     let active: Vec<_> = policy
         .schedules
         .iter()
         .filter(|s| s.active_at(now))
         .collect();
-    if !active.is_empty() {
+    if active.is_empty() {
+        chain.apply("bounds", chain.value.clamp(policy.min, policy.max), || {
+            format!("min {} max {}", policy.min, policy.max)
+        });
+    } else {
         let smin = active
             .iter()
             .filter_map(|s| s.min)
@@ -497,6 +502,7 @@ fn hpa_recommendation(
         Metric::ConcurrencyPerInstance => Some(r.concurrency),
         Metric::CpuPct => r.cpu_pct,
         Metric::MemoryPct => r.memory_pct,
+        Metric::MemoryMb => r.memory_bytes.map(|b| b / 1e6),
         _ => Some(r.rps),
     };
     let milli = |v: f64| (v * 1000.0).round() as i64;

@@ -158,6 +158,12 @@ pub enum Metric {
     CpuPct,
     /// Mean memory per instance, percent of its quota (container metrics).
     MemoryPct,
+    /// Mean memory per instance in MB (container metrics; Cloud Foundry's `memoryused`).
+    MemoryMb,
+    /// Requests per second of the whole app (Cloud Foundry's `throughput`).
+    Rps,
+    /// Mean response time in ms (Cloud Foundry's `responsetime`).
+    ResponseTimeMs,
 }
 
 impl Metric {
@@ -170,6 +176,9 @@ impl Metric {
             Metric::ErrorRatio => "error ratio",
             Metric::CpuPct => "cpu %",
             Metric::MemoryPct => "memory %",
+            Metric::MemoryMb => "memory MB",
+            Metric::Rps => "rps",
+            Metric::ResponseTimeMs => "response time ms",
         }
     }
 
@@ -263,6 +272,8 @@ pub struct Schedule {
     pub timezone: Option<Spanned<String>>,
     #[serde(default)]
     pub duration: Option<Spanned<String>>,
+    /// A fixed range (`from` and `to`), or, with `cron`, the dates between
+    /// which the recurring schedule applies.
     #[serde(default)]
     pub from: Option<Spanned<String>>,
     #[serde(default)]

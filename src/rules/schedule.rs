@@ -60,7 +60,7 @@ impl Schedule {
             .or(s.from.as_ref())
             .map_or(Location::UNKNOWN, at);
         let when = match (&s.cron, &s.from, &s.to) {
-            (Some(cron), None, None) => {
+            (Some(cron), from, to) if from.is_some() == to.is_some() => {
                 let parsed = Cron::from_str(&cron.value).map_err(|e| {
                     (
                         at(cron),

@@ -391,3 +391,16 @@ fn label_selectors_use_the_configured_labels() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].policy, "shop");
 }
+
+#[test]
+fn a_schedule_replaces_the_bounds_while_active() {
+    let spec = "  selector: {apps: [web]}\n  min: 1\n  max: 4\n  targets:\n    - {metric: rps_per_instance, value: 10}\n  schedules:\n    - {name: peak, from: \"1970-01-01T00:00:00Z\", to: \"1970-01-01T00:00:30Z\", max: 10}\n";
+    let mut r = Run::new(spec, 2);
+    let d = r.step(Some(80.0)); // wants 8: above max 4, allowed by the schedule's 10
+    assert_eq!(d.desired, 8, "{}", d.reason);
+    r.step(Some(80.0));
+    r.step(Some(80.0));
+    let d = r.step(Some(640.0)); // after the schedule: max 4 again
+    assert_eq!(d.desired, 4);
+    assert_eq!(d.constraints.last().unwrap().name, "bounds");
+}
