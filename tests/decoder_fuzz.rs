@@ -46,6 +46,13 @@ proptest! {
         for f in FORMATS {
             let _ = decode(f, &line, &m);
         }
+        let _ = vane::decode::decode_loggregator(&line);
+        let _ = vane::decode::prometheus::parse_line(&line);
+    }
+
+    #[test]
+    fn exposition_like_text_never_panics(line in "[a-z_]{1,8}(\\{([a-z]{1,3}=\"[^\"]{0,5}\"?,?){0,3}\\}?)? ?[-+0-9.eInf]{0,8} ?[0-9]{0,5}") {
+        let _ = vane::decode::prometheus::parse_line(&line);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod gorouter;
 mod loggregator;
 mod mapping;
 mod nginx_json;
+pub mod prometheus;
 mod scan;
 pub mod text;
 
