@@ -130,6 +130,12 @@ pub enum SourceConfig {
         start_at: StartAt,
         mapping: Mapping,
     },
+    /// Prometheus endpoints (cAdvisor, kubelet) scraped every `interval`;
+    /// their container series join the windows.
+    Scrape {
+        targets: Vec<String>,
+        interval: Duration,
+    },
     /// Standard input, until it closes.
     Stdin { format: Format, mapping: Mapping },
 }
@@ -152,6 +158,8 @@ struct RawSource {
     format: Format,
     start_at: Option<StartAt>,
     mapping: Option<Mapping>,
+    targets: Option<Vec<String>>,
+    interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -159,6 +167,7 @@ struct RawSource {
 enum SourceKind {
     File,
     Glob,
+    Scrape,
     Stdin,
 }
 
@@ -192,6 +201,20 @@ impl TryFrom<RawSource> for SourceConfig {
                     mapping,
                 })
             }
+            SourceKind::Scrape => {
+                let targets = r
+                    .targets
+                    .filter(|t| !t.is_empty())
+                    .ok_or("a `scrape` source needs `targets`, a list of http:// URLs")?;
+                if let Some(bad) = targets.iter().find(|t| !t.starts_with("http://")) {
+                    return Err(format!("scrape target `{bad}` must be an http:// URL"));
+                }
+                let interval = parse_duration(r.interval.as_deref().unwrap_or("10s"))?;
+                if interval < Duration::from_millis(100) {
+                    return Err("scrape `interval` must be at least 100ms".into());
+                }
+                Ok(SourceConfig::Scrape { targets, interval })
+            }
             SourceKind::Stdin => {
                 if r.path.is_some() || r.pattern.is_some() || r.start_at.is_some() {
                     return Err("a `stdin` source takes no `path`, `pattern` or `start_at`".into());
@@ -211,14 +234,16 @@ impl SourceConfig {
             SourceConfig::File { format, .. }
             | SourceConfig::Glob { format, .. }
             | SourceConfig::Stdin { format, .. } => *format,
+            SourceConfig::Scrape { .. } => Format::Auto,
         }
     }
 
-    pub fn mapping(&self) -> &Mapping {
+    pub fn mapping(&self) -> Mapping {
         match self {
             SourceConfig::File { mapping, .. }
             | SourceConfig::Glob { mapping, .. }
-            | SourceConfig::Stdin { mapping, .. } => mapping,
+            | SourceConfig::Stdin { mapping, .. } => mapping.clone(),
+            SourceConfig::Scrape { .. } => Mapping::new(),
         }
     }
 }

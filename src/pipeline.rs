@@ -134,6 +134,20 @@ impl Pipeline {
         idx
     }
 
+    /// Container metrics from a source that yields them directly (a scrape).
+    pub fn process_metrics(
+        &mut self,
+        source: usize,
+        metrics: &[crate::model::ContainerMetric],
+    ) -> io::Result<()> {
+        self.windows.set_input(source);
+        for m in metrics {
+            self.windows.push_metric(m, &mut self.closed);
+        }
+        self.counts.metric_samples += metrics.len() as u64;
+        self.out.emit(&mut self.closed, &mut self.counts, false)
+    }
+
     /// A source without input for a while stops holding the watermark back
     /// (`idle`), or counts again once it has input.
     pub fn set_source_idle(&mut self, source: usize, idle: bool) -> io::Result<()> {

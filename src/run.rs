@@ -15,7 +15,7 @@ use crate::pipeline::{Counts, Pipeline};
 use crate::rules::decider::Decider;
 use crate::rules::load_paths;
 use crate::sinks::JsonlFile;
-use crate::sources::{Checkpoint, Chunk, FileTail, GlobTail, StdinSource};
+use crate::sources::{Checkpoint, Chunk, FileTail, GlobTail, ScrapeSource, StdinSource};
 
 /// How many chunks one source may hand over per tick, so one busy source cannot
 /// starve the others or the checkpoint.
@@ -25,6 +25,7 @@ enum Source {
     File(FileTail),
     Glob(GlobTail),
     Stdin(StdinSource),
+    Scrape(ScrapeSource),
 }
 
 impl Source {
@@ -33,6 +34,8 @@ impl Source {
             Source::File(t) => t.poll(),
             Source::Glob(g) => g.poll(),
             Source::Stdin(s) => Ok(s.poll()),
+            // Scrapes hand over container metrics, not lines (see the run loop).
+            Source::Scrape(_) => Ok(None),
         }
     }
 
@@ -90,7 +93,7 @@ pub async fn run(
 
     let mut sources = Vec::new();
     for sc in &cfg.sources {
-        let idx = pipeline.add_source(sc.format(), sc.mapping().clone());
+        let idx = pipeline.add_source(sc.format(), sc.mapping());
         let source = match sc {
             SourceConfig::File { path, start_at, .. } => {
                 Source::File(FileTail::new(path, *start_at))
@@ -98,6 +101,9 @@ pub async fn run(
             SourceConfig::Glob {
                 pattern, start_at, ..
             } => Source::Glob(GlobTail::new(pattern, *start_at)),
+            SourceConfig::Scrape { targets, interval } => {
+                Source::Scrape(ScrapeSource::new(targets, *interval))
+            }
             SourceConfig::Stdin { .. } => Source::Stdin(StdinSource::spawn()),
         };
         sources.push((idx, source));
@@ -141,6 +147,13 @@ pub async fn run(
         let now = Instant::now();
         for (idx, source) in sources.iter_mut() {
             let mut this_input = false;
+            if let Source::Scrape(scrape) = source
+                && let Some(metrics) = scrape.poll(now).await
+            {
+                this_input = !metrics.is_empty();
+                got_input |= this_input;
+                pipeline.process_metrics(*idx, &metrics)?;
+            }
             for _ in 0..CHUNKS_PER_TICK {
                 match source.poll() {
                     Ok(Some(chunk)) => {
@@ -208,7 +221,7 @@ fn write_checkpoint(
                 }
             }
             Source::Glob(g) => positions.extend(g.positions()),
-            Source::Stdin(_) => {}
+            Source::Stdin(_) | Source::Scrape(_) => {}
         }
     }
     let cp = Checkpoint {

@@ -5,6 +5,7 @@
 mod checkpoint;
 mod file;
 mod glob;
+mod scrape;
 mod stdin;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use checkpoint::{Checkpoint, FilePosition};
 pub use file::FileTail;
 pub use glob::GlobTail;
+pub use scrape::ScrapeSource;
 pub use stdin::StdinSource;
 
 /// Identity of a file independent of its name, so a renamed (rotated) file is
