@@ -114,196 +114,41 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
     };
 
     // 1. What each metric asks for.
-    let mut recs = Vec::new();
     let mut observed = Vec::new();
-    let mut burst = false;
-    let (mut raw, mut untolerated) = (current, current);
-    let mut have_data = false;
-    if let Some(w) = window {
-        for m in policy
-            .targets
-            .iter()
-            .map(|t| t.0)
-            .chain(policy.steps.iter().map(|s| s.metric))
-        {
-            if let Some(v) = metric_value(m, w, current)
-                && !observed.iter().any(|(n, _)| n == m.name())
+    let asked = match window {
+        Some(w) => {
+            for m in policy
+                .targets
+                .iter()
+                .map(|t| t.0)
+                .chain(policy.steps.iter().map(|s| s.metric))
             {
-                observed.push((m.name().to_string(), v));
+                if let Some(v) = metric_value(m, w, current)
+                    && !observed.iter().any(|(n, _)| n == m.name())
+                {
+                    observed.push((m.name().to_string(), v));
+                }
+            }
+            match policy.algorithm {
+                Algorithm::TargetTracking => ask_target_tracking(policy, w, obs),
+                Algorithm::Hpa => ask_hpa(policy, w, obs),
+                Algorithm::Kpa => ask_kpa(policy, state, w, obs),
+                Algorithm::Step => ask_step(policy, state, w, obs),
             }
         }
-        match policy.algorithm {
-            Algorithm::TargetTracking => {
-                let mut best: Option<(u32, u32)> = None;
-                for &(m, target) in &policy.targets {
-                    let Some(v) = metric_value(m, w, current) else {
-                        recs.push(Recommendation {
-                            metric: m.name().into(),
-                            value: None,
-                            target,
-                            desired: current,
-                            note: "no value in this window".into(),
-                        });
-                        continue;
-                    };
-                    have_data = true;
-                    let ratio = v / target;
-                    let proportional = if current == 0 {
-                        // From zero: total load over the per-instance target.
-                        (v / target).ceil()
-                    } else {
-                        (f64::from(current) * ratio).ceil()
-                    }
-                    .clamp(0.0, f64::from(u32::MAX)) as u32;
-                    let within = (ratio - 1.0).abs() <= policy.tolerance && current > 0;
-                    let desired = if within { current } else { proportional };
-                    if let Some(f) = policy.burst_factor
-                        && m.is_per_instance()
-                        && v > f * target
-                    {
-                        burst = true;
-                    }
-                    let cmp = if v > target {
-                        ">"
-                    } else if v < target {
-                        "<"
-                    } else {
-                        "="
-                    };
-                    recs.push(Recommendation {
-                        metric: m.name().into(),
-                        value: Some(v),
-                        target,
-                        desired,
-                        note: format!(
-                            "{} {} {cmp} target {} ({} window)",
-                            m.name(),
-                            fmt_num(v),
-                            fmt_num(target),
-                            secs(obs.window_ns)
-                        ),
-                    });
-                    let (b_tol, b_raw) = best.unwrap_or((0, 0));
-                    best = Some((b_tol.max(desired), b_raw.max(proportional)));
-                }
-                if let Some((tol, unt)) = best {
-                    raw = tol;
-                    untolerated = unt;
-                }
-            }
-            Algorithm::Hpa => {
-                let mut best: Option<u32> = None;
-                for &(m, target) in &policy.targets {
-                    let (rec, ok) = hpa_recommendation(m, target, w, obs, policy.tolerance);
-                    have_data |= ok;
-                    best = Some(best.map_or(rec.desired, |b| b.max(rec.desired)));
-                    recs.push(rec);
-                }
-                raw = best.unwrap_or(current);
-                untolerated = raw;
-            }
-            Algorithm::Kpa => {
-                if let (Some(spec), Some(&(m, target))) = (&policy.kpa, policy.targets.first()) {
-                    let total = match m {
-                        Metric::ConcurrencyPerInstance => w.concurrency,
-                        _ => w.rps,
-                    };
-                    have_data = true;
-                    state.load.push_back((now, total));
-                    while state.load.front().is_some_and(|(t, _)| {
-                        (now - t) as f64 >= spec.stable_window_s * NANOS_PER_SEC as f64
-                    }) {
-                        state.load.pop_front();
-                    }
-                    let stable = state.load.iter().map(|(_, v)| v).sum::<f64>()
-                        / state.load.len().max(1) as f64;
-                    let kpa = state.kpa.get_or_insert_with(|| Kpa::new(spec.clone()));
-                    kpa.spec = spec.clone();
-                    let r = kpa.scale(
-                        now as f64 / NANOS_PER_SEC as f64,
-                        Some(current),
-                        Some((stable, total)),
-                    );
-                    raw = r.desired.max(0) as u32;
-                    untolerated = raw;
-                    let mode = if kpa.panic_since.is_some() {
-                        "panic mode"
-                    } else {
-                        "stable mode"
-                    };
-                    recs.push(Recommendation {
-                        metric: m.name().into(),
-                        value: Some(total / f64::from(current.max(1))),
-                        target,
-                        desired: raw,
-                        note: format!(
-                            "{} {} over {} s, {} in the last window, target {} per instance ({mode}; excess burst capacity {})",
-                            if m == Metric::ConcurrencyPerInstance { "concurrency" } else { "rps" },
-                            fmt_num(stable),
-                            spec.stable_window_s,
-                            fmt_num(total),
-                            fmt_num(target),
-                            r.excess_burst_capacity
-                        ),
-                    });
-                }
-            }
-            Algorithm::Step => {
-                let mut up: Option<u32> = None;
-                let mut down: Option<u32> = None;
-                for (i, st) in policy.steps.iter().enumerate() {
-                    let Some(v) = metric_value(st.metric, w, current) else {
-                        state.breach_since[i] = None;
-                        continue;
-                    };
-                    have_data = true;
-                    let holds = st.op.holds(v, st.threshold);
-                    let since = if holds {
-                        *state.breach_since[i].get_or_insert(now - obs.window_ns)
-                    } else {
-                        now
-                    };
-                    if !holds {
-                        state.breach_since[i] = None;
-                    }
-                    let fired = holds && now - since >= st.breach_ns.max(obs.window_ns);
-                    let desired = if fired {
-                        st.adjust.apply(current)
-                    } else {
-                        current
-                    };
-                    if fired {
-                        if desired > current {
-                            up = Some(up.map_or(desired, |u| u.max(desired)));
-                        } else if desired < current {
-                            down = Some(down.map_or(desired, |d| d.min(desired)));
-                        }
-                    }
-                    recs.push(Recommendation {
-                        metric: st.metric.name().into(),
-                        value: Some(v),
-                        target: st.threshold,
-                        desired,
-                        note: format!(
-                            "{} {} {} {} for {}{}",
-                            st.metric.name(),
-                            fmt_num(v),
-                            st.op.symbol(),
-                            fmt_num(st.threshold),
-                            secs(now - since),
-                            if fired {
-                                format!(": {}", st.adjust.text())
-                            } else {
-                                String::new()
-                            }
-                        ),
-                    });
-                }
-                raw = up.or(down).unwrap_or(current);
-                untolerated = raw;
-            }
-        }
-    }
+        None => Asked {
+            raw: current,
+            untolerated: current,
+            ..Asked::default()
+        },
+    };
+    let Asked {
+        raw,
+        untolerated,
+        burst,
+        have_data,
+        recs,
+    } = asked;
     let missing = !have_data;
     let recommended = raw;
     let mut chain = Chain {
@@ -589,6 +434,230 @@ fn hpa_recommendation(
             false,
         ),
     }
+}
+
+/// What the metrics ask for, before any constraint.
+#[derive(Default)]
+struct Asked {
+    /// The recommendation (tolerance applied).
+    raw: u32,
+    /// The recommendation without the tolerance, to record what it changed.
+    untolerated: u32,
+    burst: bool,
+    have_data: bool,
+    recs: Vec<Recommendation>,
+}
+
+/// Proportional target tracking: `ceil(current × value ÷ target)`, largest wins.
+fn ask_target_tracking(policy: &Policy, w: &WindowStats, obs: &Observation<'_>) -> Asked {
+    let current = obs.current;
+    let mut a = Asked {
+        raw: current,
+        untolerated: current,
+        ..Asked::default()
+    };
+    let mut best: Option<(u32, u32)> = None;
+    for &(m, target) in &policy.targets {
+        let Some(v) = metric_value(m, w, current) else {
+            a.recs.push(Recommendation {
+                metric: m.name().into(),
+                value: None,
+                target,
+                desired: current,
+                note: "no value in this window".into(),
+            });
+            continue;
+        };
+        a.have_data = true;
+        let ratio = v / target;
+        let proportional = if current == 0 {
+            // From zero: total load over the per-instance target.
+            (v / target).ceil()
+        } else {
+            (f64::from(current) * ratio).ceil()
+        }
+        .clamp(0.0, f64::from(u32::MAX)) as u32;
+        let within = (ratio - 1.0).abs() <= policy.tolerance && current > 0;
+        let desired = if within { current } else { proportional };
+        if let Some(f) = policy.burst_factor
+            && m.is_per_instance()
+            && v > f * target
+        {
+            a.burst = true;
+        }
+        let cmp = if v > target {
+            ">"
+        } else if v < target {
+            "<"
+        } else {
+            "="
+        };
+        a.recs.push(Recommendation {
+            metric: m.name().into(),
+            value: Some(v),
+            target,
+            desired,
+            note: format!(
+                "{} {} {cmp} target {} ({} window)",
+                m.name(),
+                fmt_num(v),
+                fmt_num(target),
+                secs(obs.window_ns)
+            ),
+        });
+        let (b_tol, b_raw) = best.unwrap_or((0, 0));
+        best = Some((b_tol.max(desired), b_raw.max(proportional)));
+    }
+    if let Some((tol, unt)) = best {
+        a.raw = tol;
+        a.untolerated = unt;
+    }
+    a
+}
+
+/// The Kubernetes replica calculator over the instances' values.
+fn ask_hpa(policy: &Policy, w: &WindowStats, obs: &Observation<'_>) -> Asked {
+    let current = obs.current;
+    let mut a = Asked {
+        raw: current,
+        untolerated: current,
+        ..Asked::default()
+    };
+    let mut best: Option<u32> = None;
+    for &(m, target) in &policy.targets {
+        let (rec, ok) = hpa_recommendation(m, target, w, obs, policy.tolerance);
+        a.have_data |= ok;
+        best = Some(best.map_or(rec.desired, |b| b.max(rec.desired)));
+        a.recs.push(rec);
+    }
+    a.raw = best.unwrap_or(current);
+    a.untolerated = a.raw;
+    a
+}
+
+/// Knative's decider on the app's load over its stable window and the last window.
+fn ask_kpa(policy: &Policy, state: &mut AppState, w: &WindowStats, obs: &Observation<'_>) -> Asked {
+    let (now, current) = (obs.now_ns, obs.current);
+    let mut a = Asked {
+        raw: current,
+        untolerated: current,
+        ..Asked::default()
+    };
+    if let (Some(spec), Some(&(m, target))) = (&policy.kpa, policy.targets.first()) {
+        let total = match m {
+            Metric::ConcurrencyPerInstance => w.concurrency,
+            _ => w.rps,
+        };
+        a.have_data = true;
+        state.load.push_back((now, total));
+        while state
+            .load
+            .front()
+            .is_some_and(|(t, _)| (now - t) as f64 >= spec.stable_window_s * NANOS_PER_SEC as f64)
+        {
+            state.load.pop_front();
+        }
+        let stable =
+            state.load.iter().map(|(_, v)| v).sum::<f64>() / state.load.len().max(1) as f64;
+        let kpa = state.kpa.get_or_insert_with(|| Kpa::new(spec.clone()));
+        kpa.spec = spec.clone();
+        let r = kpa.scale(
+            now as f64 / NANOS_PER_SEC as f64,
+            Some(current),
+            Some((stable, total)),
+        );
+        a.raw = r.desired.max(0) as u32;
+        a.untolerated = a.raw;
+        let mode = if kpa.panic_since.is_some() {
+            "panic mode"
+        } else {
+            "stable mode"
+        };
+        a.recs.push(Recommendation {
+                metric: m.name().into(),
+                value: Some(total / f64::from(current.max(1))),
+                target,
+                desired: a.raw,
+                note: format!(
+                    "{} {} over {} s, {} in the last window, target {} per instance ({mode}; excess burst capacity {})",
+                    if m == Metric::ConcurrencyPerInstance { "concurrency" } else { "rps" },
+                    fmt_num(stable),
+                    spec.stable_window_s,
+                    fmt_num(total),
+                    fmt_num(target),
+                    r.excess_burst_capacity
+                ),
+            });
+    }
+    a
+}
+
+/// Step rules: the largest triggered scale-up, else the smallest scale-down.
+fn ask_step(
+    policy: &Policy,
+    state: &mut AppState,
+    w: &WindowStats,
+    obs: &Observation<'_>,
+) -> Asked {
+    let (now, current) = (obs.now_ns, obs.current);
+    let mut a = Asked {
+        raw: current,
+        untolerated: current,
+        ..Asked::default()
+    };
+    let mut up: Option<u32> = None;
+    let mut down: Option<u32> = None;
+    for (i, st) in policy.steps.iter().enumerate() {
+        let Some(v) = metric_value(st.metric, w, current) else {
+            state.breach_since[i] = None;
+            continue;
+        };
+        a.have_data = true;
+        let holds = st.op.holds(v, st.threshold);
+        let since = if holds {
+            *state.breach_since[i].get_or_insert(now - obs.window_ns)
+        } else {
+            now
+        };
+        if !holds {
+            state.breach_since[i] = None;
+        }
+        let fired = holds && now - since >= st.breach_ns.max(obs.window_ns);
+        let desired = if fired {
+            st.adjust.apply(current)
+        } else {
+            current
+        };
+        if fired {
+            if desired > current {
+                up = Some(up.map_or(desired, |u| u.max(desired)));
+            } else if desired < current {
+                down = Some(down.map_or(desired, |d| d.min(desired)));
+            }
+        }
+        a.recs.push(Recommendation {
+            metric: st.metric.name().into(),
+            value: Some(v),
+            target: st.threshold,
+            desired,
+            note: format!(
+                "{} {} {} {} for {}{}",
+                st.metric.name(),
+                fmt_num(v),
+                st.op.symbol(),
+                fmt_num(st.threshold),
+                secs(now - since),
+                if fired {
+                    format!(": {}", st.adjust.text())
+                } else {
+                    String::new()
+                }
+            ),
+        });
+    }
+    a.raw = up.or(down).unwrap_or(current);
+    a.untolerated = a.raw;
+    a
 }
 
 /// The most the count may move now, given the changes already made within the period.
