@@ -269,6 +269,8 @@ pub struct OutputSection {
     pub checkpoint: PathBuf,
     #[serde(default = "decisions_file")]
     pub decisions: PathBuf,
+    #[serde(default = "alerts_file")]
+    pub alerts: PathBuf,
 }
 
 impl Default for OutputSection {
@@ -278,6 +280,7 @@ impl Default for OutputSection {
             dead_letters: dead_letters_file(),
             checkpoint: checkpoint_file(),
             decisions: decisions_file(),
+            alerts: alerts_file(),
         }
     }
 }
@@ -287,6 +290,9 @@ fn windows_file() -> PathBuf {
 }
 fn dead_letters_file() -> PathBuf {
     PathBuf::from("dead-letters.jsonl")
+}
+fn alerts_file() -> PathBuf {
+    PathBuf::from("alerts.jsonl")
 }
 fn decisions_file() -> PathBuf {
     PathBuf::from("decisions.jsonl")
@@ -478,6 +484,9 @@ impl Config {
     }
     pub fn dead_letters_path(&self) -> PathBuf {
         self.data_dir.join(&self.output.dead_letters)
+    }
+    pub fn alerts_path(&self) -> PathBuf {
+        self.data_dir.join(&self.output.alerts)
     }
     pub fn decisions_path(&self) -> PathBuf {
         self.data_dir.join(&self.output.decisions)

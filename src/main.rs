@@ -261,7 +261,11 @@ struct Reported(String);
 fn check_cmd(paths: Vec<PathBuf>) -> anyhow::Result<()> {
     match vane::rules::load_paths(&paths) {
         Ok(set) => {
-            println!("{} policies OK", set.policies.len());
+            println!(
+                "{} policies and {} alert rules OK",
+                set.policies.len(),
+                set.alerts.len()
+            );
             Ok(())
         }
         Err(errors) => {

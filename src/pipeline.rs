@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::decode::{Format, Mapping, SourceDecoder};
 use crate::model::WindowStats;
 use crate::rules::Decision;
+use crate::rules::alert::{AlertEvent, Alerter};
 use crate::rules::decider::Decider;
 use crate::sinks::{DeadLetter, JsonlFile};
 use crate::sources::{Chunk, MAX_CHUNK};
@@ -31,6 +32,8 @@ pub struct Counts {
     /// Container metric samples read (Loggregator sources).
     #[serde(default)]
     pub metric_samples: u64,
+    #[serde(default)]
+    pub alert_events: u64,
     pub bytes: u64,
 }
 
@@ -49,11 +52,14 @@ struct Outputs {
     windows: JsonlFile,
     decisions: Option<(Decider, JsonlFile)>,
     decided: Vec<Decision>,
+    alerts: Option<(Alerter, JsonlFile)>,
+    alerted: Vec<AlertEvent>,
 }
 
 impl Outputs {
-    /// Writes closed windows and decides on them. `by_clock`: they were closed
-    /// by the processing-time heartbeat, so empty rows are no evidence.
+    /// Writes closed windows, then decides and evaluates alerts on them, one
+    /// window at a time. `by_clock`: they were closed by the processing-time
+    /// heartbeat, so rows without requests are no evidence (left out).
     fn emit(
         &mut self,
         closed: &mut Vec<WindowStats>,
@@ -64,35 +70,51 @@ impl Outputs {
             self.windows.write(w)?;
             counts.windows_written += 1;
         }
-        if let Some((decider, out)) = &mut self.decisions {
-            if by_clock {
-                let mut i = 0;
-                while i < closed.len() {
-                    let end = closed[i].end.clone();
-                    let j = closed[i..]
-                        .iter()
-                        .position(|r| r.end != end)
-                        .map_or(closed.len(), |k| i + k);
-                    let evidence: Vec<WindowStats> = closed[i..j]
+        if self.decisions.is_some() || self.alerts.is_some() {
+            let mut i = 0;
+            while i < closed.len() {
+                let end = closed[i].end.clone();
+                let j = closed[i..]
+                    .iter()
+                    .position(|r| r.end != end)
+                    .map_or(closed.len(), |k| i + k);
+                let group = &closed[i..j];
+                let evidence: Vec<WindowStats>;
+                let rows = if by_clock {
+                    evidence = group
                         .iter()
                         .filter(|r| {
-                            closed[i..j]
+                            group
                                 .iter()
                                 .any(|a| a.instance.is_none() && a.app == r.app && a.requests > 0)
                         })
                         .cloned()
                         .collect();
-                    if let Ok(end_ns) = crate::time::parse_iso8601(end.as_bytes()) {
-                        decider.on_window(end_ns, &evidence, &mut self.decided);
+                    &evidence[..]
+                } else {
+                    group
+                };
+                if let Ok(end_ns) = crate::time::parse_iso8601(end.as_bytes()) {
+                    if let Some((decider, _)) = &mut self.decisions {
+                        decider.on_window(end_ns, rows, &mut self.decided);
                     }
-                    i = j;
+                    if let Some((alerter, _)) = &mut self.alerts {
+                        alerter.on_window(end_ns, rows, &mut self.alerted);
+                    }
                 }
-            } else {
-                decider.on_windows(closed, &mut self.decided);
+                i = j;
             }
+        }
+        if let Some((_, out)) = &mut self.decisions {
             for d in self.decided.drain(..) {
                 out.write(&d)?;
                 counts.decisions += 1;
+            }
+        }
+        if let Some((_, out)) = &mut self.alerts {
+            for e in self.alerted.drain(..) {
+                out.write(&e)?;
+                counts.alert_events += 1;
             }
         }
         closed.clear();
@@ -109,6 +131,8 @@ impl Pipeline {
                 windows: windows_out,
                 decisions: None,
                 decided: Vec::new(),
+                alerts: None,
+                alerted: Vec::new(),
             },
             dead_out,
             closed: Vec::new(),
@@ -120,6 +144,17 @@ impl Pipeline {
     pub fn with_decisions(mut self, decider: Decider, out: JsonlFile) -> Self {
         self.out.decisions = Some((decider, out));
         self
+    }
+
+    /// Evaluates `alerter`'s alert rules on every closed window, writing alert
+    /// transitions to `out`.
+    pub fn with_alerts(mut self, alerter: Alerter, out: JsonlFile) -> Self {
+        self.out.alerts = Some((alerter, out));
+        self
+    }
+
+    pub fn alerter_mut(&mut self) -> Option<&mut Alerter> {
+        self.out.alerts.as_mut().map(|(a, _)| a)
     }
 
     pub fn decider_mut(&mut self) -> Option<&mut Decider> {
@@ -283,6 +318,9 @@ impl Pipeline {
         if let Some((_, d)) = &mut self.out.decisions {
             d.flush()?;
         }
+        if let Some((_, a)) = &mut self.out.alerts {
+            a.flush()?;
+        }
         self.dead_out.flush()
     }
 
@@ -297,10 +335,18 @@ impl Pipeline {
             }
             None => None,
         };
+        let alerts = match &mut self.out.alerts {
+            Some((_, a)) => {
+                a.sync()?;
+                Some(a.len())
+            }
+            None => None,
+        };
         Ok(OutputLengths {
             windows: self.out.windows.len(),
             dead_letters: self.dead_out.len(),
             decisions,
+            alerts,
         })
     }
 }
@@ -330,6 +376,7 @@ pub struct OutputLengths {
     pub windows: u64,
     pub dead_letters: u64,
     pub decisions: Option<u64>,
+    pub alerts: Option<u64>,
 }
 
 /// What a replay did, printed at its end.

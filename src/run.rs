@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::{Counts, Pipeline};
+use crate::rules::alert::Alerter;
 use crate::rules::decider::Decider;
 use crate::rules::load_paths;
 use crate::sinks::JsonlFile;
@@ -83,10 +84,23 @@ pub async fn run(
             checkpoint.as_ref().and_then(|c| c.decisions_file_len),
         )
         .with_context(|| format!("cannot open {}", cfg.decisions_path().display()))?;
-        let mut decider = Decider::new(rules, cfg.window.window_config().length_ns)
+        let mut decider = Decider::new(rules.clone(), cfg.window.window_config().length_ns)
             .with_labels(cfg.labels.clone());
         if let Some(state) = checkpoint.as_ref().and_then(|c| c.decider.clone()) {
             decider.state = state;
+        }
+        if !rules.alerts.is_empty() {
+            let alerts_out = JsonlFile::open(
+                &cfg.alerts_path(),
+                checkpoint.as_ref().and_then(|c| c.alerts_file_len),
+            )
+            .with_context(|| format!("cannot open {}", cfg.alerts_path().display()))?;
+            let mut alerter = Alerter::new(rules.alerts.clone());
+            if let Some(saved) = checkpoint.as_ref().and_then(|c| c.alerter.clone()) {
+                alerter.restore(saved);
+            }
+            info!(alert_rules = rules.alerts.len(), "alert rules loaded");
+            pipeline = pipeline.with_alerts(alerter, alerts_out);
         }
         pipeline = pipeline.with_decisions(decider, out);
     }
@@ -231,6 +245,8 @@ fn write_checkpoint(
         windows_file_len: lengths.windows,
         dead_letters_file_len: lengths.dead_letters,
         decisions_file_len: lengths.decisions,
+        alerts_file_len: lengths.alerts,
+        alerter: pipeline.alerter_mut().map(|a| a.clone()),
         decider: pipeline.decider_mut().map(|d| d.state.clone()),
         counts: pipeline.counts,
     };

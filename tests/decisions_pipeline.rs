@@ -31,6 +31,7 @@ const POLICY: &str = "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {name:
 fn an_idle_source_is_missing_data_not_zero_traffic() {
     let rules = vane::rules::RuleSet {
         policies: load_str(POLICY, "web.yaml").unwrap(),
+        alerts: Vec::new(),
     };
     let decisions = Buf::default();
     let mut p = Pipeline::new(

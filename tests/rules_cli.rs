@@ -19,11 +19,14 @@ fn the_shipped_rules_pass_check_and_their_tests() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "6 policies OK");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "6 policies and 2 alert rules OK"
+    );
     let out = vane().arg("test").arg(repo("rules")).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("9 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("11 passed, 0 failed"), "{stdout}");
 }
 
 #[test]
@@ -142,6 +145,22 @@ fn run_writes_explained_decisions_for_the_example() {
                 .iter()
                 .any(|c| c.name == "schedule" && c.to == 4)
     }));
+    // The example's 5xx burst on checkout pages, then resolves.
+    let alerts = fs::read_to_string(dir.path().join("data/alerts.jsonl")).unwrap();
+    let events: Vec<vane::rules::alert::AlertEvent> = alerts
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let checkout: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            e.alertname == "HighErrorRatio"
+                && e.labels.get("app_name").map(String::as_str) == Some("checkout.apps.example.com")
+        })
+        .map(|e| e.state)
+        .collect();
+    use vane::rules::alert::AlertState::*;
+    assert_eq!(checkout, vec![Pending, Firing, Resolved], "{alerts}");
     // Every decision explains any difference between recommendation and outcome.
     for d in &decisions {
         if d.recommended != d.desired {

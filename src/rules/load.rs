@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Location;
 
+use super::alert::{self, AlertDocument, AlertRule};
 use super::error::{RuleError, hint_for_serde_message};
 use super::model::RuleDocument;
 use super::policy::{Policy, compile};
@@ -17,6 +18,7 @@ pub type Labels = std::collections::BTreeMap<String, String>;
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
     pub policies: Vec<Policy>,
+    pub alerts: Vec<AlertRule>,
 }
 
 impl RuleSet {
@@ -28,25 +30,85 @@ impl RuleSet {
     }
 }
 
-/// Parses one file's text.
+/// Parses one file's text: its scaling policies.
 pub fn load_str(text: &str, file: &str) -> Result<Vec<Policy>, Vec<RuleError>> {
-    let docs: Vec<RuleDocument> = serde_saphyr::from_multiple(text).map_err(|e| {
-        let loc = e.location().unwrap_or(Location::UNKNOWN);
-        let message = first_line(&e.without_snippet().to_string());
-        let mut err = RuleError::at(file, loc, None, message.clone());
-        err.hint = hint_for_serde_message(&message);
-        vec![err]
-    })?;
+    load_str_all(text, file).map(|(policies, _)| policies)
+}
+
+/// Only what every document has, to tell its kind.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    kind: Option<serde_saphyr::Spanned<String>>,
+}
+
+fn yaml_error(e: serde_saphyr::Error, file: &str) -> RuleError {
+    let loc = e.location().unwrap_or(Location::UNKNOWN);
+    let message = first_line(&e.without_snippet().to_string());
+    let mut err = RuleError::at(file, loc, None, message.clone());
+    err.hint = hint_for_serde_message(&message);
+    err
+}
+
+/// The documents of a YAML stream, each padded with blank lines so that
+/// positions in it are positions in the file.
+fn documents(text: &str) -> Vec<String> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.starts_with("---") {
+            docs.push(std::mem::replace(&mut current, "\n".repeat(i + 1)));
+            current.push_str(line.trim_start_matches('-'));
+            current.push('\n');
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    docs.push(current);
+    docs.retain(|d| {
+        d.lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    });
+    docs
+}
+
+/// Parses one file's text: scaling policies and alert rules, by `kind`.
+pub fn load_str_all(
+    text: &str,
+    file: &str,
+) -> Result<(Vec<Policy>, Vec<AlertRule>), Vec<RuleError>> {
     let mut policies = Vec::new();
+    let mut alerts = Vec::new();
     let mut errors = Vec::new();
-    for doc in &docs {
-        match compile(doc, file) {
-            Ok(p) => policies.push(p),
-            Err(e) => errors.extend(e),
+    for doc in documents(text) {
+        let header: Header = match serde_saphyr::from_str(&doc) {
+            Ok(h) => h,
+            Err(e) => {
+                errors.push(yaml_error(e, file));
+                continue;
+            }
+        };
+        match header.kind.as_ref().map(|k| k.value.as_str()) {
+            Some("AlertRule") => match serde_saphyr::from_str::<AlertDocument>(&doc) {
+                Ok(d) => match alert::compile(&d, file) {
+                    Ok(a) => alerts.push(a),
+                    Err(e) => errors.extend(e),
+                },
+                Err(e) => errors.push(yaml_error(e, file)),
+            },
+            // ScalingPolicy, and anything else, which compile() reports with a hint.
+            _ => match serde_saphyr::from_str::<RuleDocument>(&doc) {
+                Ok(d) => match compile(&d, file) {
+                    Ok(p) => policies.push(p),
+                    Err(e) => errors.extend(e),
+                },
+                Err(e) => errors.push(yaml_error(e, file)),
+            },
         }
     }
     if errors.is_empty() {
-        Ok(policies)
+        Ok((policies, alerts))
     } else {
         Err(errors)
     }
@@ -111,8 +173,11 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<RuleSet, Vec<RuleError>> {
         for f in files {
             let name = f.display().to_string();
             match std::fs::read_to_string(&f) {
-                Ok(text) => match load_str(&text, &name) {
-                    Ok(p) => set.policies.extend(p),
+                Ok(text) => match load_str_all(&text, &name) {
+                    Ok((p, a)) => {
+                        set.policies.extend(p);
+                        set.alerts.extend(a);
+                    }
                     Err(e) => errors.extend(e),
                 },
                 Err(e) => errors.push(RuleError::at(

@@ -4,6 +4,7 @@
 //! - [`load`]: reading files into policies, with every error located.
 //! - [`engine`]: the pure decision function; [`decision`]: its output record.
 
+pub mod alert;
 pub mod cf;
 pub mod decider;
 pub mod decision;

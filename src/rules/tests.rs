@@ -372,6 +372,7 @@ fn label_selectors_use_the_configured_labels() {
     let yaml = "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {name: shop}\nspec:\n  selector: {labels: {team: shop}}\n  min: 1\n  max: 5\n  targets:\n    - {metric: rps_per_instance, value: 10}\n";
     let rules = super::RuleSet {
         policies: load_str(yaml, "shop.yaml").unwrap(),
+        alerts: Vec::new(),
     };
     let row = WindowStats {
         end: "1970-01-01T00:00:10Z".into(),

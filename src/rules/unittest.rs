@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
+use super::alert::{AlertEvent, AlertState, Alerter};
 use super::decider::Decider;
 use super::error::{RuleError, hint_for_serde_message};
 use super::{Decision, Direction, load_paths};
@@ -62,6 +63,12 @@ struct TestCase {
 #[serde(deny_unknown_fields)]
 struct Expect {
     at: Spanned<String>,
+    /// Expect an alert transition of this alert rule (instead of a decision).
+    #[serde(default)]
+    alert: Option<String>,
+    /// The alert's transition at `at`: pending, firing, resolved, or none.
+    #[serde(default)]
+    state: Option<ExpectState>,
     #[serde(default)]
     desired: Option<u32>,
     #[serde(default)]
@@ -69,6 +76,28 @@ struct Expect {
     /// Fragments the decision's sentence must contain.
     #[serde(default)]
     reason: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ExpectState {
+    Pending,
+    Firing,
+    Resolved,
+    /// No transition at that time.
+    None,
+}
+
+impl ExpectState {
+    fn matches(self, got: Option<AlertState>) -> bool {
+        matches!(
+            (self, got),
+            (ExpectState::None, None)
+                | (ExpectState::Pending, Some(AlertState::Pending))
+                | (ExpectState::Firing, Some(AlertState::Firing))
+                | (ExpectState::Resolved, Some(AlertState::Resolved))
+        )
+    }
 }
 
 /// The outcome of one test case.
@@ -258,8 +287,11 @@ pub fn run_file(path: &Path) -> Result<Vec<CaseResult>, Vec<RuleError>> {
         }
         let mut decider = Decider::new(rules.clone(), window_ns)
             .with_labels([(case.app.clone(), case.labels.clone())].into());
+        let mut alerter = Alerter::new(rules.alerts.clone());
+        let mut alerts: Vec<(i64, AlertEvent)> = Vec::new();
         let mut failures = Vec::new();
-        if rules.policy_for(&case.app, None, &case.labels).is_none() {
+        let wants_decisions = case.expect.iter().any(|e| e.alert.is_none());
+        if wants_decisions && rules.policy_for(&case.app, None, &case.labels).is_none() {
             failures.push(format!("no policy selects app `{}`", case.app));
         }
         if let Some(n) = case.instances {
@@ -280,6 +312,14 @@ pub fn run_file(path: &Path) -> Result<Vec<CaseResult>, Vec<RuleError>> {
             };
             let mut out = Vec::new();
             decider.on_window(start + window_ns, &rows, &mut out);
+            let mut fired = Vec::new();
+            alerter.on_window(start + window_ns, &rows, &mut fired);
+            alerts.extend(
+                fired
+                    .into_iter()
+                    .filter(|e| e.app == case.app)
+                    .map(|e| (start + window_ns - origin_ns, e)),
+            );
             decisions.extend(
                 out.into_iter()
                     .filter(|d| d.app == case.app)
@@ -287,6 +327,22 @@ pub fn run_file(path: &Path) -> Result<Vec<CaseResult>, Vec<RuleError>> {
             );
         }
         for (e, at) in case.expect.iter().zip(at_ns) {
+            if let Some(name) = &e.alert {
+                let got: Vec<AlertState> = alerts
+                    .iter()
+                    .filter(|(t, a)| *t == at && &a.alertname == name)
+                    .map(|(_, a)| a.state)
+                    .collect();
+                let want = e.state.unwrap_or(ExpectState::None);
+                if !want.matches(got.first().copied()) {
+                    failures.push(format!(
+                        "at {}: alert {name} {:?} (want {want:?})",
+                        e.at.value,
+                        got.first()
+                    ));
+                }
+                continue;
+            }
             let Some((_, d)) = decisions.iter().find(|(t, _)| *t == at) else {
                 failures.push(format!(
                     "at {}: no decision (windows end every {}; the series has {windows})",

@@ -32,6 +32,11 @@ pub struct Checkpoint {
     /// Engine state (stabilization history, cooldowns, dry-run instances).
     #[serde(default)]
     pub decider: Option<DeciderState>,
+    #[serde(default)]
+    pub alerts_file_len: Option<u64>,
+    /// Alert states (pending since, firing), so a restart neither re-sends nor forgets.
+    #[serde(default)]
+    pub alerter: Option<crate::rules::alert::Alerter>,
     pub counts: Counts,
 }
 
