@@ -168,3 +168,21 @@ fn run_writes_explained_decisions_for_the_example() {
         }
     }
 }
+
+/// GOV.UK's production alert rules and their promtool tests, translated where
+/// their expressions map onto window metrics (tests/cases/govuk/).
+#[test]
+fn translated_govuk_alert_tests_pass() {
+    let out = vane()
+        .arg("test")
+        .arg(repo("tests/cases/govuk"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
+}

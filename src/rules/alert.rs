@@ -402,6 +402,17 @@ impl Alerter {
         }
     }
 
+    /// The state of `rule` for `app` now: "pending", "firing", or `None` (inactive).
+    pub fn current(&self, rule: &str, app: &str) -> Option<&'static str> {
+        let s = self.state.get(rule)?.get(app)?;
+        s.active_at?;
+        Some(if s.firing { "firing" } else { "pending" })
+    }
+
+    pub fn rule_names(&self) -> Vec<String> {
+        self.rules.iter().map(|r| r.name.clone()).collect()
+    }
+
     /// Restores state saved in a checkpoint, keeping the current rules.
     pub fn restore(&mut self, saved: Alerter) {
         self.state = saved.state;

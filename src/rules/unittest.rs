@@ -66,7 +66,8 @@ struct Expect {
     /// Expect an alert transition of this alert rule (instead of a decision).
     #[serde(default)]
     alert: Option<String>,
-    /// The alert's transition at `at`: pending, firing, resolved, or none.
+    /// The alert at `at`: `pending`, `firing` or `inactive` (its state then, as
+    /// promtool's `exp_alerts`), or `resolved` / `none` (a transition, or none).
     #[serde(default)]
     state: Option<ExpectState>,
     #[serde(default)]
@@ -86,17 +87,20 @@ enum ExpectState {
     Resolved,
     /// No transition at that time.
     None,
+    /// Neither pending nor firing at that time.
+    Inactive,
 }
 
 impl ExpectState {
-    fn matches(self, got: Option<AlertState>) -> bool {
-        matches!(
-            (self, got),
-            (ExpectState::None, None)
-                | (ExpectState::Pending, Some(AlertState::Pending))
-                | (ExpectState::Firing, Some(AlertState::Firing))
-                | (ExpectState::Resolved, Some(AlertState::Resolved))
-        )
+    /// `transition`: what happened at that time; `current`: the state after it.
+    fn matches(self, transition: Option<AlertState>, current: Option<&str>) -> bool {
+        match self {
+            ExpectState::Pending => current == Some("pending"),
+            ExpectState::Firing => current == Some("firing"),
+            ExpectState::Inactive => current.is_none(),
+            ExpectState::Resolved => transition == Some(AlertState::Resolved),
+            ExpectState::None => transition.is_none(),
+        }
     }
 }
 
@@ -289,6 +293,7 @@ pub fn run_file(path: &Path) -> Result<Vec<CaseResult>, Vec<RuleError>> {
             .with_labels([(case.app.clone(), case.labels.clone())].into());
         let mut alerter = Alerter::new(rules.alerts.clone());
         let mut alerts: Vec<(i64, AlertEvent)> = Vec::new();
+        let mut states: Vec<(i64, String, Option<&'static str>)> = Vec::new();
         let mut failures = Vec::new();
         let wants_decisions = case.expect.iter().any(|e| e.alert.is_none());
         if wants_decisions && rules.policy_for(&case.app, None, &case.labels).is_none() {
@@ -320,6 +325,10 @@ pub fn run_file(path: &Path) -> Result<Vec<CaseResult>, Vec<RuleError>> {
                     .filter(|e| e.app == case.app)
                     .map(|e| (start + window_ns - origin_ns, e)),
             );
+            for name in alerter.rule_names() {
+                let now = alerter.current(&name, &case.app);
+                states.push((start + window_ns - origin_ns, name, now));
+            }
             decisions.extend(
                 out.into_iter()
                     .filter(|d| d.app == case.app)
@@ -334,10 +343,15 @@ pub fn run_file(path: &Path) -> Result<Vec<CaseResult>, Vec<RuleError>> {
                     .map(|(_, a)| a.state)
                     .collect();
                 let want = e.state.unwrap_or(ExpectState::None);
-                if !want.matches(got.first().copied()) {
+                let current = states
+                    .iter()
+                    .find(|(t, n, _)| *t == at && n == name)
+                    .and_then(|(_, _, s)| *s);
+                if !want.matches(got.first().copied(), current) {
                     failures.push(format!(
-                        "at {}: alert {name} {:?} (want {want:?})",
+                        "at {}: alert {name} is {} (transition {:?}), want {want:?}",
                         e.at.value,
+                        current.unwrap_or("inactive"),
                         got.first()
                     ));
                 }
