@@ -241,50 +241,37 @@ impl Pipeline {
         line: Result<&str, std::str::Utf8Error>,
     ) -> io::Result<()> {
         let decoder = &self.decoders[source];
-        let text = match line {
-            Ok(t) => t,
-            Err(e) => {
-                let reason = format!("line: invalid UTF-8 at byte {}", e.valid_up_to());
-                return dead_letter(
-                    &mut self.dead_out,
-                    &mut self.counts,
-                    name,
-                    offset,
-                    decoder.format(),
-                    reason,
-                    bytes,
-                );
-            }
-        };
         // Access logs give one record per line; container-metric envelopes any number.
-        let decoded = if decoder.is_metrics(text) {
-            crate::decode::decode_loggregator(text).map(|metrics| {
-                for m in &metrics {
-                    self.windows.push_metric(m, &mut self.closed);
-                }
-                self.counts.metric_samples += metrics.len() as u64;
-            })
-        } else {
-            decoder.decode(text).map(|rec| {
-                if self.windows.push(&rec, &mut self.closed) == Pushed::Late {
-                    self.counts.late += 1;
-                }
-            })
+        let decoded = match line {
+            Err(e) => Err(format!("line: invalid UTF-8 at byte {}", e.valid_up_to())),
+            Ok(text) if decoder.is_metrics(text) => crate::decode::decode_loggregator(text)
+                .map(|metrics| {
+                    for m in &metrics {
+                        self.windows.push_metric(m, &mut self.closed);
+                    }
+                    self.counts.metric_samples += metrics.len() as u64;
+                })
+                .map_err(|e| e.to_string()),
+            Ok(text) => decoder
+                .decode(text)
+                .map(|rec| {
+                    if self.windows.push(&rec, &mut self.closed) == Pushed::Late {
+                        self.counts.late += 1;
+                    }
+                })
+                .map_err(|e| e.to_string()),
         };
         match decoded {
             Ok(()) => self.counts.decoded += 1,
-            Err(e) => {
-                let reason = e.to_string();
-                dead_letter(
-                    &mut self.dead_out,
-                    &mut self.counts,
-                    name,
-                    offset,
-                    decoder.format(),
-                    reason,
-                    bytes,
-                )?;
-            }
+            Err(reason) => dead_letter(
+                &mut self.dead_out,
+                &mut self.counts,
+                name,
+                offset,
+                decoder.format(),
+                reason,
+                bytes,
+            )?,
         }
         if !self.closed.is_empty() {
             self.out.emit(&mut self.closed, &mut self.counts, false)?;

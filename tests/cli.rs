@@ -181,15 +181,10 @@ fn replay_reads_stdin_and_detects_the_format() {
 #[test]
 fn run_reads_stdin_until_it_closes() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("vane.toml");
-    fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[[sources]]\ntype = \"stdin\"\n[run]\npoll_interval = \"20ms\"\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
+    let cfg = common::write_config(
+        dir.path(),
+        "[[sources]]\ntype = \"stdin\"\n[run]\npoll_interval = \"20ms\"\n",
+    );
     let mut child = vane()
         .args(["run", "--config"])
         .arg(&cfg)

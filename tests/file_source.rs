@@ -8,9 +8,9 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::vane;
+use common::{vane, wait_for};
 use vane::decode::Format;
 use vane::generate::{TrafficSpec, generate};
 use vane::sources::Checkpoint;
@@ -42,14 +42,6 @@ fn append(path: &Path, lines: &[String]) {
         .unwrap();
     for l in lines {
         f.write_all(l.as_bytes()).unwrap();
-    }
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

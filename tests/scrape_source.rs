@@ -65,15 +65,12 @@ fn scraped_container_metrics_land_in_windows() {
     let served = Arc::new(AtomicU32::new(0));
     let url = kubelet(stop.clone(), served.clone());
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("vane.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[window]\nlength = \"1s\"\nallowed_lateness = \"0s\"\nidle_expiry = \"1m\"\n[[sources]]\ntype = \"scrape\"\ntargets = [\"{url}\"]\ninterval = \"200ms\"\n[run]\npoll_interval = \"50ms\"\nidle_timeout = \"1h\"\n",
-            dir.path().join("data").display()
+    let cfg = common::write_config(
+        dir.path(),
+        &format!(
+            "[window]\nlength = \"1s\"\nallowed_lateness = \"0s\"\nidle_expiry = \"1m\"\n[[sources]]\ntype = \"scrape\"\ntargets = [\"{url}\"]\ninterval = \"200ms\"\n[run]\npoll_interval = \"50ms\"\nidle_timeout = \"1h\"\n"
         ),
-    )
-    .unwrap();
+    );
     let mut child = vane()
         .args(["run", "--config"])
         .arg(&cfg)

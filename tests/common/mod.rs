@@ -55,3 +55,26 @@ pub fn hpa_pods(
         })
         .collect()
 }
+
+/// Writes `dir/vane.toml`: `data_dir` in `dir/data`, then `body`.
+pub fn write_config(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("vane.toml");
+    std::fs::write(
+        &path,
+        format!("data_dir = \"{}\"\n{body}", dir.join("data").display()),
+    )
+    .unwrap();
+    path
+}
+
+/// Polls `cond` every 20 ms for up to a minute.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
