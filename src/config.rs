@@ -53,6 +53,9 @@ pub struct Config {
     pub labels: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
     #[serde(default)]
     pub output: OutputSection,
+    /// Where alert transitions are sent.
+    #[serde(default)]
+    pub notifiers: Vec<NotifierConfig>,
     #[serde(default)]
     pub run: RunSection,
 }
@@ -244,6 +247,49 @@ impl SourceConfig {
             | SourceConfig::Glob { mapping, .. }
             | SourceConfig::Stdin { mapping, .. } => mapping.clone(),
             SourceConfig::Scrape { .. } => Mapping::new(),
+        }
+    }
+}
+
+/// An alert notifier. `type` chooses it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum NotifierConfig {
+    /// POSTs the Alertmanager webhook payload, signed with HMAC-SHA256.
+    Webhook {
+        url: String,
+        #[serde(default = "receiver_name")]
+        receiver: String,
+        /// Environment variable holding the signing secret.
+        #[serde(default)]
+        secret_env: Option<String>,
+        /// File holding the signing secret (trailing newline ignored).
+        #[serde(default)]
+        secret_file: Option<PathBuf>,
+        /// Keep retrying a notification this long before giving it up.
+        #[serde(default = "d5m", deserialize_with = "duration")]
+        give_up_after: Duration,
+    },
+}
+
+fn receiver_name() -> String {
+    "vane".into()
+}
+
+impl NotifierConfig {
+    /// The signing secret, read from the environment or a file.
+    pub fn secret(&self) -> Result<Vec<u8>, String> {
+        let NotifierConfig::Webhook {
+            secret_env,
+            secret_file,
+            ..
+        } = self;
+        match (secret_env, secret_file) {
+            (Some(var), _) => std::env::var(var).map(String::into_bytes).map_err(|_| format!("environment variable {var} (secret_env) is not set")),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\n', '\r']).as_bytes().to_vec())
+                .map_err(|e| format!("cannot read secret_file {}: {e}", path.display())),
+            (None, None) => Err("a webhook notifier needs `secret_env` or `secret_file` (the HMAC-SHA256 signing secret)".into()),
         }
     }
 }
@@ -472,6 +518,32 @@ impl Config {
         .any(|d| *d > day)
         {
             return Err(invalid("run", "intervals and timeouts must be at most 1d"));
+        }
+        for (i, n) in self.notifiers.iter().enumerate() {
+            let NotifierConfig::Webhook {
+                url,
+                secret_env,
+                secret_file,
+                ..
+            } = n;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    &format!("notifiers[{i}].url"),
+                    "must be an http:// URL (https needs TLS support, not built yet)",
+                ));
+            }
+            if url.starts_with("https://") {
+                return Err(invalid(
+                    &format!("notifiers[{i}].url"),
+                    "https is not supported yet: use http:// (for example through a local proxy)",
+                ));
+            }
+            if secret_env.is_none() && secret_file.is_none() {
+                return Err(invalid(
+                    &format!("notifiers[{i}]"),
+                    "needs `secret_env` or `secret_file` (the HMAC-SHA256 signing secret)",
+                ));
+            }
         }
         if self.run.poll_interval.is_zero() {
             return Err(invalid("run.poll_interval", "must be more than 0"));

@@ -3,6 +3,7 @@
 //! The pure core (`decode`, `window`) is synchronous and deterministic; the shell
 //! (`sources`, `sinks`, `pipeline`) does the I/O. See `../shared/ARCHITECTURE.md`.
 
+pub mod act;
 pub mod config;
 pub mod decode;
 pub mod generate;

@@ -54,6 +54,8 @@ struct Outputs {
     decided: Vec<Decision>,
     alerts: Option<(Alerter, JsonlFile)>,
     alerted: Vec<AlertEvent>,
+    /// Alert transitions kept for notifiers (when there are any).
+    to_notify: Option<Vec<AlertEvent>>,
 }
 
 impl Outputs {
@@ -115,6 +117,9 @@ impl Outputs {
             for e in self.alerted.drain(..) {
                 out.write(&e)?;
                 counts.alert_events += 1;
+                if let Some(n) = &mut self.to_notify {
+                    n.push(e);
+                }
             }
         }
         closed.clear();
@@ -133,6 +138,7 @@ impl Pipeline {
                 decided: Vec::new(),
                 alerts: None,
                 alerted: Vec::new(),
+                to_notify: None,
             },
             dead_out,
             closed: Vec::new(),
@@ -151,6 +157,21 @@ impl Pipeline {
     pub fn with_alerts(mut self, alerter: Alerter, out: JsonlFile) -> Self {
         self.out.alerts = Some((alerter, out));
         self
+    }
+
+    /// Keeps alert transitions for [`Pipeline::take_notifications`].
+    pub fn with_notifications(mut self) -> Self {
+        self.out.to_notify = Some(Vec::new());
+        self
+    }
+
+    /// Alert transitions since the last call (for notifiers).
+    pub fn take_notifications(&mut self) -> Vec<AlertEvent> {
+        self.out
+            .to_notify
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub fn alerter_mut(&mut self) -> Option<&mut Alerter> {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tracing::{info, warn};
 
+use crate::act::webhook::WebhookNotifier;
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::{Counts, Pipeline};
 use crate::rules::alert::Alerter;
@@ -136,6 +137,22 @@ pub async fn run(
             }
         }
     }
+    let mut notifiers = Vec::new();
+    for n in &cfg.notifiers {
+        let crate::config::NotifierConfig::Webhook {
+            url,
+            receiver,
+            give_up_after,
+            ..
+        } = n;
+        let secret = n
+            .secret()
+            .map_err(|e| anyhow::anyhow!("notifier {url}: {e}"))?;
+        notifiers.push(WebhookNotifier::new(url, receiver, secret, *give_up_after));
+    }
+    if !notifiers.is_empty() {
+        pipeline = pipeline.with_notifications();
+    }
     for app in &cfg.window.apps {
         pipeline.windows.register_app(app);
     }
@@ -200,6 +217,11 @@ pub async fn run(
                 pipeline.heartbeat(idle.as_nanos() as i64)?;
             }
         }
+        let events = pipeline.take_notifications();
+        for n in &mut notifiers {
+            n.enqueue(&events, now);
+            n.pump(now).await;
+        }
         if now - last_checkpoint >= cfg.run.checkpoint_interval {
             write_checkpoint(&mut pipeline, &sources, &checkpoint_path)?;
             last_checkpoint = now;
@@ -209,13 +231,27 @@ pub async fn run(
             last_stats = now;
         }
         let all_finished = !sources.is_empty() && sources.iter().all(|(_, s)| s.finished());
-        let idle_done = opts.exit_when_idle.is_some_and(|d| now - last_input >= d);
+        // Idle exit waits for notifications still being retried (each gives up in time).
+        let idle_done = opts.exit_when_idle.is_some_and(|d| now - last_input >= d)
+            && notifiers.iter().all(|n| n.queued() == 0);
         if all_finished || idle_done {
             pipeline.finish()?;
             break;
         }
     }
     write_checkpoint(&mut pipeline, &sources, &checkpoint_path)?;
+    // Last transitions out before stopping; undelivered ones are logged.
+    let events = pipeline.take_notifications();
+    for n in &mut notifiers {
+        n.enqueue(&events, Instant::now());
+        n.pump(Instant::now()).await;
+        if n.queued() > 0 {
+            warn!(
+                queued = n.queued(),
+                "stopping with undelivered alert notifications"
+            );
+        }
+    }
     log_counts(&pipeline.counts);
     Ok(pipeline.counts)
 }

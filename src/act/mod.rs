@@ -1,0 +1,4 @@
+//! Acting on what Vane decided: notifiers for alerts (and, later, the
+//! orchestrator adapters for scaling decisions).
+
+pub mod webhook;
