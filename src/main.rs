@@ -89,6 +89,15 @@ struct ReplayArgs {
     /// App name for lines that name no app or host (combined format).
     #[arg(long, default_value = "unknown")]
     default_app: String,
+    /// Rule files or folders: decide (dry-run) and evaluate alerts on every window.
+    #[arg(long)]
+    rules: Vec<PathBuf>,
+    /// Where decisions go, with --rules.
+    #[arg(long, default_value = "data/decisions.jsonl")]
+    decisions: PathBuf,
+    /// Where alert transitions go, with --rules.
+    #[arg(long, default_value = "data/alerts.jsonl")]
+    alerts: PathBuf,
     /// Input files, read in order; `-` is stdin.
     #[arg(required = true)]
     files: Vec<String>,
@@ -342,20 +351,56 @@ fn replay_cmd(a: ReplayArgs) -> anyhow::Result<()> {
     let dead = JsonlFile::open(&a.dead_letters, None)
         .with_context(|| format!("cannot open {}", a.dead_letters.display()))?;
     let mut pipeline = Pipeline::new(window, out, dead);
+    if !a.rules.is_empty() {
+        let rules = vane::rules::load_paths(&a.rules).map_err(|errors| {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            Reported(format!("{} error(s) in rule files", errors.len()))
+        })?;
+        let fresh = |p: &PathBuf| -> anyhow::Result<JsonlFile> {
+            if p.exists() {
+                std::fs::remove_file(p)
+                    .with_context(|| format!("cannot replace {}", p.display()))?;
+            }
+            JsonlFile::open(p, None).with_context(|| format!("cannot open {}", p.display()))
+        };
+        if !rules.alerts.is_empty() {
+            pipeline = pipeline.with_alerts(
+                vane::rules::alert::Alerter::new(rules.alerts.clone()),
+                fresh(&a.alerts)?,
+            );
+        }
+        let decider = vane::rules::decider::Decider::new(rules, window.length_ns);
+        pipeline = pipeline.with_decisions(decider, fresh(&a.decisions)?);
+    }
     let mapping = Mapping {
         default_app: a.default_app,
         ..Mapping::new()
     };
-    let src = pipeline.add_source(a.format, mapping);
-    let summary = replay(&mut pipeline, src, &a.files)?;
+    // With `auto`, each file is its own source (its own format, merged with the
+    // others by event time); with an explicit format, the files are consecutive
+    // parts of one stream (rotated logs).
+    let inputs: Vec<(usize, String)> = if a.format == Format::Auto && a.files.len() > 1 {
+        a.files
+            .iter()
+            .map(|f| (pipeline.add_source(a.format, mapping.clone()), f.clone()))
+            .collect()
+    } else {
+        let src = pipeline.add_source(a.format, mapping);
+        a.files.iter().map(|f| (src, f.clone())).collect()
+    };
+    let summary = replay(&mut pipeline, &inputs)?;
     let c = summary.counts;
     eprintln!(
-        "replay: lines {} decoded {} late {} dead_letters {} windows {} | {:.3} s, {:.0} lines/s, {:.1} MB/s",
+        "replay: lines {} decoded {} late {} dead_letters {} windows {} decisions {} alert_transitions {} | {:.3} s, {:.0} lines/s, {:.1} MB/s",
         c.lines,
         c.decoded,
         c.late,
         c.dead_letters,
         c.windows_written,
+        c.decisions,
+        c.alert_events,
         summary.seconds,
         summary.lines_per_sec(),
         c.bytes as f64 / 1e6 / summary.seconds.max(1e-9)

@@ -402,14 +402,11 @@ impl ReplaySummary {
 
 /// Reads `inputs` in order (`-` is stdin) as fast as possible through one
 /// pipeline, then closes every window.
-pub fn replay(
-    pipeline: &mut Pipeline,
-    source: usize,
-    inputs: &[String],
-) -> io::Result<ReplaySummary> {
+pub fn replay(pipeline: &mut Pipeline, inputs: &[(usize, String)]) -> io::Result<ReplaySummary> {
     let started = Instant::now();
     let mut buf = vec![0u8; MAX_CHUNK];
-    for input in inputs {
+    for (source, input) in inputs {
+        let source = *source;
         let mut reader: Box<dyn Read> = if input == "-" {
             Box::new(io::stdin().lock())
         } else {
