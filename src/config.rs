@@ -139,6 +139,12 @@ pub enum SourceConfig {
         targets: Vec<String>,
         interval: Duration,
     },
+    /// The Cloud Foundry RLP gateway's server-sent event stream of envelopes.
+    RlpGateway {
+        url: String,
+        /// Environment variable holding the Authorization header value (`bearer ...`).
+        token_env: Option<String>,
+    },
     /// Standard input, until it closes.
     Stdin { format: Format, mapping: Mapping },
 }
@@ -163,6 +169,8 @@ struct RawSource {
     mapping: Option<Mapping>,
     targets: Option<Vec<String>>,
     interval: Option<String>,
+    url: Option<String>,
+    token_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -171,6 +179,7 @@ enum SourceKind {
     File,
     Glob,
     Scrape,
+    RlpGateway,
     Stdin,
 }
 
@@ -218,6 +227,20 @@ impl TryFrom<RawSource> for SourceConfig {
                 }
                 Ok(SourceConfig::Scrape { targets, interval })
             }
+            SourceKind::RlpGateway => {
+                let url = r
+                    .url
+                    .ok_or("an `rlp-gateway` source needs `url`, like http://host/v2/read?gauge")?;
+                if !url.starts_with("http://") {
+                    return Err(format!(
+                        "rlp-gateway url `{url}` must be an http:// URL (https is not supported yet)"
+                    ));
+                }
+                Ok(SourceConfig::RlpGateway {
+                    url,
+                    token_env: r.token_env,
+                })
+            }
             SourceKind::Stdin => {
                 if r.path.is_some() || r.pattern.is_some() || r.start_at.is_some() {
                     return Err("a `stdin` source takes no `path`, `pattern` or `start_at`".into());
@@ -237,7 +260,7 @@ impl SourceConfig {
             SourceConfig::File { format, .. }
             | SourceConfig::Glob { format, .. }
             | SourceConfig::Stdin { format, .. } => *format,
-            SourceConfig::Scrape { .. } => Format::Auto,
+            SourceConfig::Scrape { .. } | SourceConfig::RlpGateway { .. } => Format::Loggregator,
         }
     }
 
@@ -246,7 +269,7 @@ impl SourceConfig {
             SourceConfig::File { mapping, .. }
             | SourceConfig::Glob { mapping, .. }
             | SourceConfig::Stdin { mapping, .. } => mapping.clone(),
-            SourceConfig::Scrape { .. } => Mapping::new(),
+            SourceConfig::Scrape { .. } | SourceConfig::RlpGateway { .. } => Mapping::new(),
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::rules::alert::Alerter;
 use crate::rules::decider::Decider;
 use crate::rules::load_paths;
 use crate::sinks::JsonlFile;
-use crate::sources::{Checkpoint, Chunk, FileTail, GlobTail, ScrapeSource, StdinSource};
+use crate::sources::{Checkpoint, Chunk, FileTail, GlobTail, RlpSource, ScrapeSource, StdinSource};
 
 /// How many chunks one source may hand over per tick, so one busy source cannot
 /// starve the others or the checkpoint.
@@ -28,6 +28,7 @@ enum Source {
     Glob(GlobTail),
     Stdin(StdinSource),
     Scrape(ScrapeSource),
+    Rlp(RlpSource),
 }
 
 impl Source {
@@ -37,7 +38,7 @@ impl Source {
             Source::Glob(g) => g.poll(),
             Source::Stdin(s) => Ok(s.poll()),
             // Scrapes hand over container metrics, not lines (see the run loop).
-            Source::Scrape(_) => Ok(None),
+            Source::Scrape(_) | Source::Rlp(_) => Ok(None),
         }
     }
 
@@ -119,6 +120,10 @@ pub async fn run(
             SourceConfig::Scrape { targets, interval } => {
                 Source::Scrape(ScrapeSource::new(targets, *interval))
             }
+            SourceConfig::RlpGateway { url, token_env } => {
+                let token = token_env.as_ref().and_then(|v| std::env::var(v).ok());
+                Source::Rlp(RlpSource::spawn(url.clone(), token))
+            }
             SourceConfig::Stdin { .. } => Source::Stdin(StdinSource::spawn()),
         };
         sources.push((idx, source));
@@ -178,11 +183,14 @@ pub async fn run(
         let now = Instant::now();
         for (idx, source) in sources.iter_mut() {
             let mut this_input = false;
-            if let Source::Scrape(scrape) = source
-                && let Some(metrics) = scrape.poll(now).await
-            {
-                this_input = !metrics.is_empty();
-                got_input |= this_input;
+            let metrics = match source {
+                Source::Scrape(scrape) => scrape.poll(now).await,
+                Source::Rlp(rlp) => Some(rlp.poll()),
+                _ => None,
+            };
+            if let Some(metrics) = metrics.filter(|m| !m.is_empty()) {
+                this_input = true;
+                got_input = true;
                 pipeline.process_metrics(*idx, &metrics)?;
             }
             for _ in 0..CHUNKS_PER_TICK {
@@ -271,7 +279,7 @@ fn write_checkpoint(
                 }
             }
             Source::Glob(g) => positions.extend(g.positions()),
-            Source::Stdin(_) | Source::Scrape(_) => {}
+            Source::Stdin(_) | Source::Scrape(_) | Source::Rlp(_) => {}
         }
     }
     let cp = Checkpoint {

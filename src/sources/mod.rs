@@ -5,6 +5,7 @@
 mod checkpoint;
 mod file;
 mod glob;
+mod rlp;
 mod scrape;
 mod stdin;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use checkpoint::{Checkpoint, FilePosition};
 pub use file::FileTail;
 pub use glob::GlobTail;
+pub use rlp::RlpSource;
 pub use scrape::ScrapeSource;
 pub use stdin::StdinSource;
 
