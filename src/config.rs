@@ -293,6 +293,20 @@ pub enum NotifierConfig {
         #[serde(default = "d5m", deserialize_with = "duration")]
         give_up_after: Duration,
     },
+    /// Pushes alerts to Alertmanager's API (`POST /api/v2/alerts`).
+    Alertmanager {
+        /// Base URL, like `http://127.0.0.1:9093`.
+        url: String,
+        /// How often firing alerts are sent again (Alertmanager forgets them otherwise).
+        #[serde(default = "d60s", deserialize_with = "duration")]
+        resend_interval: Duration,
+        #[serde(default = "d5m", deserialize_with = "duration")]
+        give_up_after: Duration,
+    },
+}
+
+fn d60s() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn receiver_name() -> String {
@@ -306,7 +320,10 @@ impl NotifierConfig {
             secret_env,
             secret_file,
             ..
-        } = self;
+        } = self
+        else {
+            return Ok(Vec::new());
+        };
         match (secret_env, secret_file) {
             (Some(var), _) => std::env::var(var).map(String::into_bytes).map_err(|_| format!("environment variable {var} (secret_env) is not set")),
             (None, Some(path)) => std::fs::read_to_string(path)
@@ -543,12 +560,15 @@ impl Config {
             return Err(invalid("run", "intervals and timeouts must be at most 1d"));
         }
         for (i, n) in self.notifiers.iter().enumerate() {
-            let NotifierConfig::Webhook {
-                url,
-                secret_env,
-                secret_file,
-                ..
-            } = n;
+            let (url, needs_secret) = match n {
+                NotifierConfig::Webhook {
+                    url,
+                    secret_env,
+                    secret_file,
+                    ..
+                } => (url, secret_env.is_none() && secret_file.is_none()),
+                NotifierConfig::Alertmanager { url, .. } => (url, false),
+            };
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(invalid(
                     &format!("notifiers[{i}].url"),
@@ -561,7 +581,7 @@ impl Config {
                     "https is not supported yet: use http:// (for example through a local proxy)",
                 ));
             }
-            if secret_env.is_none() && secret_file.is_none() {
+            if needs_secret {
                 return Err(invalid(
                     &format!("notifiers[{i}]"),
                     "needs `secret_env` or `secret_file` (the HMAC-SHA256 signing secret)",

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tracing::{info, warn};
 
+use crate::act::alertmanager::AlertmanagerNotifier;
 use crate::act::webhook::WebhookNotifier;
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::{Counts, Pipeline};
@@ -44,6 +45,34 @@ impl Source {
 
     fn finished(&self) -> bool {
         matches!(self, Source::Stdin(s) if s.is_closed())
+    }
+}
+
+enum Notifier {
+    Webhook(WebhookNotifier),
+    Alertmanager(AlertmanagerNotifier),
+}
+
+impl Notifier {
+    fn enqueue(&mut self, events: &[crate::rules::alert::AlertEvent], now: Instant) {
+        match self {
+            Notifier::Webhook(n) => n.enqueue(events, now),
+            Notifier::Alertmanager(n) => n.enqueue(events, now),
+        }
+    }
+
+    async fn pump(&mut self, now: Instant) {
+        match self {
+            Notifier::Webhook(n) => n.pump(now).await,
+            Notifier::Alertmanager(n) => n.pump(now).await,
+        }
+    }
+
+    fn queued(&self) -> usize {
+        match self {
+            Notifier::Webhook(n) => n.queued(),
+            Notifier::Alertmanager(n) => n.queued(),
+        }
     }
 }
 
@@ -144,16 +173,28 @@ pub async fn run(
     }
     let mut notifiers = Vec::new();
     for n in &cfg.notifiers {
-        let crate::config::NotifierConfig::Webhook {
-            url,
-            receiver,
-            give_up_after,
-            ..
-        } = n;
-        let secret = n
-            .secret()
-            .map_err(|e| anyhow::anyhow!("notifier {url}: {e}"))?;
-        notifiers.push(WebhookNotifier::new(url, receiver, secret, *give_up_after));
+        notifiers.push(match n {
+            crate::config::NotifierConfig::Webhook {
+                url,
+                receiver,
+                give_up_after,
+                ..
+            } => {
+                let secret = n
+                    .secret()
+                    .map_err(|e| anyhow::anyhow!("notifier {url}: {e}"))?;
+                Notifier::Webhook(WebhookNotifier::new(url, receiver, secret, *give_up_after))
+            }
+            crate::config::NotifierConfig::Alertmanager {
+                url,
+                resend_interval,
+                give_up_after,
+            } => Notifier::Alertmanager(AlertmanagerNotifier::new(
+                url,
+                *resend_interval,
+                *give_up_after,
+            )),
+        });
     }
     if !notifiers.is_empty() {
         pipeline = pipeline.with_notifications();

@@ -5,13 +5,14 @@
 //! are retried with backoff until `give_up_after`, so a receiver outage shorter
 //! than that loses nothing.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tracing::{info, warn};
+
+use super::queue::HttpQueue;
 
 use crate::rules::alert::{AlertEvent, AlertState};
 
@@ -54,7 +55,7 @@ pub fn payload(e: &AlertEvent, receiver: &str) -> Value {
 }
 
 /// A stable id of the alert (its rule and app), as Alertmanager's fingerprint.
-fn fingerprint(e: &AlertEvent) -> String {
+pub fn fingerprint(e: &AlertEvent) -> String {
     format!("{:016x}", hash64(&format!("{}\u{0}{}", e.alertname, e.app)))
 }
 
@@ -80,42 +81,21 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     hex
 }
 
-struct Pending {
-    id: String,
-    body: Vec<u8>,
-    first_try: Instant,
-    next_try: Instant,
-    attempts: u32,
-}
-
-/// Delivers notifications in order, one at a time, retrying the head of the
-/// queue until it is delivered or `give_up_after` has passed.
+/// Delivers firing and resolved transitions to one webhook, in order.
 pub struct WebhookNotifier {
     url: String,
     receiver: String,
     secret: Vec<u8>,
-    give_up_after: Duration,
-    client: reqwest::Client,
-    queue: VecDeque<Pending>,
-    pub delivered: u64,
-    pub given_up: u64,
+    queue: HttpQueue,
 }
 
 impl WebhookNotifier {
     pub fn new(url: &str, receiver: &str, secret: Vec<u8>, give_up_after: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
         WebhookNotifier {
             url: url.to_string(),
             receiver: receiver.to_string(),
             secret,
-            give_up_after,
-            client,
-            queue: VecDeque::new(),
-            delivered: 0,
-            given_up: 0,
+            queue: HttpQueue::new(give_up_after),
         }
     }
 
@@ -132,13 +112,11 @@ impl WebhookNotifier {
                 e.time
             )
             .to_lowercase();
-            self.queue.push_back(Pending {
-                id,
-                body,
-                first_try: now,
-                next_try: now,
-                attempts: 0,
-            });
+            let headers = vec![
+                ("X-Vane-Signature".to_string(), sign(&self.secret, &body)),
+                ("X-Vane-Notification-Id".to_string(), id),
+            ];
+            self.queue.push(&self.url, body, headers, now);
         }
     }
 
@@ -146,46 +124,8 @@ impl WebhookNotifier {
         self.queue.len()
     }
 
-    /// Tries what is due; stops at the first failure (order is kept).
     pub async fn pump(&mut self, now: Instant) {
-        while let Some(p) = self.queue.front_mut() {
-            if p.next_try > now {
-                return;
-            }
-            let sent = self
-                .client
-                .post(&self.url)
-                .header("Content-Type", "application/json")
-                .header("X-Vane-Signature", sign(&self.secret, &p.body))
-                .header("X-Vane-Notification-Id", &p.id)
-                .body(p.body.clone())
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status().is_success() => {
-                    self.delivered += 1;
-                    self.queue.pop_front();
-                }
-                outcome => {
-                    p.attempts += 1;
-                    let why = match outcome {
-                        Ok(r) => format!("HTTP {}", r.status()),
-                        Err(e) => e.to_string(),
-                    };
-                    if now - p.first_try >= self.give_up_after {
-                        warn!(url = %self.url, id = %p.id, error = %why, "webhook notification given up");
-                        self.given_up += 1;
-                        self.queue.pop_front();
-                        continue;
-                    }
-                    let backoff =
-                        Duration::from_millis(200 * 2u64.saturating_pow(p.attempts.min(6)));
-                    p.next_try = now + backoff.min(Duration::from_secs(10));
-                    info!(url = %self.url, attempt = p.attempts, error = %why, "webhook notification will be retried");
-                    return;
-                }
-            }
-        }
+        self.queue.pump(now).await;
     }
 }
 
