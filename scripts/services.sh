@@ -15,7 +15,7 @@ mkdir -p "$STATE"
 start_alertmanager() {
   if ! command -v prometheus-alertmanager >/dev/null; then
     echo "installing prometheus-alertmanager (apt)" >&2
-    apt-get update -qq >/dev/null
+    apt-get update -qq >/dev/null 2>&1 || echo "apt-get update failed; installing from the lists already on the machine" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager >/dev/null
   fi
   local dir="$STATE/alertmanager"
