@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -26,27 +24,7 @@ struct Delivery {
 fn receive(listener: TcpListener, got: Arc<Mutex<Vec<Delivery>>>) {
     for conn in listener.incoming() {
         let Ok(mut conn) = conn else { continue };
-        let mut reader = BufReader::new(conn.try_clone().unwrap());
-        let mut headers = BTreeMap::new();
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        loop {
-            line.clear();
-            reader.read_line(&mut line).unwrap();
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
-        let len: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body).unwrap();
+        let (headers, body) = common::serve_one(&mut conn);
         got.lock().unwrap().push(Delivery {
             id: headers
                 .get("x-vane-notification-id")
@@ -55,8 +33,6 @@ fn receive(listener: TcpListener, got: Arc<Mutex<Vec<Delivery>>>) {
             signature: headers.get("x-vane-signature").cloned().unwrap_or_default(),
             body,
         });
-        let _ =
-            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     }
 }
 

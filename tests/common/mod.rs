@@ -78,3 +78,32 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Reads one HTTP request from `conn`: lower-cased headers and the body
+/// (by Content-Length), then answers 200. For the loopback receivers of tests.
+pub fn serve_one(
+    conn: &mut std::net::TcpStream,
+) -> (std::collections::BTreeMap<String, String>, Vec<u8>) {
+    use std::io::{BufRead, Read, Write};
+    let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+    let mut headers = std::collections::BTreeMap::new();
+    let mut line = String::new();
+    let _ = reader.read_line(&mut line);
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim_end().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.trim_end().split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    let _ = reader.read_exact(&mut body);
+    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    (headers, body)
+}
