@@ -56,6 +56,9 @@ pub struct Config {
     /// Where alert transitions are sent.
     #[serde(default)]
     pub notifiers: Vec<NotifierConfig>,
+    /// Where scaling decisions are carried out (dry-run unless configured).
+    #[serde(default)]
+    pub orchestrator: crate::act::orchestrator::OrchestratorConfig,
     #[serde(default)]
     pub run: RunSection,
 }
@@ -441,7 +444,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is not a duration Vane can hold"))
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -591,6 +594,9 @@ impl Config {
         if self.run.poll_interval.is_zero() {
             return Err(invalid("run.poll_interval", "must be more than 0"));
         }
+        self.orchestrator
+            .validate()
+            .map_err(|(key, message)| invalid(&key, &message))?;
         Ok(())
     }
 

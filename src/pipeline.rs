@@ -56,6 +56,8 @@ struct Outputs {
     alerted: Vec<AlertEvent>,
     /// Alert transitions kept for notifiers (when there are any).
     to_notify: Option<Vec<AlertEvent>>,
+    /// Decisions kept for the actuator (when there is one).
+    to_act: Option<Vec<Decision>>,
 }
 
 impl Outputs {
@@ -111,6 +113,9 @@ impl Outputs {
             for d in self.decided.drain(..) {
                 out.write(&d)?;
                 counts.decisions += 1;
+                if let Some(a) = &mut self.to_act {
+                    a.push(d);
+                }
             }
         }
         if let Some((_, out)) = &mut self.alerts {
@@ -139,6 +144,7 @@ impl Pipeline {
                 alerts: None,
                 alerted: Vec::new(),
                 to_notify: None,
+                to_act: None,
             },
             dead_out,
             closed: Vec::new(),
@@ -172,6 +178,31 @@ impl Pipeline {
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default()
+    }
+
+    /// Keeps decisions for [`Pipeline::take_decisions`].
+    pub fn with_actions(mut self) -> Self {
+        self.out.to_act = Some(Vec::new());
+        self
+    }
+
+    /// Decisions since the last call (for the actuator).
+    pub fn take_decisions(&mut self) -> Vec<Decision> {
+        self.out
+            .to_act
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Writes a decision taken outside the engine (a failed action, a manual
+    /// scale) to the decisions output.
+    pub fn record_decision(&mut self, d: &Decision) -> io::Result<()> {
+        if let Some((_, out)) = &mut self.out.decisions {
+            out.write(d)?;
+            self.counts.decisions += 1;
+        }
+        Ok(())
     }
 
     pub fn alerter_mut(&mut self) -> Option<&mut Alerter> {

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tracing::{info, warn};
 
+use crate::act::actuator::Actuator;
 use crate::act::alertmanager::AlertmanagerNotifier;
+use crate::act::orchestrator::{Orchestrator, RetryPolicy};
 use crate::act::webhook::WebhookNotifier;
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::{Counts, Pipeline};
@@ -199,6 +201,27 @@ pub async fn run(
     if !notifiers.is_empty() {
         pipeline = pipeline.with_notifications();
     }
+    let mut actuator = if cfg.rules.is_empty() {
+        None
+    } else {
+        let orchestrator = Orchestrator::from_config(&cfg.orchestrator, &cfg.data_dir)
+            .await
+            .map_err(|e| anyhow::anyhow!("orchestrator {}: {e}", cfg.orchestrator.kind.name()))?;
+        info!(orchestrator = orchestrator.name(), "acting through");
+        pipeline = pipeline.with_actions();
+        let mut actuator = Actuator::new(
+            orchestrator,
+            RetryPolicy::from_config(&cfg.orchestrator),
+            cfg.orchestrator.refresh_interval,
+        );
+        for app in cfg.orchestrator.apps.keys() {
+            actuator.watch(&crate::act::orchestrator::Target::new(app, None));
+        }
+        for o in actuator.settle(Duration::from_secs(10)).await {
+            record_outcome(&actuator, &mut pipeline, &o)?;
+        }
+        Some(actuator)
+    };
     for app in &cfg.window.apps {
         pipeline.windows.register_app(app);
     }
@@ -271,6 +294,9 @@ pub async fn run(
             n.enqueue(&events, now);
             n.pump(now).await;
         }
+        if let Some(a) = &mut actuator {
+            act(a, &mut pipeline, now)?;
+        }
         if now - last_checkpoint >= cfg.run.checkpoint_interval {
             write_checkpoint(&mut pipeline, &sources, &checkpoint_path)?;
             last_checkpoint = now;
@@ -282,10 +308,21 @@ pub async fn run(
         let all_finished = !sources.is_empty() && sources.iter().all(|(_, s)| s.finished());
         // Idle exit waits for notifications still being retried (each gives up in time).
         let idle_done = opts.exit_when_idle.is_some_and(|d| now - last_input >= d)
-            && notifiers.iter().all(|n| n.queued() == 0);
+            && notifiers.iter().all(|n| n.queued() == 0)
+            && actuator.as_ref().is_none_or(|a| a.in_flight() == 0);
         if all_finished || idle_done {
             pipeline.finish()?;
             break;
+        }
+    }
+    if let Some(a) = &mut actuator {
+        // Decisions of the last windows, then wait a little for their actions.
+        act(a, &mut pipeline, Instant::now())?;
+        for o in a.settle(Duration::from_secs(30)).await {
+            record_outcome(a, &mut pipeline, &o)?;
+        }
+        if let Orchestrator::Local(local) = a.orchestrator().as_ref() {
+            local.shutdown().await;
         }
     }
     write_checkpoint(&mut pipeline, &sources, &checkpoint_path)?;
@@ -303,6 +340,36 @@ pub async fn run(
     }
     log_counts(&pipeline.counts);
     Ok(pipeline.counts)
+}
+
+/// Hands new decisions to the actuator and records what came of earlier ones.
+fn act(actuator: &mut Actuator, pipeline: &mut Pipeline, now: Instant) -> anyhow::Result<()> {
+    for d in pipeline.take_decisions() {
+        actuator.submit(&d);
+    }
+    actuator.tick(now);
+    for o in actuator.drain() {
+        record_outcome(actuator, pipeline, &o)?;
+    }
+    Ok(())
+}
+
+/// A failed action becomes a decision record; a count read back steers the
+/// next decision (real orchestrators only).
+fn record_outcome(
+    actuator: &Actuator,
+    pipeline: &mut Pipeline,
+    o: &crate::act::actuator::Outcome,
+) -> anyhow::Result<()> {
+    if let Some(record) = o.failure_record(actuator.orchestrator().name()) {
+        pipeline.record_decision(&record)?;
+    }
+    if actuator.reports_real_counts()
+        && let (Some(n), Some(decider)) = (o.instances, pipeline.decider_mut())
+    {
+        decider.observe_instances(&o.target.app, n);
+    }
+    Ok(())
 }
 
 fn write_checkpoint(

@@ -1,6 +1,8 @@
-//! Acting on what Vane decided: notifiers for alerts (and, later, the
-//! orchestrator adapters for scaling decisions).
+//! Acting on what Vane decided: notifiers for alerts, and the orchestrator
+//! adapters (behind the actuator) for scaling and restarts.
 
+pub mod actuator;
 pub mod alertmanager;
+pub mod orchestrator;
 pub mod queue;
 pub mod webhook;

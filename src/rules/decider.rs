@@ -29,6 +29,8 @@ struct Tracked {
 
 pub struct Decider {
     rules: RuleSet,
+    /// Counts the platform reported for apps not yet tracked (by app id or name).
+    observed: BTreeMap<String, u32>,
     /// Labels by app id or name, for label selectors.
     labels: BTreeMap<String, Labels>,
     window_ns: i64,
@@ -39,6 +41,7 @@ impl Decider {
     pub fn new(rules: RuleSet, window_ns: i64) -> Self {
         Decider {
             rules,
+            observed: BTreeMap::new(),
             labels: BTreeMap::new(),
             window_ns,
             state: DeciderState::default(),
@@ -106,6 +109,11 @@ impl Decider {
             else {
                 continue;
             };
+            let reported = self.observed.get(&row.app).or_else(|| {
+                row.name
+                    .as_ref()
+                    .and_then(|n| self.observed.get(n.as_str()))
+            });
             let tracked = self
                 .state
                 .apps
@@ -113,12 +121,16 @@ impl Decider {
                 .or_insert_with(|| Tracked {
                     policy: policy.name.clone(),
                     name: row.name.clone(),
-                    // First sight: as many instances as served traffic, within bounds.
-                    instances: instances_seen
-                        .get(row.app.as_str())
-                        .copied()
-                        .unwrap_or(policy.min)
-                        .clamp(policy.min.max(1), policy.max),
+                    // First sight: what the platform reports, else as many
+                    // instances as served traffic, within bounds.
+                    instances: match reported {
+                        Some(n) => *n,
+                        None => instances_seen
+                            .get(row.app.as_str())
+                            .copied()
+                            .unwrap_or(policy.min)
+                            .clamp(policy.min.max(1), policy.max),
+                    },
                     engine: AppState::default(),
                 });
             if tracked.policy != policy.name {
@@ -176,6 +188,24 @@ impl Decider {
 }
 
 impl Decider {
+    /// The platform reports `instances` for `app` (read back by the actuator):
+    /// the next decision starts from it instead of from the last desired count.
+    /// `app` may be an app id or a readable name.
+    pub fn observe_instances(&mut self, app: &str, instances: u32) {
+        if let Some(t) = self.state.apps.get_mut(app) {
+            t.instances = instances;
+        } else if let Some(t) = self
+            .state
+            .apps
+            .values_mut()
+            .find(|t| t.name.as_deref() == Some(app))
+        {
+            t.instances = instances;
+        } else {
+            self.observed.insert(app.to_string(), instances);
+        }
+    }
+
     /// Starts tracking `app` at `instances` (for rule tests and backtests,
     /// where the starting count is given rather than observed).
     pub fn set_instances(&mut self, app: &str, name: Option<&str>, instances: u32) {

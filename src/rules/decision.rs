@@ -33,6 +33,27 @@ pub struct Constraint {
     pub note: String,
 }
 
+/// Who took a decision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionSource {
+    /// A scaling policy, on a closed window.
+    #[default]
+    Policy,
+    /// The actuator, reporting an action that failed.
+    Actuator,
+    /// An operator, through the API.
+    Manual,
+    /// A health rule.
+    Health,
+}
+
+impl DecisionSource {
+    fn is_policy(&self) -> bool {
+        *self == DecisionSource::Policy
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     /// When the decision was taken: the end of the window it used (RFC 3339).
@@ -53,4 +74,10 @@ pub struct Decision {
     pub recommendations: Vec<Recommendation>,
     pub constraints: Vec<Constraint>,
     pub reason: String,
+    /// Absent for policy decisions.
+    #[serde(default, skip_serializing_if = "DecisionSource::is_policy")]
+    pub source: DecisionSource,
+    /// Why the action failed (actuator records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

@@ -329,6 +329,8 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
         recommendations: recs,
         constraints: chain.constraints,
         reason,
+        source: super::DecisionSource::Policy,
+        error: None,
     }
 }
 

@@ -18,7 +18,7 @@ pub mod policy;
 pub mod schedule;
 pub mod unittest;
 
-pub use decision::{Constraint, Decision, Direction};
+pub use decision::{Constraint, Decision, DecisionSource, Direction};
 pub use engine::{AppState, Observation, decide};
 pub use error::RuleError;
 pub use load::{RuleSet, load_paths, load_str};

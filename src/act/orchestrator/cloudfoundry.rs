@@ -1,0 +1,253 @@
+//! Cloud Foundry through the v3 Cloud Controller API:
+//! - token: UAA client credentials (`POST {uaa}/oauth/token`), cached and
+//!   refreshed a minute before it expires (or at once after a 401);
+//! - current count: `GET /v3/apps/:guid/processes/web` → `instances`;
+//! - scale: `POST /v3/processes/:guid/actions/scale` `{"instances": N}`;
+//! - restart one instance: `DELETE /v3/processes/:guid/instances/:index`.
+//!
+//! Apps map to GUIDs in `[orchestrator.apps.NAME] guid = "..."`, or are looked
+//! up by name (`GET /v3/apps?names=NAME`, within `space_guid` when set).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::{ActError, AppTarget, OrchestratorConfig, Target, transport_error};
+
+pub struct CloudFoundry {
+    api: String,
+    uaa: String,
+    client_id: String,
+    client_secret: String,
+    space_guid: Option<String>,
+    apps: BTreeMap<String, AppTarget>,
+    client: reqwest::Client,
+    token: Mutex<Option<Token>>,
+    /// App key → web process GUID, learnt on first use.
+    processes: Mutex<HashMap<String, String>>,
+}
+
+struct Token {
+    value: String,
+    refresh_at: Instant,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default = "hour")]
+    expires_in: u64,
+}
+
+fn hour() -> u64 {
+    3600
+}
+
+#[derive(Deserialize)]
+struct Process {
+    guid: String,
+    instances: u32,
+}
+
+#[derive(Deserialize)]
+struct AppList {
+    resources: Vec<AppResource>,
+}
+
+#[derive(Deserialize)]
+struct AppResource {
+    guid: String,
+}
+
+impl CloudFoundry {
+    pub fn from_config(cfg: &OrchestratorConfig) -> Result<Self, ActError> {
+        let need = |v: &Option<String>, key: &str| {
+            v.clone().ok_or_else(|| {
+                ActError::Permanent(format!("orchestrator.{key} is needed for cloudfoundry"))
+            })
+        };
+        let var = need(&cfg.client_secret_env, "client_secret_env")?;
+        let client_secret = std::env::var(&var).map_err(|_| {
+            ActError::Permanent(format!(
+                "environment variable {var} (orchestrator.client_secret_env) is not set"
+            ))
+        })?;
+        Ok(Self::new(
+            &need(&cfg.api, "api")?,
+            &need(&cfg.uaa, "uaa")?,
+            &need(&cfg.client_id, "client_id")?,
+            &client_secret,
+            cfg.space_guid.clone(),
+            cfg.apps.clone(),
+        ))
+    }
+
+    pub fn new(
+        api: &str,
+        uaa: &str,
+        client_id: &str,
+        client_secret: &str,
+        space_guid: Option<String>,
+        apps: BTreeMap<String, AppTarget>,
+    ) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        CloudFoundry {
+            api: api.trim_end_matches('/').to_string(),
+            uaa: uaa.trim_end_matches('/').to_string(),
+            client_id: client_id.to_string(),
+            client_secret: client_secret.to_string(),
+            space_guid,
+            apps,
+            client,
+            token: Mutex::new(None),
+            processes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn token(&self) -> Result<String, ActError> {
+        let mut cached = self.token.lock().await;
+        if let Some(t) = cached.as_ref()
+            && Instant::now() < t.refresh_at
+        {
+            return Ok(t.value.clone());
+        }
+        let url = format!("{}/oauth/token", self.uaa);
+        let resp = self
+            .client
+            .post(&url)
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Accept", "application/json")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .map_err(|e| transport_error("UAA token", &e))?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(ActError::from_status(status.as_u16(), "UAA token", &body));
+        }
+        let t: TokenResponse = serde_json::from_str(&body)
+            .map_err(|e| ActError::Permanent(format!("UAA token: unexpected response: {e}")))?;
+        // Refresh a minute early (or halfway for very short tokens).
+        let early = Duration::from_secs(60.min(t.expires_in / 2));
+        *cached = Some(Token {
+            value: t.access_token.clone(),
+            refresh_at: Instant::now() + Duration::from_secs(t.expires_in) - early,
+        });
+        Ok(t.access_token)
+    }
+
+    /// One authenticated Cloud Controller call; returns the response body.
+    async fn call(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<String>,
+        what: &str,
+    ) -> Result<String, ActError> {
+        let token = self.token().await?;
+        let mut req = self
+            .client
+            .request(method, url)
+            .bearer_auth(token)
+            .header("Accept", "application/json");
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/json").body(b);
+        }
+        let resp = req.send().await.map_err(|e| transport_error(what, &e))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if status == StatusCode::UNAUTHORIZED {
+            // Expired or revoked early: fetch a new token on the retry.
+            *self.token.lock().await = None;
+            return Err(ActError::Transient(format!(
+                "{what}: HTTP 401, token renewed"
+            )));
+        }
+        if !status.is_success() {
+            return Err(ActError::from_status(status.as_u16(), what, &text));
+        }
+        Ok(text)
+    }
+
+    fn url(&self, path: &str) -> Result<Url, ActError> {
+        Url::parse(&format!("{}{path}", self.api))
+            .map_err(|e| ActError::Permanent(format!("bad Cloud Controller URL {}: {e}", self.api)))
+    }
+
+    async fn app_guid(&self, t: &Target) -> Result<String, ActError> {
+        if let Some(guid) = t.lookup(&self.apps).and_then(|a| a.guid.clone()) {
+            return Ok(guid);
+        }
+        let name = t.display();
+        let mut url = self.url("/v3/apps")?;
+        url.query_pairs_mut().append_pair("names", name);
+        if let Some(space) = &self.space_guid {
+            url.query_pairs_mut().append_pair("space_guids", space);
+        }
+        let body = self.call(Method::GET, url, None, "list apps").await?;
+        let list: AppList = serde_json::from_str(&body)
+            .map_err(|e| ActError::Permanent(format!("list apps: unexpected response: {e}")))?;
+        match list.resources.as_slice() {
+            [one] => Ok(one.guid.clone()),
+            [] => Err(ActError::Permanent(format!(
+                "no Cloud Foundry app is named {name}: set [orchestrator.apps.{name}] guid"
+            ))),
+            _ => Err(ActError::Permanent(format!(
+                "several Cloud Foundry apps are named {name}: set orchestrator.space_guid or the app's guid"
+            ))),
+        }
+    }
+
+    async fn web_process(&self, t: &Target) -> Result<Process, ActError> {
+        let guid = self.app_guid(t).await?;
+        let url = self.url(&format!("/v3/apps/{guid}/processes/web"))?;
+        let body = self.call(Method::GET, url, None, "get web process").await?;
+        let p: Process = serde_json::from_str(&body).map_err(|e| {
+            ActError::Permanent(format!("get web process: unexpected response: {e}"))
+        })?;
+        self.processes
+            .lock()
+            .await
+            .insert(t.app.clone(), p.guid.clone());
+        Ok(p)
+    }
+
+    async fn process_guid(&self, t: &Target) -> Result<String, ActError> {
+        if let Some(g) = self.processes.lock().await.get(&t.app) {
+            return Ok(g.clone());
+        }
+        Ok(self.web_process(t).await?.guid)
+    }
+
+    pub async fn instances(&self, t: &Target) -> Result<u32, ActError> {
+        Ok(self.web_process(t).await?.instances)
+    }
+
+    pub async fn scale(&self, t: &Target, n: u32) -> Result<(), ActError> {
+        let guid = self.process_guid(t).await?;
+        let url = self.url(&format!("/v3/processes/{guid}/actions/scale"))?;
+        let body = serde_json::json!({ "instances": n }).to_string();
+        self.call(Method::POST, url, Some(body), "scale process")
+            .await
+            .map(drop)
+    }
+
+    pub async fn restart(&self, t: &Target, instance: &str) -> Result<(), ActError> {
+        let index: u32 = instance.parse().map_err(|_| {
+            ActError::Permanent(format!("instance `{instance}` is not an instance index"))
+        })?;
+        let guid = self.process_guid(t).await?;
+        let url = self.url(&format!("/v3/processes/{guid}/instances/{index}"))?;
+        self.call(Method::DELETE, url, None, "restart instance")
+            .await
+            .map(drop)
+    }
+}

@@ -1,0 +1,186 @@
+//! End to end on one machine: `vane run` with the `local` orchestrator follows
+//! an access log the test appends to (a rate step up, then down), starts and
+//! stops real processes accordingly, and its decision records say why.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{vane, wait_for, write_config};
+use vane::rules::{Decision, Direction};
+
+const BASE: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+/// One gorouter line for the `shop` app at `ms` after BASE.
+fn line(ms: i64, index: u32) -> String {
+    let t = BASE + ms / 1000;
+    let (h, m, s) = (t % 86_400 / 3600, t % 3600 / 60, t % 60);
+    format!(
+        "shop.example.com - [2026-01-01T{h:02}:{m:02}:{s:02}.{:03}Z] \"GET /cart HTTP/1.1\" 200 0 512 \"-\" \"test\" \"10.0.0.1:5000\" \"10.0.1.1:61000\" x_forwarded_for:\"10.0.0.1\" x_forwarded_proto:\"https\" vcap_request_id:\"r-{ms}\" response_time:0.020 gorouter_time:0.0001 app_id:\"5b7c2a1e-0000-4000-8000-000000000001\" app_index:\"{index}\"\n",
+        ms % 1000
+    )
+}
+
+/// Appends `rps` requests per second for the event-time seconds `from..to`.
+fn append(path: &Path, from_s: i64, to_s: i64, rps: i64) {
+    let mut text = String::new();
+    for s in from_s..to_s {
+        for i in 0..rps {
+            text.push_str(&line(s * 1000 + i * 1000 / rps, (i % 4) as u32));
+        }
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// Process ids of the instances whose pid files are in `dir` and that still run.
+fn alive(dir: &Path) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .filter_map(|s| s.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    pids.retain(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+    });
+    pids.sort_unstable();
+    pids
+}
+
+fn decisions(path: &Path) -> Vec<Decision> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn local_orchestrator_follows_a_rate_step_with_real_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    std::fs::create_dir_all(&pids).unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::write(
+        dir.path().join("rules/shop.yaml"),
+        "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {name: shop}\nspec:\n  selector: {names: [\"shop.example.com\"]}\n  min: 1\n  max: 6\n  targets:\n    - {metric: rps_per_instance, value: 10}\n  behavior:\n    scaleUp: {stabilization: 0s}\n    scaleDown: {stabilization: 0s}\n",
+    )
+    .unwrap();
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, "").unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            r#"rules = ["{rules}"]
+[[sources]]
+type = "file"
+path = "{log}"
+format = "gorouter"
+[run]
+poll_interval = "50ms"
+idle_timeout = "1s"
+[orchestrator]
+kind = "local"
+refresh_interval = "500ms"
+[orchestrator.apps."shop.example.com"]
+command = ["sh", "-c", "echo $$ > \"$PID_DIR/$INSTANCE_INDEX.pid\"; echo listening on $PORT; exec sleep 300"]
+base_port = 18100
+env = {{ PID_DIR = "{pids}" }}
+"#,
+            rules = dir.path().join("rules").display(),
+            log = log.display(),
+            pids = pids.display(),
+        ),
+    );
+    let mut child = vane()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let decisions_path = dir.path().join("data/decisions.jsonl");
+
+    // The supervisor starts one instance with Vane.
+    wait_for("the first instance", || alive(&pids).len() == 1);
+    // 5 requests/s for 30 s: one instance is enough.
+    append(&log, 0, 30, 5);
+    wait_for("decisions on the quiet phase", || {
+        decisions(&decisions_path).len() >= 2
+    });
+    let quiet = decisions(&decisions_path);
+    assert!(
+        quiet.iter().all(|d| d.current == 1 && d.desired == 1),
+        "the first decision starts from the one running instance: {quiet:#?}"
+    );
+    assert_eq!(alive(&pids).len(), 1);
+
+    // 40 requests/s: four instances at 10 requests/s each.
+    append(&log, 30, 90, 40);
+    wait_for("four instances", || alive(&pids).len() == 4);
+    let is_up = |d: &Decision| d.direction == Direction::Up;
+    wait_for("the scale-up decision", || {
+        decisions(&decisions_path).iter().any(is_up)
+    });
+    let all = decisions(&decisions_path);
+    let up = all.iter().find(|d| is_up(d)).unwrap();
+    assert_eq!(up.desired, 4, "{all:#?}");
+    assert!(
+        up.reason.contains("rps/instance"),
+        "the record says which metric asked: {}",
+        up.reason
+    );
+    let rec = &up.recommendations[0];
+    assert_eq!(rec.metric, "rps/instance");
+    assert!(rec.value.is_some_and(|v| v > 30.0), "{rec:?}");
+
+    // Back to 5 requests/s: down to one instance again.
+    append(&log, 90, 150, 5);
+    wait_for("one instance again", || alive(&pids).len() == 1);
+    let is_down = |d: &Decision| d.direction == Direction::Down;
+    wait_for("the scale-down decision", || {
+        decisions(&decisions_path).iter().any(is_down)
+    });
+    let all = decisions(&decisions_path);
+    let down = all.iter().find(|d| is_down(d)).unwrap();
+    assert_eq!(down.desired, 1, "{all:#?}");
+    assert!(down.reason.contains("rps/instance"), "{}", down.reason);
+    assert!(
+        all.iter().all(|d| d.error.is_none()),
+        "no action failed: {all:?}"
+    );
+    // Each instance got its own port.
+    let first =
+        std::fs::read_to_string(dir.path().join("data/local/shop.example.com-0.log")).unwrap();
+    assert!(first.contains("listening on 18100"), "{first}");
+    let fourth =
+        std::fs::read_to_string(dir.path().join("data/local/shop.example.com-3.log")).unwrap();
+    assert!(fourth.contains("listening on 18103"), "{fourth}");
+
+    // Stopping Vane stops its instances.
+    let still = alive(&pids);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "vane exited with {status}");
+    std::thread::sleep(Duration::from_millis(200));
+    for pid in still {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z ")),
+            "instance {pid} still runs after Vane stopped"
+        );
+    }
+}
