@@ -6,6 +6,8 @@ use std::process::Command;
 
 use vane::model::WindowStats;
 
+pub mod scripted;
+
 /// A file of the public test corpus beside the repository (`../shared/data`).
 pub fn shared_data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -66,14 +66,18 @@ impl Kubernetes {
     }
 
     /// An adapter for the API server at `url` without credentials (tests).
-    pub fn for_url(url: &str, cfg: &OrchestratorConfig) -> Result<Self, ActError> {
+    /// Async because the client must be built inside the runtime.
+    pub async fn for_url(url: &str, cfg: &OrchestratorConfig) -> Result<Self, ActError> {
         let uri: http::Uri = url
             .parse()
             .map_err(|e| ActError::Permanent(format!("bad API server URL {url}: {e}")))?;
         Self::with_config(Config::new(uri), cfg)
     }
 
-    fn with_config(config: Config, cfg: &OrchestratorConfig) -> Result<Self, ActError> {
+    fn with_config(mut config: Config, cfg: &OrchestratorConfig) -> Result<Self, ActError> {
+        // Retries are the actuator's (bounded, logged, one action per app);
+        // the client's own would hide them and multiply the wait.
+        config.default_retry = false;
         let default_namespace = cfg
             .namespace
             .clone()
