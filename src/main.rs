@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+mod cli;
+
 use vane::config::{Config, parse_duration};
 use vane::decode::{Format, Mapping};
 use vane::generate::{ErrorBurst, Spike, TrafficSpec, generate};
@@ -43,6 +45,9 @@ enum Command {
     Replay(ReplayArgs),
     /// Write synthetic router traffic (for examples, tests and benchmarks).
     Generate(GenerateArgs),
+    /// Rehearse policies on recorded or generated demand against a simulated
+    /// orchestrator, and compare them (rules, vane, hpa, kpa).
+    Backtest(cli::backtest::BacktestArgs),
     /// Validate rule files: every error with file:line:column and a hint; exit 1 on any.
     Check {
         /// Rule files or folders (default: rules/).
@@ -134,6 +139,10 @@ struct GenerateArgs {
     /// Output file; default stdout.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Instead of log lines, a rate series (CSV `time,rps`, one row per
+    /// second) of this traffic shape, for `vane backtest`.
+    #[arg(long)]
+    shape: Option<vane::backtest::series::Shape>,
 }
 
 fn triple(s: &str, what: &str) -> anyhow::Result<(f64, f64, f64)> {
@@ -230,6 +239,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Generate(a) => generate_cmd(a),
+        Command::Backtest(a) => cli::backtest::execute(a),
     }
 }
 
@@ -415,6 +425,19 @@ fn replay_cmd(a: ReplayArgs) -> anyhow::Result<()> {
 }
 
 fn generate_cmd(a: GenerateArgs) -> anyhow::Result<()> {
+    if let Some(shape) = a.shape {
+        let series = shape.series(a.seed, a.start.saturating_mul(1_000_000_000), 1);
+        let mut out: Box<dyn Write> = match &a.out {
+            Some(p) => Box::new(io::BufWriter::new(
+                std::fs::File::create(p)
+                    .with_context(|| format!("cannot create {}", p.display()))?,
+            )),
+            None => Box::new(io::BufWriter::new(io::stdout().lock())),
+        };
+        vane::backtest::series::write_csv(&series, &mut out)?;
+        out.flush()?;
+        return Ok(());
+    }
     anyhow::ensure!(
         a.rps.is_finite() && a.rps > 0.0,
         "--rps must be a positive number"

@@ -31,6 +31,9 @@ pub struct AppState {
     kpa: Option<Kpa>,
     #[serde(default)]
     load: VecDeque<(i64, f64)>,
+    /// `scaleUp.lookahead`: recent total load (time, rps or concurrency) for the trend.
+    #[serde(default)]
+    trend: VecDeque<(i64, f64)>,
 }
 
 /// One evaluation's input.
@@ -130,7 +133,7 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
                 }
             }
             match policy.algorithm {
-                Algorithm::TargetTracking => ask_target_tracking(policy, w, obs),
+                Algorithm::TargetTracking => ask_target_tracking(policy, state, w, obs),
                 Algorithm::Hpa => ask_hpa(policy, w, obs),
                 Algorithm::Kpa => ask_kpa(policy, state, w, obs),
                 Algorithm::Step => ask_step(policy, state, w, obs),
@@ -450,17 +453,80 @@ struct Asked {
     recs: Vec<Recommendation>,
 }
 
+/// How many windows of load the trend is fitted over.
+const TREND_WINDOWS: usize = 6;
+
+/// `scaleUp.lookahead`: the factor by which the load is expected to grow
+/// within the lookahead, from the trend of the last windows' total load: the
+/// median of the pairwise slopes (Theil–Sen, so one noisy window does not
+/// tilt it). Only growth beyond the tolerance counts (smaller is noise; a
+/// forecast never scales down); the caller caps it at doubling. A burst is a
+/// level shift, not a trend, so it restarts the history.
+fn trend_growth(
+    policy: &Policy,
+    state: &mut AppState,
+    w: &WindowStats,
+    now: i64,
+    current: u32,
+) -> Option<f64> {
+    let lookahead = policy.up.lookahead_ns;
+    if lookahead <= 0 {
+        state.trend.clear();
+        return None;
+    }
+    let load = w.rps;
+    let burst = policy.burst_factor.is_some_and(|f| {
+        policy.targets.iter().any(|&(m, target)| {
+            m.is_per_instance() && metric_value(m, w, current).is_some_and(|v| v > f * target)
+        })
+    });
+    if burst {
+        state.trend.clear();
+    }
+    state.trend.push_back((now, load));
+    while state.trend.len() > TREND_WINDOWS {
+        state.trend.pop_front();
+    }
+    if state.trend.len() < 3 || load <= 0.0 {
+        return None;
+    }
+    let points: Vec<(i64, f64)> = state.trend.iter().copied().collect();
+    let mut slopes = Vec::with_capacity(points.len() * points.len() / 2);
+    for (i, &(t0, y0)) in points.iter().enumerate() {
+        for &(t1, y1) in &points[i + 1..] {
+            if t1 > t0 {
+                slopes.push((y1 - y0) / ((t1 - t0) as f64 / NANOS_PER_SEC as f64));
+            }
+        }
+    }
+    if slopes.is_empty() {
+        return None;
+    }
+    slopes.sort_by(f64::total_cmp);
+    let slope = slopes[slopes.len() / 2]; // load per second
+    let ahead = slope * lookahead as f64 / NANOS_PER_SEC as f64;
+    // A rise within the tolerance band is noise as far as sizing goes.
+    let growth = (load + ahead) / load;
+    (growth > 1.0 + policy.tolerance).then_some(growth)
+}
+
 /// Proportional target tracking: `ceil(current × value ÷ target)`, largest wins.
-fn ask_target_tracking(policy: &Policy, w: &WindowStats, obs: &Observation<'_>) -> Asked {
+fn ask_target_tracking(
+    policy: &Policy,
+    state: &mut AppState,
+    w: &WindowStats,
+    obs: &Observation<'_>,
+) -> Asked {
     let current = obs.current;
     let mut a = Asked {
         raw: current,
         untolerated: current,
         ..Asked::default()
     };
+    let growth = trend_growth(policy, state, w, obs.now_ns, current);
     let mut best: Option<(u32, u32)> = None;
     for &(m, target) in &policy.targets {
-        let Some(v) = metric_value(m, w, current) else {
+        let Some(seen) = metric_value(m, w, current) else {
             a.recs.push(Recommendation {
                 metric: m.name().into(),
                 value: None,
@@ -471,6 +537,18 @@ fn ask_target_tracking(policy: &Policy, w: &WindowStats, obs: &Observation<'_>) 
             continue;
         };
         a.have_data = true;
+        // Load metrics are sized for the load expected at the lookahead.
+        let forecast = growth.filter(|_| m.is_per_instance() || m == Metric::Rps);
+        // When the forecast calls for more instances, size for twice the
+        // lookahead: on a ramp, one step up per lookahead instead of one per
+        // window (fewer actions, each instance asked for a start-up early).
+        let v = match forecast {
+            Some(g) if seen * g > target * (1.0 + policy.tolerance) => {
+                seen * (1.0 + 2.0 * (g - 1.0)).min(2.0)
+            }
+            Some(g) => seen * g.min(2.0),
+            None => seen,
+        };
         let ratio = v / target;
         let proportional = if current == 0 {
             // From zero: total load over the per-instance target.
@@ -499,13 +577,24 @@ fn ask_target_tracking(policy: &Policy, w: &WindowStats, obs: &Observation<'_>) 
             value: Some(v),
             target,
             desired,
-            note: format!(
-                "{} {} {cmp} target {} ({} window)",
-                m.name(),
-                fmt_num(v),
-                fmt_num(target),
-                secs(obs.window_ns)
-            ),
+            note: match forecast {
+                Some(_) => format!(
+                    "{} {} rising, {} expected in {} {cmp} target {} ({} window)",
+                    m.name(),
+                    fmt_num(seen),
+                    fmt_num(v),
+                    secs(policy.up.lookahead_ns),
+                    fmt_num(target),
+                    secs(obs.window_ns)
+                ),
+                None => format!(
+                    "{} {} {cmp} target {} ({} window)",
+                    m.name(),
+                    fmt_num(v),
+                    fmt_num(target),
+                    secs(obs.window_ns)
+                ),
+            },
         });
         let (b_tol, b_raw) = best.unwrap_or((0, 0));
         best = Some((b_tol.max(desired), b_raw.max(proportional)));

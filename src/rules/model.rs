@@ -246,6 +246,10 @@ pub struct DirectionBehavior {
     pub max_percent: Option<Spanned<f64>>,
     #[serde(default)]
     pub period: Option<Spanned<String>>,
+    /// Scale-up only: size for the load expected this far ahead, from the
+    /// rising trend of the last windows (set it to the app's start-up time).
+    #[serde(default)]
+    pub lookahead: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -136,6 +136,8 @@ pub struct Limits {
     pub max_instances: Option<u32>,
     pub max_percent: Option<f64>,
     pub period_ns: i64,
+    /// Scale-up: size for the trend-extrapolated load this far ahead (0: off).
+    pub lookahead_ns: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,8 +214,27 @@ impl Check<'_> {
             max_instances: None,
             max_percent: None,
             period_ns: 60 * NS,
+            lookahead_ns: 0,
         };
         let Some(d) = d else { return l };
+        if let Some(la) = &d.lookahead {
+            if dir == "scaleDown" {
+                self.err(
+                    la,
+                    "lookahead applies to scaleUp only (Vane never scales down on a forecast)",
+                );
+            } else {
+                l.lookahead_ns = self.duration(la, &format!("{dir}.lookahead"));
+                if l.lookahead_ns > 900 * NS {
+                    self.err(
+                        la,
+                        format!(
+                            "{dir}.lookahead must be at most 15m (a trend says little further out)"
+                        ),
+                    );
+                }
+            }
+        }
         if let Some(s) = &d.stabilization {
             l.stabilization_ns = self.duration(s, &format!("{dir}.stabilization"));
         }
@@ -389,6 +410,7 @@ pub fn compile(doc: &RuleDocument, file: &str) -> Result<Policy, Vec<RuleError>>
                     max_instances: Some(4),
                     max_percent: Some(100.0),
                     period_ns: 15 * NS,
+                    lookahead_ns: 0,
                 };
             }
             if s.behavior.scale_down.is_none() {
@@ -397,6 +419,7 @@ pub fn compile(doc: &RuleDocument, file: &str) -> Result<Policy, Vec<RuleError>>
                     max_instances: None,
                     max_percent: Some(100.0),
                     period_ns: 15 * NS,
+                    lookahead_ns: 0,
                 };
             }
             if let Some(t) = s.targets.iter().find(|t| !t.metric.is_per_instance()) {
@@ -417,6 +440,7 @@ pub fn compile(doc: &RuleDocument, file: &str) -> Result<Policy, Vec<RuleError>>
                 max_instances: None,
                 max_percent: None,
                 period_ns: 60 * NS,
+                lookahead_ns: 0,
             };
             down = up;
             if s.targets.len() != 1 || !s.targets[0].metric.is_per_instance() {

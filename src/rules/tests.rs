@@ -405,3 +405,78 @@ fn a_schedule_replaces_the_bounds_while_active() {
     assert_eq!(d.desired, 4);
     assert_eq!(d.constraints.last().unwrap().name, "bounds");
 }
+
+#[test]
+fn lookahead_sizes_a_rising_load_for_the_start_up_time_ahead() {
+    let spec = format!("{BASE}  behavior:\n    scaleUp: {{lookahead: 60s}}\n");
+    let mut with = Run::new(&spec, 4);
+    let mut without = Run::new(BASE, 4);
+    // +3 req/s every second: 480, 510, 540, 570 req/s.
+    let mut last = (None, None);
+    for rps in [480.0, 510.0, 540.0, 570.0] {
+        last = (Some(with.step(Some(rps))), Some(without.step(Some(rps))));
+    }
+    let (w, wo) = (last.0.unwrap(), last.1.unwrap());
+    // 570 req/s now, 750 expected in 60 s; sized for twice that horizon (930).
+    assert_eq!(wo.desired, 5, "{}", wo.reason);
+    assert_eq!(w.desired, 8, "{}", w.reason);
+    assert!(
+        w.recommendations[0].note.contains("rising")
+            && w.recommendations[0].note.contains("in 60 s"),
+        "{}",
+        w.recommendations[0].note
+    );
+}
+
+#[test]
+fn lookahead_ignores_noise_falls_and_level_shifts() {
+    let spec = format!(
+        "{BASE}  behavior:\n    scaleUp: {{lookahead: 60s}}\n    scaleDown: {{stabilization: 0s}}\n    burst: {{factor: 2}}\n"
+    );
+    // Flat with noise: no forecast.
+    let mut r = Run::new(&spec, 4);
+    for rps in [470.0, 480.0, 475.0, 478.0, 472.0] {
+        let d = r.step(Some(rps));
+        assert!(
+            !d.recommendations[0].note.contains("rising"),
+            "{}",
+            d.reason
+        );
+    }
+    // Falling: never a forecast downwards.
+    let mut r = Run::new(&spec, 4);
+    for rps in [470.0, 440.0, 410.0, 380.0] {
+        let d = r.step(Some(rps));
+        assert!(
+            !d.recommendations[0].note.contains("rising"),
+            "{}",
+            d.reason
+        );
+    }
+    // A step (burst) then flat: the step is not extrapolated.
+    let mut r = Run::new(&spec, 4);
+    for rps in [400.0, 400.0, 400.0, 1200.0, 1210.0, 1205.0] {
+        let d = r.step(Some(rps));
+        assert!(
+            !d.recommendations[0].note.contains("rising"),
+            "{rps}: {}",
+            d.reason
+        );
+    }
+    assert_eq!(r.current, 10, "1205 req/s at 120 per instance");
+}
+
+#[test]
+fn lookahead_is_for_scaling_up_only() {
+    let yaml = format!(
+        "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {{name: web}}\nspec:\n{BASE}  behavior:\n    scaleDown: {{lookahead: 60s}}\n"
+    );
+    let errors = load_str(&yaml, "web.yaml").unwrap_err();
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("lookahead applies to scaleUp only"),
+        "{}",
+        errors[0]
+    );
+}

@@ -1,0 +1,239 @@
+//! `vane backtest`: replays recorded demand (access logs through the same
+//! decoders and windows as `vane run`, or a rate series) through the decision
+//! engine against a simulated orchestrator, and scores each policy:
+//! instance-seconds, under- and over-provisioning, requests over capacity,
+//! scale actions, time from each load step to enough capacity.
+//!
+//! `--compare` puts several policies on the same input in one run: the
+//! user's rules, Vane's default policy, and the reference algorithms `hpa`
+//! (Kubernetes' replica calculator with the HPA's default behavior) and `kpa`
+//! (Knative's decider with its defaults), all on the same metric and target.
+
+pub mod plot;
+pub mod series;
+pub mod sim;
+
+use serde::Serialize;
+
+use crate::model::WindowStats;
+use crate::rules::{AppState, Observation, Policy, RuleSet, decide, load_str};
+use crate::time::parse_iso8601;
+pub use sim::{Cluster, Point, SimSettings, Tally};
+
+/// The policies a comparison can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Contender {
+    /// The policy of the rule files that selects the app.
+    Rules,
+    /// Vane's default policy on the same metric and target.
+    Vane,
+    /// Kubernetes HPA: replica calculator, default behavior.
+    Hpa,
+    /// Knative KPA: stable/panic windows, default settings.
+    Kpa,
+}
+
+impl Contender {
+    pub fn name(self) -> &'static str {
+        match self {
+            Contender::Rules => "rules",
+            Contender::Vane => "vane",
+            Contender::Hpa => "hpa",
+            Contender::Kpa => "kpa",
+        }
+    }
+}
+
+/// What the generated policies aim at: one metric and its target, bounds.
+#[derive(Debug, Clone)]
+pub struct Aim {
+    pub metric: String,
+    pub target: f64,
+    pub min: u32,
+    pub max: u32,
+    /// The app's start-up time, seconds (Vane's policy looks this far ahead).
+    pub startup_s: u64,
+}
+
+impl Aim {
+    /// The aim of a user policy: its first target and its bounds.
+    pub fn of(policy: &Policy) -> Option<Aim> {
+        let (m, v) = policy.targets.first()?;
+        Some(Aim {
+            // The rule-file spelling (`rps_per_instance`).
+            metric: serde_json::to_value(m)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            target: *v,
+            min: policy.min,
+            max: policy.max,
+            startup_s: policy.up.lookahead_ns as u64 / 1_000_000_000,
+        })
+    }
+}
+
+/// Vane's default scaling policy (the one `vane backtest` compares as
+/// `vane`), for a metric and target: target tracking that meets a burst
+/// (1.5× the target) in one step instead of doubling per 15 s, sizes rising
+/// load for the app's start-up time ahead (`lookahead`), and comes down
+/// after 3 minutes of lower recommendations (the HPA waits 5).
+pub fn default_policy_yaml(aim: &Aim) -> String {
+    format!(
+        "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {{name: vane-default}}\nspec:\n  selector: {{names: [\"*\"]}}\n  min: {min}\n  max: {max}\n  targets:\n    - {{metric: {metric}, value: {target}}}\n  tolerance: 0.1\n  behavior:\n    scaleUp: {{stabilization: 0s, lookahead: {startup}s}}\n    scaleDown: {{stabilization: 180s, maxPercent: 100, period: 15s}}\n    burst: {{factor: 1.5}}\n",
+        startup = aim.startup_s,
+        min = aim.min,
+        max = aim.max,
+        metric = aim.metric,
+        target = aim.target,
+    )
+}
+
+/// Kubernetes HPA defaults: tolerance 10 %; up: no stabilization, at most
+/// 4 pods or 100 % per 15 s (whichever allows more); down: 300 s
+/// stabilization, 100 % per 15 s.
+pub fn hpa_policy_yaml(aim: &Aim) -> String {
+    format!(
+        "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {{name: hpa}}\nspec:\n  selector: {{names: [\"*\"]}}\n  min: {min}\n  max: {max}\n  algorithm: hpa\n  targets:\n    - {{metric: {metric}, value: {target}}}\n  tolerance: 0.1\n  behavior:\n    scaleUp: {{stabilization: 0s, maxInstances: 4, maxPercent: 100, period: 15s}}\n    scaleDown: {{stabilization: 300s, maxPercent: 100, period: 15s}}\n",
+        min = aim.min,
+        max = aim.max,
+        metric = aim.metric,
+        target = aim.target,
+    )
+}
+
+/// Knative KPA defaults (60 s stable window, panic at 200 %, scale-up rate
+/// 1000×, scale-down rate 2×, no scale-down delay).
+pub fn kpa_policy_yaml(aim: &Aim) -> String {
+    format!(
+        "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {{name: kpa}}\nspec:\n  selector: {{names: [\"*\"]}}\n  min: {min}\n  max: {max}\n  algorithm: kpa\n  targets:\n    - {{metric: {metric}, value: {target}}}\n  kpa: {{}}\n",
+        min = aim.min,
+        max = aim.max,
+        metric = aim.metric,
+        target = aim.target,
+    )
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BacktestError {
+    #[error("{0}")]
+    Rules(String),
+    #[error("no policy to compare for app {0}: give rule files that select it, or --target")]
+    NoAim(String),
+}
+
+/// The policy a contender stands for, for one app.
+pub fn policy_for(
+    contender: Contender,
+    rules: Option<&RuleSet>,
+    app: &str,
+    name: Option<&str>,
+    fallback: Option<&Aim>,
+) -> Result<Option<Policy>, BacktestError> {
+    let user = rules.and_then(|r| r.policy_for(app, name, &Default::default()));
+    if contender == Contender::Rules {
+        return Ok(user.cloned());
+    }
+    let Some(mut aim) = user.and_then(Aim::of).or_else(|| fallback.cloned()) else {
+        return Err(BacktestError::NoAim(name.unwrap_or(app).to_string()));
+    };
+    if let Some(f) = fallback {
+        aim.startup_s = f.startup_s;
+    }
+    let yaml = match contender {
+        Contender::Vane => default_policy_yaml(&aim),
+        Contender::Hpa => hpa_policy_yaml(&aim),
+        Contender::Kpa => kpa_policy_yaml(&aim),
+        Contender::Rules => unreachable!("handled above"),
+    };
+    let mut policies = load_str(&yaml, contender.name()).map_err(|errors| {
+        BacktestError::Rules(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    Ok(policies.pop())
+}
+
+/// One policy's run over one app's demand.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub contender: String,
+    pub policy: String,
+    pub algorithm: String,
+    #[serde(flatten)]
+    pub tally: Tally,
+}
+
+/// Replays `rows` (one app's window rows, in time order) through `policy`
+/// against the simulated orchestrator, starting at `initial` ready instances.
+pub fn simulate(
+    policy: &Policy,
+    rows: &[WindowStats],
+    sim: &SimSettings,
+    window_ns: i64,
+    initial: u32,
+) -> Tally {
+    let mut tally = Tally::default();
+    let Some(origin) = rows
+        .first()
+        .and_then(|r| parse_iso8601(r.start.as_bytes()).ok())
+    else {
+        return tally;
+    };
+    let mut cluster = Cluster::with_ready(initial.clamp(policy.min, policy.max));
+    let mut state = AppState::default();
+    for row in rows {
+        let (Ok(start), Ok(end)) = (
+            parse_iso8601(row.start.as_bytes()),
+            parse_iso8601(row.end.as_bytes()),
+        ) else {
+            continue;
+        };
+        tally.window(&cluster, sim, origin, start, end, row.rps);
+        // What the instances' CPU would show: the ready ones' utilization.
+        let mut seen = row.clone();
+        let capacity = f64::from(cluster.ready(end - 1)) * sim.capacity_rps;
+        seen.cpu_pct = Some(if capacity > 0.0 {
+            (row.rps / capacity * 100.0).min(100.0)
+        } else {
+            100.0
+        });
+        let obs = Observation {
+            app: &row.app,
+            name: row.name.as_deref(),
+            now_ns: end,
+            window_ns,
+            window: Some(&seen),
+            instances: &[],
+            current: cluster.len(),
+        };
+        let d = decide(policy, &mut state, &obs);
+        if d.desired != cluster.len() {
+            tally.scale_actions += 1;
+            cluster.scale_to(d.desired, end, sim.startup_ns);
+        }
+    }
+    tally
+}
+
+/// Instances needed for a demand at a policy's aim (the common starting
+/// point of every contender).
+pub fn initial_instances(first_rps: f64, sim: &SimSettings) -> u32 {
+    (first_rps / sim.capacity_rps).ceil().max(1.0) as u32
+}
+
+/// The app-level rows of every app in `rows` (pipeline output), in time order.
+pub fn by_app(rows: Vec<WindowStats>) -> std::collections::BTreeMap<String, Vec<WindowStats>> {
+    let mut out: std::collections::BTreeMap<String, Vec<WindowStats>> = Default::default();
+    for r in rows.into_iter().filter(|r| r.instance.is_none()) {
+        out.entry(r.app.clone()).or_default().push(r);
+    }
+    for v in out.values_mut() {
+        v.sort_by(|a, b| a.start.cmp(&b.start));
+    }
+    out
+}

@@ -1,0 +1,190 @@
+//! Demand as a rate series: CSV files (`time,rps[,app]`) and the generated
+//! traffic shapes (diurnal, step spike, sawtooth), turned into the same
+//! window rows the pipeline produces from access logs.
+
+use std::collections::BTreeMap;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::model::{LatencyMs, WindowStats};
+use crate::time::{NANOS_PER_SEC, format_rfc3339, parse_iso8601};
+
+/// Rate samples of one app: (time ns, requests/s), in time order.
+pub type Series = Vec<(i64, f64)>;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct SeriesError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Parses `time,rps[,app]` lines: time as RFC 3339 or Unix seconds; a header
+/// line and blank lines are skipped. Rows of an app need not be sorted.
+pub fn parse_csv(
+    text: &str,
+    file: &str,
+    default_app: &str,
+) -> Result<BTreeMap<String, Series>, SeriesError> {
+    let mut out: BTreeMap<String, Series> = BTreeMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let err = |message: String| SeriesError {
+            file: file.to_string(),
+            line: i + 1,
+            message,
+        };
+        let mut cols = line.split(',').map(str::trim);
+        let (Some(t), Some(v)) = (cols.next(), cols.next()) else {
+            return Err(err("expected `time,rps` (and optionally `,app`)".into()));
+        };
+        let app = cols.next().filter(|a| !a.is_empty()).unwrap_or(default_app);
+        let time_ns = match t.parse::<f64>() {
+            Ok(secs) if secs.is_finite() => (secs * NANOS_PER_SEC as f64) as i64,
+            _ => match parse_iso8601(t.as_bytes()) {
+                Ok(ns) => ns,
+                Err(_) if i == 0 => continue, // a header
+                Err(e) => return Err(err(format!("time `{t}`: {e}"))),
+            },
+        };
+        let rps: f64 = v
+            .parse()
+            .ok()
+            .filter(|r: &f64| r.is_finite() && *r >= 0.0)
+            .ok_or_else(|| err(format!("rps `{v}` is not a non-negative number")))?;
+        out.entry(app.to_string()).or_default().push((time_ns, rps));
+    }
+    for s in out.values_mut() {
+        s.sort_by_key(|(t, _)| *t);
+    }
+    Ok(out)
+}
+
+/// Window rows of one app from its rate series: each window's rate is the
+/// mean of the samples in it, or the last sample before it when it has none.
+/// `latency_ms` sets the concurrency (Little's law) and the percentiles.
+pub fn windows(app: &str, series: &Series, window_ns: i64, latency_ms: f64) -> Vec<WindowStats> {
+    let (Some(first), Some(last)) = (series.first(), series.last()) else {
+        return Vec::new();
+    };
+    let start = first.0.div_euclid(window_ns) * window_ns;
+    let end = last.0.div_euclid(window_ns) * window_ns + window_ns;
+    let secs = window_ns as f64 / NANOS_PER_SEC as f64;
+    let mut rows = Vec::new();
+    let mut i = 0;
+    let mut held = first.1;
+    let mut t = start;
+    while t < end {
+        let (mut sum, mut n) = (0.0, 0u32);
+        while i < series.len() && series[i].0 < t + window_ns {
+            sum += series[i].1;
+            n += 1;
+            i += 1;
+        }
+        if n > 0 {
+            held = sum / f64::from(n);
+        }
+        let mut w = WindowStats::empty(app);
+        w.start = format_rfc3339(t.div_euclid(NANOS_PER_SEC));
+        w.end = format_rfc3339((t + window_ns).div_euclid(NANOS_PER_SEC));
+        w.requests = (held * secs).round() as u64;
+        w.status.c2xx = w.requests;
+        w.rps = held;
+        w.concurrency = held * latency_ms / 1000.0;
+        if held > 0.0 {
+            w.latency_ms = LatencyMs {
+                p50: Some(latency_ms),
+                p90: Some(latency_ms * 1.5),
+                p95: Some(latency_ms * 2.0),
+                p99: Some(latency_ms * 3.0),
+                max: Some(latency_ms * 5.0),
+            };
+        }
+        rows.push(w);
+        t += window_ns;
+    }
+    rows
+}
+
+/// The generated traffic shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    /// 24 h: 40 req/s at 04:00 rising to 600 req/s at 16:00 and back.
+    Diurnal,
+    /// 2 h at 100 req/s with a step to 800 req/s (20–50 min) and one to
+    /// 400 req/s (80–95 min).
+    Step,
+    /// 2 h of 10-minute ramps from 100 to 700 req/s, each ending in a sudden
+    /// drop: bait for flapping autoscalers.
+    Sawtooth,
+}
+
+impl Shape {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Diurnal => "diurnal",
+            Shape::Step => "step",
+            Shape::Sawtooth => "sawtooth",
+        }
+    }
+
+    pub const ALL: [Shape; 3] = [Shape::Diurnal, Shape::Step, Shape::Sawtooth];
+
+    /// One sample per `every_s` seconds from `start_ns`, with ±5 % noise
+    /// (normal, seeded) on top of the shape.
+    pub fn series(self, seed: u64, start_ns: i64, every_s: u32) -> Series {
+        let mut rng = SmallRng::seed_from_u64(seed ^ (self as u64).wrapping_mul(0x9e37_79b9));
+        let duration_s: u32 = match self {
+            Shape::Diurnal => 86_400,
+            Shape::Step | Shape::Sawtooth => 7_200,
+        };
+        let mut out = Vec::with_capacity((duration_s / every_s.max(1)) as usize);
+        let mut t = 0u32;
+        while t < duration_s {
+            let s = f64::from(t);
+            let base = match self {
+                Shape::Diurnal => {
+                    let phase = (s / 3600.0 - 4.0) / 24.0 * std::f64::consts::TAU;
+                    40.0 + 560.0 * (1.0 - phase.cos()) / 2.0
+                }
+                Shape::Step => match t {
+                    1_200..3_000 => 800.0,
+                    4_800..5_700 => 400.0,
+                    _ => 100.0,
+                },
+                Shape::Sawtooth => 100.0 + 600.0 * (s % 600.0) / 600.0,
+            };
+            out.push((
+                start_ns + i64::from(t) * NANOS_PER_SEC,
+                (base * (1.0 + 0.05 * normal(&mut rng))).max(0.0),
+            ));
+            t += every_s.max(1);
+        }
+        out
+    }
+}
+
+/// A standard normal sample (Box–Muller).
+fn normal(rng: &mut SmallRng) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>();
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Writes a series as CSV (`time,rps`).
+pub fn write_csv(series: &Series, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    writeln!(out, "time,rps")?;
+    for (t, v) in series {
+        writeln!(
+            out,
+            "{},{v:.3}",
+            format_rfc3339(t.div_euclid(NANOS_PER_SEC))
+        )?;
+    }
+    Ok(())
+}
