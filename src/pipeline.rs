@@ -44,6 +44,9 @@ pub struct Pipeline {
     dead_out: JsonlFile,
     closed: Vec<WindowStats>,
     pub counts: Counts,
+    /// Event time of the next burst probe (with policies that have a burst
+    /// factor): once per second of event time, on the open window.
+    next_probe_ns: Option<i64>,
 }
 
 /// Where closed windows go: the window rows, and (with rules) the decisions
@@ -149,11 +152,15 @@ impl Pipeline {
             dead_out,
             closed: Vec::new(),
             counts: Counts::default(),
+            next_probe_ns: None,
         }
     }
 
     /// Evaluates `decider`'s rules on every closed window, writing decisions to `out`.
     pub fn with_decisions(mut self, decider: Decider, out: JsonlFile) -> Self {
+        if decider.probes() {
+            self.next_probe_ns = Some(i64::MIN);
+        }
         self.out.decisions = Some((decider, out));
         self
     }
@@ -293,6 +300,7 @@ impl Pipeline {
         line: Result<&str, std::str::Utf8Error>,
     ) -> io::Result<()> {
         let decoder = &self.decoders[source];
+        let mut probe_due = false;
         // Access logs give one record per line; container-metric envelopes any number.
         let decoded = match line {
             Err(e) => Err(format!("line: invalid UTF-8 at byte {}", e.valid_up_to())),
@@ -310,6 +318,7 @@ impl Pipeline {
                     if self.windows.push(&rec, &mut self.closed) == Pushed::Late {
                         self.counts.late += 1;
                     }
+                    probe_due = self.next_probe_ns.is_some_and(|n| rec.time_ns >= n);
                 })
                 .map_err(|e| e.to_string()),
         };
@@ -327,6 +336,31 @@ impl Pipeline {
         }
         if !self.closed.is_empty() {
             self.out.emit(&mut self.closed, &mut self.counts, false)?;
+        }
+        if probe_due {
+            self.probe()?;
+        }
+        Ok(())
+    }
+
+    /// Burst probes on the open window, at the newest event time's second.
+    fn probe(&mut self) -> io::Result<()> {
+        let Some(now) = self.windows.max_event_ns() else {
+            return Ok(());
+        };
+        let second = now.div_euclid(crate::time::NANOS_PER_SEC) * crate::time::NANOS_PER_SEC;
+        self.next_probe_ns = Some(second + crate::time::NANOS_PER_SEC);
+        let Some((decider, out)) = &mut self.out.decisions else {
+            return Ok(());
+        };
+        let loads = self.windows.open_loads();
+        decider.probe(&loads, second, &mut self.out.decided);
+        for d in self.out.decided.drain(..) {
+            out.write(&d)?;
+            self.counts.decisions += 1;
+            if let Some(a) = &mut self.out.to_act {
+                a.push(d);
+            }
         }
         Ok(())
     }

@@ -211,3 +211,36 @@ fn the_table_and_the_plot() {
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     assert!(bytes.len() > 10_000, "a real chart, {} bytes", bytes.len());
 }
+
+/// Issue #4's bar for Vane's default policy, on the three generated shapes
+/// (seed 1), against the HPA as deployed (15 s sync, 60 s rate): at most half
+/// its under-provisioned instance-seconds, at most 105 % of its
+/// instance-seconds, no more scale actions. Deterministic (seeded shapes, a
+/// simulated orchestrator): a change to the engine that loses this fails here.
+#[test]
+fn vane_default_policy_against_the_hpa_on_the_three_shapes() {
+    let all = backtest_json(&["--shape", "diurnal,step,sawtooth", "--compare", "vane,hpa"]);
+    for app in all.as_array().unwrap() {
+        let (v, h) = (run(app, "vane"), run(app, "hpa"));
+        let shape = app["input"].as_str().unwrap();
+        let (vu, hu) = (
+            f(v, "under_provisioned_instance_seconds"),
+            f(h, "under_provisioned_instance_seconds"),
+        );
+        assert!(
+            vu <= 0.5 * hu,
+            "{shape}: under-provisioned {vu} vs hpa {hu}"
+        );
+        let (vi, hi) = (f(v, "instance_seconds"), f(h, "instance_seconds"));
+        assert!(
+            vi <= 1.05 * hi,
+            "{shape}: instance-seconds {vi} vs hpa {hi}"
+        );
+        assert!(
+            v["scale_actions"].as_u64() <= h["scale_actions"].as_u64(),
+            "{shape}: actions {} vs hpa {}",
+            v["scale_actions"],
+            h["scale_actions"]
+        );
+    }
+}

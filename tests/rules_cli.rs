@@ -130,13 +130,19 @@ fn run_writes_explained_decisions_for_the_example() {
         .find(|d| d.constraints.iter().any(|c| c.name == "burst"))
         .expect("a burst decision");
     assert!(burst.desired > burst.current);
+    // Met seconds into the window by a burst probe, not at its end.
     assert!(
         burst.reason.starts_with(&format!(
-            "scale web.apps.example.com from {} to {}",
+            "burst seen 2 s into the window: scale web.apps.example.com from {} to {}",
             burst.current, burst.desired
         )),
         "{}",
         burst.reason
+    );
+    assert!(
+        !burst.time.ends_with("0Z"),
+        "a probe decides mid-window: {}",
+        burst.time
     );
     // The december-sale schedule lifts catalog to 4.
     assert!(decisions.iter().any(|d| {

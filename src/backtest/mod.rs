@@ -27,8 +27,11 @@ pub enum Contender {
     Rules,
     /// Vane's default policy on the same metric and target.
     Vane,
-    /// Kubernetes HPA: replica calculator, default behavior.
+    /// Kubernetes HPA as deployed: replica calculator, default behavior,
+    /// 15 s sync on a 60 s rate (see `--hpa-sync`, `--hpa-metric-window`).
     Hpa,
+    /// The same HPA with Vane's view: every window, on the window's rate.
+    HpaIdeal,
     /// Knative KPA: stable/panic windows, default settings.
     Kpa,
 }
@@ -39,6 +42,7 @@ impl Contender {
             Contender::Rules => "rules",
             Contender::Vane => "vane",
             Contender::Hpa => "hpa",
+            Contender::HpaIdeal => "hpa-ideal",
             Contender::Kpa => "kpa",
         }
     }
@@ -75,12 +79,14 @@ impl Aim {
 
 /// Vane's default scaling policy (the one `vane backtest` compares as
 /// `vane`), for a metric and target: target tracking that meets a burst
-/// (1.5× the target) in one step instead of doubling per 15 s, sizes rising
-/// load for the app's start-up time ahead (`lookahead`), and comes down
-/// after 3 minutes of lower recommendations (the HPA waits 5).
+/// (1.5× the target) in one step, seconds into a window (burst probes),
+/// instead of doubling per 15 s; sizes rising load for the app's start-up
+/// time ahead (`lookahead`); ignores changes within 15 % (noise would
+/// otherwise cost actions); and comes down after 4 minutes of lower
+/// recommendations (the HPA waits 5).
 pub fn default_policy_yaml(aim: &Aim) -> String {
     format!(
-        "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {{name: vane-default}}\nspec:\n  selector: {{names: [\"*\"]}}\n  min: {min}\n  max: {max}\n  targets:\n    - {{metric: {metric}, value: {target}}}\n  tolerance: 0.1\n  behavior:\n    scaleUp: {{stabilization: 0s, lookahead: {startup}s}}\n    scaleDown: {{stabilization: 180s, maxPercent: 100, period: 15s}}\n    burst: {{factor: 1.5}}\n",
+        "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {{name: vane-default}}\nspec:\n  selector: {{names: [\"*\"]}}\n  min: {min}\n  max: {max}\n  targets:\n    - {{metric: {metric}, value: {target}}}\n  tolerance: 0.15\n  behavior:\n    scaleUp: {{stabilization: 0s, lookahead: {startup}s}}\n    scaleDown: {{stabilization: 240s, maxPercent: 100, period: 15s}}\n    burst: {{factor: 1.5}}\n",
         startup = aim.startup_s,
         min = aim.min,
         max = aim.max,
@@ -142,7 +148,7 @@ pub fn policy_for(
     }
     let yaml = match contender {
         Contender::Vane => default_policy_yaml(&aim),
-        Contender::Hpa => hpa_policy_yaml(&aim),
+        Contender::Hpa | Contender::HpaIdeal => hpa_policy_yaml(&aim),
         Contender::Kpa => kpa_policy_yaml(&aim),
         Contender::Rules => unreachable!("handled above"),
     };
@@ -168,15 +174,42 @@ pub struct Run {
     pub tally: Tally,
 }
 
+/// When a contender decides and what it sees. Vane and KPA decide on every
+/// closed window. A deployed HPA decides every `sync` (the controller's
+/// `--horizontal-pod-autoscaler-sync-period`, 15 s by default) on a metric
+/// averaged over `metric_window` (the rate window of the metrics pipeline:
+/// prometheus-adapter's request-rate rules use `rate(...[1m])` or longer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cadence {
+    /// 0: every window.
+    pub sync_ns: i64,
+    /// 0: the window itself.
+    pub metric_window_ns: i64,
+}
+
+impl Cadence {
+    pub const EVERY_WINDOW: Cadence = Cadence {
+        sync_ns: 0,
+        metric_window_ns: 0,
+    };
+}
+
 /// Replays `rows` (one app's window rows, in time order) through `policy`
 /// against the simulated orchestrator, starting at `initial` ready instances.
+/// `per_second` is the demand of each second from the first window's start
+/// (seconds it lacks take their window's rate): the accounting uses it, and
+/// so do burst probes, which look into a window before it closes, as
+/// `vane run` does.
 pub fn simulate(
     policy: &Policy,
     rows: &[WindowStats],
+    per_second: &[f64],
     sim: &SimSettings,
     window_ns: i64,
+    cadence: Cadence,
     initial: u32,
 ) -> Tally {
+    const S: i64 = crate::time::NANOS_PER_SEC;
     let mut tally = Tally::default();
     let Some(origin) = rows
         .first()
@@ -186,6 +219,16 @@ pub fn simulate(
     };
     let mut cluster = Cluster::with_ready(initial.clamp(policy.min, policy.max));
     let mut state = AppState::default();
+    let averaged = (cadence.metric_window_ns / window_ns.max(1)).max(1) as usize;
+    let mut recent: std::collections::VecDeque<f64> = Default::default();
+    let mut last_tick = i64::MIN;
+    let probes = policy.burst_factor.is_some() && cadence == Cadence::EVERY_WINDOW;
+    let act = |cluster: &mut Cluster, tally: &mut Tally, desired: u32, at: i64| {
+        if desired != cluster.len() {
+            tally.scale_actions += 1;
+            cluster.scale_to(desired, at, sim.startup_ns);
+        }
+    };
     for row in rows {
         let (Ok(start), Ok(end)) = (
             parse_iso8601(row.start.as_bytes()),
@@ -193,12 +236,75 @@ pub fn simulate(
         ) else {
             continue;
         };
-        tally.window(&cluster, sim, origin, start, end, row.rps);
-        // What the instances' CPU would show: the ready ones' utilization.
+        let t0 = (start - origin) / S;
+        tally.begin_window(sim, t0 as f64, row.rps);
+        let secs = ((end - start) / S).max(1);
+        let mut requests = 0.0;
+        let mut probed = false;
+        for s in 0..secs {
+            let demand = usize::try_from(t0 + s)
+                .ok()
+                .and_then(|i| per_second.get(i).copied())
+                .unwrap_or(row.rps);
+            let at = start + s * S;
+            tally.second(&cluster, sim, at, (t0 + s) as f64, demand);
+            requests += demand;
+            // After this second: a burst probe on the window so far.
+            let elapsed = (s + 1) * S;
+            if probes
+                && !probed
+                && s + 1 < secs
+                && elapsed >= crate::rules::decider::PROBE_MIN_ELAPSED_NS
+                && requests >= crate::rules::decider::PROBE_MIN_REQUESTS as f64
+            {
+                let load = crate::window::OpenLoad {
+                    app: row.app.clone(),
+                    name: row.name.clone(),
+                    start_ns: start,
+                    elapsed_ns: elapsed,
+                    requests: requests.round() as u64,
+                    sum_rt_us: (row.concurrency / row.rps.max(1e-9) * requests * 1e6) as u64,
+                };
+                let partial = load.to_row();
+                let obs = Observation {
+                    app: &row.app,
+                    name: row.name.as_deref(),
+                    now_ns: start + elapsed,
+                    window_ns: elapsed,
+                    window: Some(&partial),
+                    instances: &[],
+                    current: cluster.len(),
+                };
+                if let Some(d) = crate::rules::probe(policy, &mut state, &obs) {
+                    probed = true;
+                    act(&mut cluster, &mut tally, d.desired, start + elapsed);
+                }
+            }
+        }
+        recent.push_back(row.rps);
+        while recent.len() > averaged {
+            recent.pop_front();
+        }
+        if cadence.sync_ns > 0 {
+            // The first window end at or after each sync tick.
+            let tick = (end - origin).div_euclid(cadence.sync_ns);
+            if tick == last_tick {
+                continue;
+            }
+            last_tick = tick;
+        }
         let mut seen = row.clone();
+        if averaged > 1 {
+            let rps = recent.iter().sum::<f64>() / recent.len() as f64;
+            if row.rps > 0.0 {
+                seen.concurrency *= rps / row.rps;
+            }
+            seen.rps = rps;
+        }
+        // What the instances' CPU would show: the ready ones' utilization.
         let capacity = f64::from(cluster.ready(end - 1)) * sim.capacity_rps;
         seen.cpu_pct = Some(if capacity > 0.0 {
-            (row.rps / capacity * 100.0).min(100.0)
+            (seen.rps / capacity * 100.0).min(100.0)
         } else {
             100.0
         });
@@ -212,12 +318,34 @@ pub fn simulate(
             current: cluster.len(),
         };
         let d = decide(policy, &mut state, &obs);
-        if d.desired != cluster.len() {
-            tally.scale_actions += 1;
-            cluster.scale_to(d.desired, end, sim.startup_ns);
-        }
+        act(&mut cluster, &mut tally, d.desired, end);
     }
     tally
+}
+
+/// The demand of each second from `origin_ns` for `seconds` seconds: the
+/// mean of the samples in it, else the last sample before it.
+pub fn per_second(series: &series::Series, origin_ns: i64, seconds: usize) -> Vec<f64> {
+    const S: i64 = crate::time::NANOS_PER_SEC;
+    let mut out = Vec::with_capacity(seconds);
+    let mut i = 0;
+    let mut held = series.first().map_or(0.0, |p| p.1);
+    for k in 0..seconds as i64 {
+        let end = origin_ns + (k + 1) * S;
+        let (mut sum, mut n) = (0.0, 0u32);
+        while i < series.len() && series[i].0 < end {
+            if series[i].0 >= end - S {
+                sum += series[i].1;
+                n += 1;
+            }
+            i += 1;
+        }
+        if n > 0 {
+            held = sum / f64::from(n);
+        }
+        out.push(held);
+    }
+    out
 }
 
 /// Instances needed for a demand at a policy's aim (the common starting

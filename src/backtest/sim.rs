@@ -93,7 +93,53 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Accounts for the window `[start_ns, end_ns)` with `demand_rps`.
+    /// Starts the window beginning `t0_s` seconds into the input, whose mean
+    /// demand is `demand_rps` (load steps are told apart per window).
+    pub fn begin_window(&mut self, sim: &SimSettings, t0_s: f64, demand_rps: f64) {
+        // A load step: demand up by half and by at least one instance's worth.
+        if let Some(prev) = self.last_demand
+            && demand_rps > prev * 1.5
+            && demand_rps - prev >= sim.capacity_rps
+        {
+            self.step_response_s.push(None);
+            self.open_steps.push((self.step_response_s.len() - 1, t0_s));
+        }
+        self.last_demand = Some(demand_rps);
+    }
+
+    /// Accounts for the second starting at `at_ns` (`t_s` seconds into the
+    /// input) with `demand_rps`.
+    pub fn second(
+        &mut self,
+        cluster: &Cluster,
+        sim: &SimSettings,
+        at_ns: i64,
+        t_s: f64,
+        demand_rps: f64,
+    ) {
+        let needed = demand_rps / sim.capacity_rps;
+        let ready = cluster.ready(at_ns);
+        let n = cluster.len();
+        self.instance_seconds += f64::from(n);
+        let gap = needed - f64::from(ready);
+        if gap > 0.0 {
+            self.under_provisioned_instance_seconds += gap;
+            self.requests_over_capacity += gap * sim.capacity_rps;
+        } else {
+            self.over_provisioned_instance_seconds -= gap;
+            for (i, since) in self.open_steps.drain(..) {
+                self.step_response_s[i] = Some(t_s - since);
+            }
+        }
+        self.points.push(Point {
+            t: t_s,
+            demand_rps,
+            instances: n,
+            ready,
+        });
+    }
+
+    /// Accounts for the window `[start_ns, end_ns)` with a constant `demand_rps`.
     pub fn window(
         &mut self,
         cluster: &Cluster,
@@ -103,40 +149,17 @@ impl Tally {
         end_ns: i64,
         demand_rps: f64,
     ) {
-        let needed = demand_rps / sim.capacity_rps;
         let t0 = (start_ns - origin_ns) as f64 / NANOS_PER_SEC as f64;
-        // A load step: demand up by half and by at least one instance's worth.
-        if let Some(prev) = self.last_demand
-            && demand_rps > prev * 1.5
-            && demand_rps - prev >= sim.capacity_rps
-        {
-            self.step_response_s.push(None);
-            self.open_steps.push((self.step_response_s.len() - 1, t0));
-        }
-        self.last_demand = Some(demand_rps);
+        self.begin_window(sim, t0, demand_rps);
         let secs = ((end_ns - start_ns) / NANOS_PER_SEC).max(1);
         for s in 0..secs {
-            let at = start_ns + s * NANOS_PER_SEC;
-            let ready = cluster.ready(at);
-            let n = cluster.len();
-            self.instance_seconds += f64::from(n);
-            let gap = needed - f64::from(ready);
-            if gap > 0.0 {
-                self.under_provisioned_instance_seconds += gap;
-                self.requests_over_capacity += gap * sim.capacity_rps;
-            } else {
-                self.over_provisioned_instance_seconds -= gap;
-                let t = t0 + s as f64;
-                for (i, since) in self.open_steps.drain(..) {
-                    self.step_response_s[i] = Some(t - since);
-                }
-            }
-            self.points.push(Point {
-                t: t0 + s as f64,
+            self.second(
+                cluster,
+                sim,
+                start_ns + s * NANOS_PER_SEC,
+                t0 + s as f64,
                 demand_rps,
-                instances: n,
-                ready,
-            });
+            );
         }
     }
 }

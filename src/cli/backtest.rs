@@ -60,6 +60,13 @@ pub struct BacktestArgs {
     startup: Duration,
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     window: Duration,
+    /// The `hpa` contender's sync period (kube-controller-manager default 15 s).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    hpa_sync: Duration,
+    /// The window the `hpa` contender's metric is averaged over (the metrics
+    /// pipeline's rate window; `hpa-ideal` uses Vane's window).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    hpa_metric_window: Duration,
     /// App of CSV rows without an app column.
     #[arg(long, default_value = "app")]
     app: String,
@@ -75,10 +82,26 @@ pub struct BacktestArgs {
     plot: Option<PathBuf>,
 }
 
-/// One input's apps, each with its window rows.
+/// One input's apps, each with its window rows and its demand per second
+/// (from the first window's start).
 struct Input {
     name: String,
-    apps: BTreeMap<String, Vec<WindowStats>>,
+    apps: BTreeMap<String, (Vec<WindowStats>, Vec<f64>)>,
+}
+
+/// Rows and per-second demand of one app's rate series.
+fn from_series(
+    app: &str,
+    s: &series::Series,
+    window_ns: i64,
+    latency_ms: f64,
+) -> (Vec<WindowStats>, Vec<f64>) {
+    let rows = series::windows(app, s, window_ns, latency_ms);
+    let origin = s
+        .first()
+        .map_or(0, |p| p.0.div_euclid(window_ns) * window_ns);
+    let seconds = (rows.len() as i64 * window_ns / 1_000_000_000) as usize;
+    (rows, bt::per_second(s, origin, seconds))
 }
 
 #[derive(Serialize)]
@@ -132,10 +155,12 @@ pub fn execute(a: BacktestArgs) -> anyhow::Result<()> {
     let mut inputs = Vec::new();
     for shape in &a.shape {
         let s = shape.series(a.seed, 1_767_225_600_000_000_000, 1);
-        let rows = series::windows(shape.name(), &s, window_ns, a.latency_ms);
         inputs.push(Input {
             name: shape.name().to_string(),
-            apps: BTreeMap::from([(shape.name().to_string(), rows)]),
+            apps: BTreeMap::from([(
+                shape.name().to_string(),
+                from_series(shape.name(), &s, window_ns, a.latency_ms),
+            )]),
         });
     }
     for f in &a.files {
@@ -145,7 +170,7 @@ pub fn execute(a: BacktestArgs) -> anyhow::Result<()> {
     let total: u64 = inputs
         .iter()
         .flat_map(|i| i.apps.values())
-        .map(|r| r.len() as u64 * contenders.len() as u64)
+        .map(|(r, _)| r.len() as u64 * contenders.len() as u64)
         .sum();
     let progress = indicatif::ProgressBar::new(total);
     if total < 50_000 {
@@ -153,7 +178,7 @@ pub fn execute(a: BacktestArgs) -> anyhow::Result<()> {
     }
     let mut results = Vec::new();
     for input in &inputs {
-        for (app, rows) in &input.apps {
+        for (app, (rows, per_second)) in &input.apps {
             let name = rows.iter().find_map(|r| r.name.clone());
             let first_rps = rows.first().map_or(0.0, |r| r.rps);
             let mut runs = Vec::new();
@@ -169,7 +194,16 @@ pub fn execute(a: BacktestArgs) -> anyhow::Result<()> {
                 } else {
                     bt::initial_instances(first_rps, &sim)
                 };
-                let tally = bt::simulate(&policy, rows, &sim, window_ns, initial);
+                let cadence = if c == Contender::Hpa {
+                    bt::Cadence {
+                        sync_ns: a.hpa_sync.as_nanos() as i64,
+                        metric_window_ns: a.hpa_metric_window.as_nanos() as i64,
+                    }
+                } else {
+                    bt::Cadence::EVERY_WINDOW
+                };
+                let tally =
+                    bt::simulate(&policy, rows, per_second, &sim, window_ns, cadence, initial);
                 progress.inc(rows.len() as u64);
                 runs.push(Run {
                     contender: c.name().to_string(),
@@ -253,13 +287,40 @@ fn read_input(path: &Path, a: &BacktestArgs, window_ns: i64) -> anyhow::Result<I
         let apps = all
             .into_iter()
             .map(|(app, s)| {
-                let rows = series::windows(&app, &s, window_ns, a.latency_ms);
-                (app, rows)
+                let both = from_series(&app, &s, window_ns, a.latency_ms);
+                (app, both)
             })
             .collect();
         return Ok(Input { name, apps });
     }
-    // Access logs: the same decoders and windows as `vane run`, into memory.
+    let rows = log_windows(path, a.format, window_ns)?;
+    // The same logs in one-second windows: the demand second by second.
+    let seconds = bt::by_app(log_windows(path, a.format, 1_000_000_000)?);
+    let apps = bt::by_app(rows)
+        .into_iter()
+        .map(|(app, rows)| {
+            let origin = rows
+                .first()
+                .and_then(|r| vane::time::parse_iso8601(r.start.as_bytes()).ok())
+                .unwrap_or(0);
+            let n = (rows.len() as i64 * window_ns / 1_000_000_000) as usize;
+            let mut demand = vec![0.0; n];
+            for r in seconds.get(&app).into_iter().flatten() {
+                if let Ok(t) = vane::time::parse_iso8601(r.start.as_bytes()) {
+                    let i = (t - origin).div_euclid(1_000_000_000);
+                    if let Some(slot) = usize::try_from(i).ok().and_then(|i| demand.get_mut(i)) {
+                        *slot = r.rps;
+                    }
+                }
+            }
+            (app, (rows, demand))
+        })
+        .collect();
+    Ok(Input { name, apps })
+}
+
+/// Access logs through the same decoders and windows as `vane run`, into memory.
+fn log_windows(path: &Path, format: Format, window_ns: i64) -> anyhow::Result<Vec<WindowStats>> {
     let buf = SharedBuf::default();
     let window = WindowConfig {
         length_ns: window_ns,
@@ -270,9 +331,9 @@ fn read_input(path: &Path, a: &BacktestArgs, window_ns: i64) -> anyhow::Result<I
         JsonlFile::writer(buf.clone()),
         JsonlFile::writer(io::sink()),
     );
-    let src = pipeline.add_source(a.format, Mapping::new());
+    let src = pipeline.add_source(format, Mapping::new());
     let summary = replay(&mut pipeline, &[(src, path.display().to_string())])?;
-    if summary.counts.dead_letters > 0 {
+    if summary.counts.dead_letters > 0 && window_ns > 1_000_000_000 {
         eprintln!(
             "{}: {} of {} lines could not be decoded and were left out",
             path.display(),
@@ -281,14 +342,10 @@ fn read_input(path: &Path, a: &BacktestArgs, window_ns: i64) -> anyhow::Result<I
         );
     }
     let bytes = buf.0.lock().map(|b| b.clone()).unwrap_or_default();
-    let rows: Vec<WindowStats> = String::from_utf8_lossy(&bytes)
+    Ok(String::from_utf8_lossy(&bytes)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    Ok(Input {
-        name,
-        apps: bt::by_app(rows),
-    })
+        .collect())
 }
 
 #[derive(Clone, Default)]

@@ -25,6 +25,9 @@ struct Tracked {
     name: Option<String>,
     instances: u32,
     engine: AppState,
+    /// Start of the last window a burst probe scaled in (one per window).
+    #[serde(default)]
+    probed: Option<i64>,
 }
 
 pub struct Decider {
@@ -132,6 +135,7 @@ impl Decider {
                             .clamp(policy.min.max(1), policy.max),
                     },
                     engine: AppState::default(),
+                    probed: None,
                 });
             if tracked.policy != policy.name {
                 tracked.policy = policy.name.clone();
@@ -187,6 +191,67 @@ impl Decider {
     }
 }
 
+/// A burst probe needs this much of the window, and this many requests, so
+/// that a handful of requests in a fraction of a second is not a "burst".
+pub const PROBE_MIN_ELAPSED_NS: i64 = 2_000_000_000;
+pub const PROBE_MIN_REQUESTS: u64 = 20;
+
+impl Decider {
+    /// Burst probes on the open window (`loads` from
+    /// [`crate::window::WindowAggregator::open_loads`]) at event time `now_ns`:
+    /// tracked apps whose policy has a burst factor and whose load so far is
+    /// past it scale up now, at most once per window.
+    pub fn probe(
+        &mut self,
+        loads: &[crate::window::OpenLoad],
+        now_ns: i64,
+        out: &mut Vec<Decision>,
+    ) {
+        for load in loads {
+            if load.elapsed_ns < PROBE_MIN_ELAPSED_NS || load.requests < PROBE_MIN_REQUESTS {
+                continue;
+            }
+            let Some(tracked) = self.state.apps.get_mut(&load.app) else {
+                continue;
+            };
+            if tracked.probed == Some(load.start_ns) {
+                continue;
+            }
+            let Some(policy) = self
+                .rules
+                .policies
+                .iter()
+                .find(|p| p.name == tracked.policy)
+            else {
+                continue;
+            };
+            if policy.burst_factor.is_none() {
+                continue;
+            }
+            let row = load.to_row();
+            let obs = Observation {
+                app: &load.app,
+                name: load.name.as_deref(),
+                now_ns,
+                window_ns: load.elapsed_ns,
+                window: Some(&row),
+                instances: &[],
+                current: tracked.instances,
+            };
+            if let Some(d) = super::engine::probe(policy, &mut tracked.engine, &obs) {
+                tracked.instances = d.desired;
+                tracked.probed = Some(load.start_ns);
+                out.push(d);
+            }
+        }
+    }
+
+    /// Whether any policy can react to a burst before its window closes.
+    pub fn probes(&self) -> bool {
+        self.rules.policies.iter().any(|p| p.burst_factor.is_some())
+    }
+}
+
 impl Decider {
     /// The platform reports `instances` for `app` (read back by the actuator):
     /// the next decision starts from it instead of from the last desired count.
@@ -218,6 +283,7 @@ impl Decider {
                     name: name.map(str::to_string),
                     instances,
                     engine: AppState::default(),
+                    probed: None,
                 },
             );
         }

@@ -337,6 +337,37 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
     }
 }
 
+/// A burst probe: the same decision on a window still open (`obs.window`
+/// holds its rates so far, `obs.window_ns` the time they cover), kept only
+/// when the load is past the policy's burst factor and the decision is to
+/// scale up — so a flash crowd is met seconds into a window instead of at
+/// its end. Otherwise nothing is recorded and `state` is untouched.
+pub fn probe(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> Option<Decision> {
+    let factor = policy.burst_factor?;
+    if policy.algorithm != Algorithm::TargetTracking {
+        return None;
+    }
+    let w = obs.window?;
+    let bursting = policy.targets.iter().any(|&(m, target)| {
+        m.is_per_instance() && metric_value(m, w, obs.current).is_some_and(|v| v > factor * target)
+    });
+    if !bursting {
+        return None;
+    }
+    let mut trial = state.clone();
+    let mut d = decide(policy, &mut trial, obs);
+    if d.desired <= obs.current {
+        return None;
+    }
+    *state = trial;
+    d.reason = format!(
+        "burst seen {} into the window: {}",
+        secs(obs.window_ns),
+        d.reason
+    );
+    Some(d)
+}
+
 /// `algorithm: hpa`: the Kubernetes replica calculator over the instances'
 /// values (a Pods metric); instances the count includes but the window does not
 /// are the calculator's "missing" pods.

@@ -19,7 +19,7 @@ pub mod schedule;
 pub mod unittest;
 
 pub use decision::{Constraint, Decision, DecisionSource, Direction};
-pub use engine::{AppState, Observation, decide};
+pub use engine::{AppState, Observation, decide, probe};
 pub use error::RuleError;
 pub use load::{RuleSet, load_paths, load_str};
 pub use policy::Policy;

@@ -111,6 +111,31 @@ pub struct WindowCounters {
     pub series_expired: u64,
 }
 
+/// An app's load in the open window so far ([`WindowAggregator::open_loads`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenLoad {
+    pub app: String,
+    pub name: Option<String>,
+    pub start_ns: i64,
+    /// Event time covered so far.
+    pub elapsed_ns: i64,
+    pub requests: u64,
+    pub sum_rt_us: u64,
+}
+
+impl OpenLoad {
+    /// The partial window as a row the engine can read (rates over the elapsed time).
+    pub fn to_row(&self) -> WindowStats {
+        let secs = (self.elapsed_ns as f64 / crate::time::NANOS_PER_SEC as f64).max(1e-3);
+        let mut w = WindowStats::empty(&self.app);
+        w.name = self.name.clone();
+        w.requests = self.requests;
+        w.rps = self.requests as f64 / secs;
+        w.concurrency = self.sum_rt_us as f64 / 1e6 / secs;
+        w
+    }
+}
+
 type SeriesId = usize;
 
 #[derive(Debug, Clone)]
@@ -331,6 +356,43 @@ impl WindowAggregator {
 
     fn new_agg(&mut self) -> Agg {
         Agg::new(self.hist_pool.pop().unwrap_or_else(agg::new_histogram))
+    }
+
+    /// The load of each app so far in the newest open window, as of the
+    /// newest event time: for burst probes, which look before the window
+    /// closes. Only apps with requests in that window.
+    pub fn open_loads(&self) -> Vec<OpenLoad> {
+        let (Some(bucket), Some(now)) = (self.open.last(), self.max_event_ns) else {
+            return Vec::new();
+        };
+        let elapsed_ns = (now - bucket.start_ns).clamp(0, self.cfg.length_ns);
+        let mut out = Vec::new();
+        for entry in self.apps.values() {
+            let Some(Some(agg)) = bucket.aggs.get(entry.series) else {
+                continue;
+            };
+            let Some(series) = self.series[entry.series].as_ref() else {
+                continue;
+            };
+            if agg.requests == 0 {
+                continue;
+            }
+            out.push(OpenLoad {
+                app: series.app.to_string(),
+                name: series.name.as_deref().map(str::to_string),
+                start_ns: bucket.start_ns,
+                elapsed_ns,
+                requests: agg.requests,
+                sum_rt_us: agg.sum_rt_us,
+            });
+        }
+        out.sort_by(|a, b| a.app.cmp(&b.app));
+        out
+    }
+
+    /// Newest event time seen.
+    pub fn max_event_ns(&self) -> Option<i64> {
+        self.max_event_ns
     }
 
     /// Folds one record into its window, or counts it late; closes every window
