@@ -639,6 +639,44 @@ mod tests {
     }
 
     #[test]
+    fn orchestrator_keys_are_checked_for_the_chosen_kind() {
+        let e = Config::from_toml("[orchestrator]\nkind = \"local\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("orchestrator.apps") && e.contains("command"),
+            "{e}"
+        );
+        let e = Config::from_toml(
+            "[orchestrator]\nkind = \"cloudfoundry\"\napi = \"https://api.example.com\"\n",
+            "x.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("orchestrator.uaa"), "{e}");
+        let e = Config::from_toml(
+            "[orchestrator]\nkind = \"kubernetes\"\n[orchestrator.apps.web]\nworkload = \"Job\"\n",
+            "x.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("orchestrator.apps.web.workload"), "{e}");
+        let e = Config::from_toml("[orchestrator]\nkind = \"nomad\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("dry-run") && e.contains("kubernetes"),
+            "lists the kinds: {e}"
+        );
+        let ok = Config::from_toml(
+            "[orchestrator]\nkind = \"local\"\n[orchestrator.apps.web]\ncommand = [\"sleep\", \"60\"]\n",
+            "x.toml",
+        )
+        .unwrap();
+        assert_eq!(ok.orchestrator.kind.name(), "local");
+    }
+
+    #[test]
     fn bad_values_are_explained() {
         let e = Config::from_toml("[window]\nlength = \"10 parsecs\"\n", "x.toml")
             .unwrap_err()
