@@ -280,10 +280,13 @@ struct Reported(String);
 fn check_cmd(paths: Vec<PathBuf>) -> anyhow::Result<()> {
     match vane::rules::load_paths(&paths) {
         Ok(set) => {
+            let count =
+                |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
             println!(
-                "{} policies and {} alert rules OK",
-                set.policies.len(),
-                set.alerts.len()
+                "{}, {} and {} OK",
+                count(set.policies.len(), "policy").replace("policys", "policies"),
+                count(set.alerts.len(), "alert rule"),
+                count(set.health.len(), "health rule")
             );
             Ok(())
         }
@@ -375,11 +378,16 @@ fn replay_cmd(a: ReplayArgs) -> anyhow::Result<()> {
             }
             JsonlFile::open(p, None).with_context(|| format!("cannot open {}", p.display()))
         };
-        if !rules.alerts.is_empty() {
+        if !rules.alerts.is_empty() || !rules.health.is_empty() {
             pipeline = pipeline.with_alerts(
                 vane::rules::alert::Alerter::new(rules.alerts.clone()),
                 fresh(&a.alerts)?,
             );
+        }
+        if !rules.health.is_empty() {
+            pipeline = pipeline.with_health(vane::rules::health::HealthWatcher::new(
+                rules.health.clone(),
+            ));
         }
         let decider = vane::rules::decider::Decider::new(rules, window.length_ns);
         pipeline = pipeline.with_decisions(decider, fresh(&a.decisions)?);

@@ -13,6 +13,7 @@ use crate::model::WindowStats;
 use crate::rules::Decision;
 use crate::rules::alert::{AlertEvent, Alerter};
 use crate::rules::decider::Decider;
+use crate::rules::health::HealthWatcher;
 use crate::sinks::{DeadLetter, JsonlFile};
 use crate::sources::{Chunk, MAX_CHUNK};
 use crate::window::{Pushed, WindowAggregator, WindowConfig};
@@ -57,6 +58,8 @@ struct Outputs {
     decided: Vec<Decision>,
     alerts: Option<(Alerter, JsonlFile)>,
     alerted: Vec<AlertEvent>,
+    /// Health rules: restart decisions (with the decisions) and budget alerts.
+    health: Option<HealthWatcher>,
     /// Alert transitions kept for notifiers (when there are any).
     to_notify: Option<Vec<AlertEvent>>,
     /// Decisions kept for the actuator (when there is one).
@@ -77,7 +80,7 @@ impl Outputs {
             self.windows.write(w)?;
             counts.windows_written += 1;
         }
-        if self.decisions.is_some() || self.alerts.is_some() {
+        if self.decisions.is_some() || self.alerts.is_some() || self.health.is_some() {
             let mut i = 0;
             while i < closed.len() {
                 let end = closed[i].end.clone();
@@ -107,6 +110,11 @@ impl Outputs {
                     }
                     if let Some((alerter, _)) = &mut self.alerts {
                         alerter.on_window(end_ns, rows, &mut self.alerted);
+                    }
+                    // Health sees every row (an idle source's silence is told
+                    // apart inside: it needs other instances reporting).
+                    if let Some(h) = &mut self.health {
+                        h.on_window(end_ns, group, &mut self.decided, &mut self.alerted);
                     }
                 }
                 i = j;
@@ -146,6 +154,7 @@ impl Pipeline {
                 decided: Vec::new(),
                 alerts: None,
                 alerted: Vec::new(),
+                health: None,
                 to_notify: None,
                 to_act: None,
             },
@@ -170,6 +179,17 @@ impl Pipeline {
     pub fn with_alerts(mut self, alerter: Alerter, out: JsonlFile) -> Self {
         self.out.alerts = Some((alerter, out));
         self
+    }
+
+    /// Evaluates health rules on every closed window: restart decisions go
+    /// with the decisions, restart-budget alerts with the alerts.
+    pub fn with_health(mut self, watcher: HealthWatcher) -> Self {
+        self.out.health = Some(watcher);
+        self
+    }
+
+    pub fn health_mut(&mut self) -> Option<&mut HealthWatcher> {
+        self.out.health.as_mut()
     }
 
     /// Keeps alert transitions for [`Pipeline::take_notifications`].

@@ -122,7 +122,16 @@ pub async fn run(
         if let Some(state) = checkpoint.as_ref().and_then(|c| c.decider.clone()) {
             decider.state = state;
         }
-        if !rules.alerts.is_empty() {
+        if !rules.health.is_empty() {
+            let mut watcher = crate::rules::health::HealthWatcher::new(rules.health.clone())
+                .with_labels(cfg.labels.clone());
+            if let Some(saved) = checkpoint.as_ref().and_then(|c| c.health.clone()) {
+                watcher.restore(saved);
+            }
+            info!(health_rules = rules.health.len(), "health rules loaded");
+            pipeline = pipeline.with_health(watcher);
+        }
+        if !rules.alerts.is_empty() || !rules.health.is_empty() {
             let alerts_out = JsonlFile::open(
                 &cfg.alerts_path(),
                 checkpoint.as_ref().and_then(|c| c.alerts_file_len),
@@ -345,7 +354,15 @@ pub async fn run(
 /// Hands new decisions to the actuator and records what came of earlier ones.
 fn act(actuator: &mut Actuator, pipeline: &mut Pipeline, now: Instant) -> anyhow::Result<()> {
     for d in pipeline.take_decisions() {
-        actuator.submit(&d);
+        match (&d.source, &d.instance) {
+            (crate::rules::DecisionSource::Health, Some(instance)) => actuator.restart(
+                &crate::act::orchestrator::Target::new(&d.app, d.name.as_deref()),
+                instance,
+                &d.time,
+                &d.policy,
+            ),
+            _ => actuator.submit(&d),
+        }
     }
     actuator.tick(now);
     for o in actuator.drain() {
@@ -400,6 +417,7 @@ fn write_checkpoint(
         alerts_file_len: lengths.alerts,
         alerter: pipeline.alerter_mut().map(|a| a.clone()),
         decider: pipeline.decider_mut().map(|d| d.state.clone()),
+        health: pipeline.health_mut().map(|h| h.clone()),
         counts: pipeline.counts,
     };
     cp.store(path)

@@ -32,6 +32,7 @@ fn an_idle_source_is_missing_data_not_zero_traffic() {
     let rules = vane::rules::RuleSet {
         policies: load_str(POLICY, "web.yaml").unwrap(),
         alerts: Vec::new(),
+        health: Vec::new(),
     };
     let decisions = Buf::default();
     let mut p = Pipeline::new(

@@ -16,10 +16,14 @@ const BASE: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
 /// One gorouter line for the `shop` app at `ms` after BASE.
 fn line(ms: i64, index: u32) -> String {
+    line_with_status(ms, index, 200)
+}
+
+fn line_with_status(ms: i64, index: u32, status: u16) -> String {
     let t = BASE + ms / 1000;
     let (h, m, s) = (t % 86_400 / 3600, t % 3600 / 60, t % 60);
     format!(
-        "shop.example.com - [2026-01-01T{h:02}:{m:02}:{s:02}.{:03}Z] \"GET /cart HTTP/1.1\" 200 0 512 \"-\" \"test\" \"10.0.0.1:5000\" \"10.0.1.1:61000\" x_forwarded_for:\"10.0.0.1\" x_forwarded_proto:\"https\" vcap_request_id:\"r-{ms}\" response_time:0.020 gorouter_time:0.0001 app_id:\"5b7c2a1e-0000-4000-8000-000000000001\" app_index:\"{index}\"\n",
+        "shop.example.com - [2026-01-01T{h:02}:{m:02}:{s:02}.{:03}Z] \"GET /cart HTTP/1.1\" {status} 0 512 \"-\" \"test\" \"10.0.0.1:5000\" \"10.0.1.1:61000\" x_forwarded_for:\"10.0.0.1\" x_forwarded_proto:\"https\" vcap_request_id:\"r-{ms}\" response_time:0.020 gorouter_time:0.0001 app_id:\"5b7c2a1e-0000-4000-8000-000000000001\" app_index:\"{index}\"\n",
         ms % 1000
     )
 }
@@ -183,4 +187,99 @@ env = {{ PID_DIR = "{pids}" }}
             "instance {pid} still runs after Vane stopped"
         );
     }
+}
+
+/// A health rule restarts the instance whose requests fail, through the
+/// local supervisor: a new process takes its place, and the record says why.
+#[test]
+fn a_failing_instance_is_restarted_by_its_health_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    std::fs::create_dir_all(&pids).unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::write(
+        dir.path().join("rules/shop-health.yaml"),
+        "apiVersion: vane/v1\nkind: HealthRule\nmetadata: {name: shop-health}\nspec:\n  selector: {names: [\"shop.example.com\"]}\n  errorRatio: {above: 0.5, windows: 2, minRequests: 10}\n  restarts: {max: 2, per: 10m}\n",
+    )
+    .unwrap();
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, "").unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            r#"rules = ["{rules}"]
+[[sources]]
+type = "file"
+path = "{log}"
+format = "gorouter"
+[run]
+poll_interval = "50ms"
+idle_timeout = "1s"
+[orchestrator]
+kind = "local"
+[orchestrator.apps."shop.example.com"]
+command = ["sh", "-c", "echo $$ > \"$PID_DIR/$INSTANCE_INDEX.pid\"; exec sleep 300"]
+initial = 2
+env = {{ PID_DIR = "{pids}" }}
+"#,
+            rules = dir.path().join("rules").display(),
+            log = log.display(),
+            pids = pids.display(),
+        ),
+    );
+    let mut child = vane()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("two instances", || alive(&pids).len() == 2);
+    let pid_of =
+        |i: u32| std::fs::read_to_string(pids.join(format!("{i}.pid"))).unwrap_or_default();
+    let (first0, first1) = (pid_of(0), pid_of(1));
+    // 40 s: instance 0 answers, instance 1 fails every request.
+    let mut text = String::new();
+    for s in 0..40 {
+        for k in 0..10 {
+            let ms = s * 1000 + k * 100;
+            text.push_str(&line_with_status(ms, 0, 200));
+            text.push_str(&line_with_status(ms + 50, 1, 503));
+        }
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let decisions_path = dir.path().join("data/decisions.jsonl");
+    wait_for("the restart record", || {
+        decisions(&decisions_path)
+            .iter()
+            .any(|d| d.action.as_deref() == Some("restart"))
+    });
+    wait_for("a new process for instance 1", || {
+        let p = pid_of(1);
+        !p.is_empty() && p != first1
+    });
+    assert_eq!(pid_of(0), first0, "the healthy instance is left alone");
+    assert_eq!(alive(&pids).len(), 2);
+    let all = decisions(&decisions_path);
+    let restart = all
+        .iter()
+        .find(|d| d.action.as_deref() == Some("restart"))
+        .unwrap();
+    assert_eq!(restart.instance.as_deref(), Some("1"));
+    assert!(
+        restart.reason.starts_with(
+            "restart instance 1 of shop.example.com: 5xx ratio above 0.5 for 2 windows"
+        ),
+        "{}",
+        restart.reason
+    );
+    assert!(all.iter().all(|d| d.error.is_none()), "{all:#?}");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
 }

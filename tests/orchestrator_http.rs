@@ -337,6 +337,8 @@ fn decision(app: &str, current: u32, desired: u32) -> Decision {
         reason: String::new(),
         source: DecisionSource::Policy,
         error: None,
+        action: None,
+        instance: None,
     }
 }
 

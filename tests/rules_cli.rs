@@ -21,7 +21,7 @@ fn the_shipped_rules_pass_check_and_their_tests() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "6 policies and 2 alert rules OK"
+        "6 policies, 2 alert rules and 1 health rule OK"
     );
     let out = vane().arg("test").arg(repo("rules")).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -116,7 +116,7 @@ impl Actuator {
     /// Hands a decision in: scales when it wants a count other than the one
     /// the platform has (as far as known). Failed-action records are ignored.
     pub fn submit(&mut self, d: &Decision) {
-        if d.source == DecisionSource::Actuator {
+        if !matches!(d.source, DecisionSource::Policy | DecisionSource::Manual) {
             return;
         }
         let key = self.key_for(&d.app, d.name.as_deref());
@@ -274,6 +274,9 @@ async fn perform(
     };
     match (&action, &result) {
         (Action::Read, _) => {}
+        (_, Ok(())) if orch.is_dry_run() => {
+            tracing::debug!(app = target.display(), ?action, "dry-run: would act")
+        }
         (_, Ok(())) => info!(
             app = target.display(),
             orchestrator = orch.name(),
@@ -350,6 +353,14 @@ impl Outcome {
             ),
             source: DecisionSource::Actuator,
             error: Some(e.to_string()),
+            action: match &self.action {
+                Action::Restart { .. } => Some("restart".into()),
+                _ => None,
+            },
+            instance: match &self.action {
+                Action::Restart { instance, .. } => Some(instance.clone()),
+                _ => None,
+            },
         })
     }
 }

@@ -56,6 +56,11 @@ pub fn container_metric(env: &Value) -> Result<Option<ContainerMetric>, DecodeEr
         memory_quota_bytes: gauge(metrics, "memory_quota"),
         disk_bytes: gauge(metrics, "disk"),
         disk_quota_bytes: gauge(metrics, "disk_quota"),
+        node: env
+            .get("tags")
+            .and_then(|t| t.get("ip"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
     };
     if m.cpu_pct.is_none() && m.memory_bytes.is_none() && m.disk_bytes.is_none() {
         return Ok(None);

@@ -241,6 +241,7 @@ impl ContainerScrapes {
                 memory_quota_bytes: c.memory_limit,
                 disk_bytes: None,
                 disk_quota_bytes: None,
+                node: None,
             });
         }
         out

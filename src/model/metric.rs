@@ -15,6 +15,9 @@ pub struct ContainerMetric {
     pub memory_quota_bytes: Option<f64>,
     pub disk_bytes: Option<f64>,
     pub disk_quota_bytes: Option<f64>,
+    /// Where the instance runs (Cloud Foundry: the Diego cell's `ip` tag;
+    /// Kubernetes: the scraped kubelet), for node-level health checks.
+    pub node: Option<String>,
 }
 
 impl ContainerMetric {

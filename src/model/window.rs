@@ -64,6 +64,9 @@ pub struct WindowStats {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub instance: Option<String>,
+    /// Instance rows: where it runs (from container metrics), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// Window start, RFC 3339 UTC.
     pub start: String,
     /// Window end (exclusive), RFC 3339 UTC.
@@ -103,6 +106,7 @@ impl WindowStats {
             app: app.to_string(),
             name: None,
             instance: None,
+            node: None,
             start: String::new(),
             end: String::new(),
             requests: 0,

@@ -80,4 +80,10 @@ pub struct Decision {
     /// Why the action failed (actuator records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Health records: `restart` or `migrate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Health records: the instance acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }

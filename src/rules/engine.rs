@@ -334,6 +334,8 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
         reason,
         source: super::DecisionSource::Policy,
         error: None,
+        action: None,
+        instance: None,
     }
 }
 

@@ -8,6 +8,7 @@ use serde_saphyr::Location;
 
 use super::alert::{self, AlertDocument, AlertRule};
 use super::error::{RuleError, hint_for_serde_message};
+use super::health::{self, HealthDocument, HealthRule};
 use super::model::RuleDocument;
 use super::policy::{Policy, compile};
 
@@ -19,6 +20,7 @@ pub type Labels = std::collections::BTreeMap<String, String>;
 pub struct RuleSet {
     pub policies: Vec<Policy>,
     pub alerts: Vec<AlertRule>,
+    pub health: Vec<HealthRule>,
 }
 
 impl RuleSet {
@@ -78,8 +80,14 @@ pub fn load_str_all(
     text: &str,
     file: &str,
 ) -> Result<(Vec<Policy>, Vec<AlertRule>), Vec<RuleError>> {
+    load_str_set(text, file).map(|s| (s.policies, s.alerts))
+}
+
+/// Parses one file's text: scaling policies, alert rules and health rules, by `kind`.
+pub fn load_str_set(text: &str, file: &str) -> Result<RuleSet, Vec<RuleError>> {
     let mut policies = Vec::new();
     let mut alerts = Vec::new();
+    let mut healths = Vec::new();
     let mut errors = Vec::new();
     for doc in documents(text) {
         let header: Header = match serde_saphyr::from_str(&doc) {
@@ -97,6 +105,13 @@ pub fn load_str_all(
                 },
                 Err(e) => errors.push(yaml_error(e, file)),
             },
+            Some("HealthRule") => match serde_saphyr::from_str::<HealthDocument>(&doc) {
+                Ok(d) => match health::compile(&d, file) {
+                    Ok(h) => healths.push(h),
+                    Err(e) => errors.extend(e),
+                },
+                Err(e) => errors.push(yaml_error(e, file)),
+            },
             // ScalingPolicy, and anything else, which compile() reports with a hint.
             _ => match serde_saphyr::from_str::<RuleDocument>(&doc) {
                 Ok(d) => match compile(&d, file) {
@@ -108,7 +123,11 @@ pub fn load_str_all(
         }
     }
     if errors.is_empty() {
-        Ok((policies, alerts))
+        Ok(RuleSet {
+            policies,
+            alerts,
+            health: healths,
+        })
     } else {
         Err(errors)
     }
@@ -173,10 +192,11 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<RuleSet, Vec<RuleError>> {
         for f in files {
             let name = f.display().to_string();
             match std::fs::read_to_string(&f) {
-                Ok(text) => match load_str_all(&text, &name) {
-                    Ok((p, a)) => {
-                        set.policies.extend(p);
-                        set.alerts.extend(a);
+                Ok(text) => match load_str_set(&text, &name) {
+                    Ok(s) => {
+                        set.policies.extend(s.policies);
+                        set.alerts.extend(s.alerts);
+                        set.health.extend(s.health);
                     }
                     Err(e) => errors.extend(e),
                 },

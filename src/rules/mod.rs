@@ -10,6 +10,7 @@ pub mod decider;
 pub mod decision;
 pub mod engine;
 pub mod error;
+pub mod health;
 pub mod hpa;
 pub mod kpa;
 pub mod load;

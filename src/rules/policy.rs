@@ -13,7 +13,7 @@ use super::schedule::Schedule;
 use crate::config::parse_duration;
 
 pub const API_VERSION: &str = "vane/v1";
-pub const KINDS: [&str; 2] = ["ScalingPolicy", "AlertRule"];
+pub const KINDS: [&str; 3] = ["ScalingPolicy", "AlertRule", "HealthRule"];
 
 #[derive(Debug, Clone)]
 pub struct Policy {

@@ -373,6 +373,7 @@ fn label_selectors_use_the_configured_labels() {
     let rules = super::RuleSet {
         policies: load_str(yaml, "shop.yaml").unwrap(),
         alerts: Vec::new(),
+        health: Vec::new(),
     };
     let row = WindowStats {
         end: "1970-01-01T00:00:10Z".into(),

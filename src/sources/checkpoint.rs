@@ -37,6 +37,9 @@ pub struct Checkpoint {
     /// Alert states (pending since, firing), so a restart neither re-sends nor forgets.
     #[serde(default)]
     pub alerter: Option<crate::rules::alert::Alerter>,
+    /// Health rule state (silent and failing instances, restart budgets).
+    #[serde(default)]
+    pub health: Option<crate::rules::health::HealthWatcher>,
     pub counts: Counts,
 }
 

@@ -67,7 +67,16 @@ impl ScrapeSource {
             };
             match body {
                 Ok(text) => match parse(&text) {
-                    Ok(samples) => out.extend(t.scrapes.scrape(&samples, now_ms)),
+                    Ok(samples) => {
+                        // The scraped kubelet is the node its containers run on.
+                        let node = reqwest::Url::parse(&t.url)
+                            .ok()
+                            .and_then(|u| u.host_str().map(str::to_string));
+                        out.extend(t.scrapes.scrape(&samples, now_ms).into_iter().map(|mut m| {
+                            m.node = m.node.or_else(|| node.clone());
+                            m
+                        }));
+                    }
                     Err((line, e)) => {
                         self.failures += 1;
                         warn!(target = %t.url, line, error = %e, "scrape returned malformed exposition");

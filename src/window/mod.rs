@@ -145,6 +145,8 @@ struct Series {
     /// route host of the app's first record).
     name: Option<Box<str>>,
     instance: Option<Box<str>>,
+    /// Where the instance runs, as its container metrics last said.
+    node: Option<Box<str>>,
     /// End of the newest *closed* window in which this series had records.
     /// Rows and expiry depend only on closed windows, so they do not depend on
     /// arrival order within the allowed lateness.
@@ -301,6 +303,7 @@ impl WindowAggregator {
             app: app.into(),
             name: name.map(Into::into),
             instance: None,
+            node: None,
             last_data_end: None,
             pending_late: 0,
             pinned: false,
@@ -344,6 +347,7 @@ impl WindowAggregator {
             app: app.into(),
             name: name.map(Into::into),
             instance: Some(inst.into()),
+            node: None,
             last_data_end: None,
             pending_late: 0,
             pinned: false,
@@ -432,6 +436,16 @@ impl WindowAggregator {
             out,
             |a| a.record_metric(m),
         );
+        if let (Some(node), Some(instance)) = (&m.node, &m.instance)
+            && let Some(id) = self
+                .apps
+                .get(m.app.as_str())
+                .and_then(|e| e.instances.get(instance.as_str()))
+            && let Some(s) = self.series[*id].as_mut()
+            && s.node.as_deref() != Some(node.as_str())
+        {
+            s.node = Some(node.as_str().into());
+        }
         match pushed {
             Pushed::Accepted => self.counters.metrics += 1,
             Pushed::Late => self.counters.late_metrics += 1,
@@ -694,6 +708,7 @@ fn stats_from(s: &Series, a: &mut Agg, secs: f64) -> WindowStats {
         app: s.app.to_string(),
         name: s.name.as_ref().map(|n| n.to_string()),
         instance: s.instance.as_ref().map(|i| i.to_string()),
+        node: s.node.as_ref().map(|n| n.to_string()),
         start: String::new(),
         end: String::new(),
         requests: a.requests,
@@ -719,6 +734,7 @@ fn zero_stats(s: &Series) -> WindowStats {
     WindowStats {
         name: s.name.as_ref().map(|n| n.to_string()),
         instance: s.instance.as_ref().map(|i| i.to_string()),
+        node: s.node.as_ref().map(|n| n.to_string()),
         ..WindowStats::empty(&s.app)
     }
 }

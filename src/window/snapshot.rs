@@ -24,6 +24,8 @@ pub struct SeriesSnapshot {
     #[serde(default)]
     pub name: Option<String>,
     pub instance: Option<String>,
+    #[serde(default)]
+    pub node: Option<String>,
     pub last_data_end: Option<i64>,
     pub pending_late: u64,
     pub pinned: bool,
@@ -48,6 +50,7 @@ impl WindowAggregator {
                     app: s.app.to_string(),
                     name: s.name.as_ref().map(|n| n.to_string()),
                     instance: s.instance.as_ref().map(|i| i.to_string()),
+                    node: s.node.as_ref().map(|n| n.to_string()),
                     last_data_end: s.last_data_end,
                     pending_late: s.pending_late,
                     pinned: s.pinned,
@@ -89,6 +92,7 @@ impl WindowAggregator {
                 app: s.app.as_str().into(),
                 name: s.name.as_deref().map(Into::into),
                 instance: s.instance.as_deref().map(Into::into),
+                node: s.node.as_deref().map(Into::into),
                 last_data_end: s.last_data_end,
                 pending_late: s.pending_late,
                 pinned: s.pinned,
