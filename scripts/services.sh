@@ -7,7 +7,9 @@
 #
 # Alertmanager: 127.0.0.1:9093, routing every alert to a webhook receiver that
 # the tests run on 127.0.0.1:19095 (group_wait 1s, see ../shared/SERVICES.md).
-# VictoriaMetrics (the InfluxDB v2 write API): 127.0.0.1:8428.
+# VictoriaMetrics (the InfluxDB v2 write API): 127.0.0.1:8428, retention 100y
+# (tests write generated data with old timestamps) and dedup.minScrapeInterval=1ms
+# (a point written again replaces the old one, as InfluxDB does).
 # tansu (a Kafka-protocol broker, memory storage): 127.0.0.1:9092.
 # osmem (the Elasticsearch/OpenSearch API): 127.0.0.1:9200.
 # Python packages go to a venv in .services/venv (kept between runs).
@@ -79,7 +81,7 @@ start_victoriametrics() {
   local dir="$STATE/victoriametrics"
   rm -rf "$dir" && mkdir -p "$dir/data"
   victoria-metrics -httpListenAddr=127.0.0.1:8428 -storageDataPath="$dir/data" \
-    -search.latencyOffset=0s -loggerLevel=WARN >"$dir/log" 2>&1 &
+    -search.latencyOffset=0s -retentionPeriod=100y -dedup.minScrapeInterval=1ms -loggerLevel=WARN >"$dir/log" 2>&1 &
   echo $! > "$STATE/victoriametrics.pid"
   wait_http victoriametrics http://127.0.0.1:8428/health "$dir/log"
 }

@@ -59,6 +59,9 @@ pub struct Config {
     /// Where scaling decisions are carried out (dry-run unless configured).
     #[serde(default)]
     pub orchestrator: crate::act::orchestrator::OrchestratorConfig,
+    /// Window aggregates and decisions to InfluxDB (v2 write API), when set.
+    #[serde(default)]
+    pub influxdb: Option<crate::sinks::influx::InfluxConfig>,
     #[serde(default)]
     pub run: RunSection,
 }

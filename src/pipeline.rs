@@ -64,6 +64,15 @@ struct Outputs {
     to_notify: Option<Vec<AlertEvent>>,
     /// Decisions kept for the actuator (when there is one).
     to_act: Option<Vec<Decision>>,
+    /// Window rows and decisions kept for external sinks (when there are any).
+    exports: Option<Exports>,
+}
+
+/// What closed since the last [`Pipeline::take_exports`].
+#[derive(Debug, Default)]
+pub struct Exports {
+    pub windows: Vec<WindowStats>,
+    pub decisions: Vec<Decision>,
 }
 
 impl Outputs {
@@ -79,6 +88,9 @@ impl Outputs {
         for w in closed.iter() {
             self.windows.write(w)?;
             counts.windows_written += 1;
+        }
+        if let Some(x) = &mut self.exports {
+            x.windows.extend(closed.iter().cloned());
         }
         if self.decisions.is_some() || self.alerts.is_some() || self.health.is_some() {
             let mut i = 0;
@@ -124,6 +136,9 @@ impl Outputs {
             for d in self.decided.drain(..) {
                 out.write(&d)?;
                 counts.decisions += 1;
+                if let Some(x) = &mut self.exports {
+                    x.decisions.push(d.clone());
+                }
                 if let Some(a) = &mut self.to_act {
                     a.push(d);
                 }
@@ -157,6 +172,7 @@ impl Pipeline {
                 health: None,
                 to_notify: None,
                 to_act: None,
+                exports: None,
             },
             dead_out,
             closed: Vec::new(),
@@ -213,6 +229,33 @@ impl Pipeline {
         self
     }
 
+    /// Keeps window rows and decisions for [`Pipeline::take_exports`].
+    pub fn with_exports(mut self) -> Self {
+        self.out.exports = Some(Exports::default());
+        self
+    }
+
+    /// Window rows and decisions since the last call (for external sinks).
+    pub fn take_exports(&mut self) -> Exports {
+        self.out
+            .exports
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Keeps a batch an external sink refused for good, with the reason.
+    pub fn dead_letter_batch(&mut self, sink: &str, reason: String, body: &str) -> io::Result<()> {
+        self.counts.dead_letters += 1;
+        self.dead_out.write(&DeadLetter {
+            source: sink.to_string(),
+            offset: 0,
+            format: "line-protocol".to_string(),
+            reason,
+            line: body.to_string(),
+        })
+    }
+
     /// Decisions since the last call (for the actuator).
     pub fn take_decisions(&mut self) -> Vec<Decision> {
         self.out
@@ -228,6 +271,9 @@ impl Pipeline {
         if let Some((_, out)) = &mut self.out.decisions {
             out.write(d)?;
             self.counts.decisions += 1;
+            if let Some(x) = &mut self.out.exports {
+                x.decisions.push(d.clone());
+            }
         }
         Ok(())
     }
@@ -378,6 +424,9 @@ impl Pipeline {
         for d in self.out.decided.drain(..) {
             out.write(&d)?;
             self.counts.decisions += 1;
+            if let Some(x) = &mut self.out.exports {
+                x.decisions.push(d.clone());
+            }
             if let Some(a) = &mut self.out.to_act {
                 a.push(d);
             }

@@ -234,6 +234,16 @@ pub async fn run(
     for app in &cfg.window.apps {
         pipeline.windows.register_app(app);
     }
+    let mut influx = match &cfg.influxdb {
+        Some(c) => {
+            let sink = crate::sinks::influx::InfluxSink::new(c)
+                .map_err(|e| anyhow::anyhow!("influxdb: {e}"))?;
+            info!(url = %c.url, bucket = %c.bucket, "writing to InfluxDB");
+            pipeline = pipeline.with_exports();
+            Some(sink)
+        }
+        None => None,
+    };
 
     let mut tick = tokio::time::interval(cfg.run.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -254,7 +264,9 @@ pub async fn run(
         }
         let mut got_input = false;
         let now = Instant::now();
-        for (idx, source) in sources.iter_mut() {
+        // A sink that cannot keep up holds the input back (nothing is dropped).
+        let held_back = influx.as_ref().is_some_and(|s| s.is_full());
+        for (idx, source) in sources.iter_mut().filter(|_| !held_back) {
             let mut this_input = false;
             let metrics = match source {
                 Source::Scrape(scrape) => scrape.poll(now).await,
@@ -306,7 +318,13 @@ pub async fn run(
         if let Some(a) = &mut actuator {
             act(a, &mut pipeline, now)?;
         }
-        if now - last_checkpoint >= cfg.run.checkpoint_interval {
+        if let Some(sink) = &mut influx {
+            export(sink, &mut pipeline, now, false).await?;
+        }
+        // A checkpoint promises that everything before it was delivered: with
+        // an external sink, only when it has acknowledged all it was given.
+        let delivered = influx.as_ref().is_none_or(|s| s.is_idle());
+        if now - last_checkpoint >= cfg.run.checkpoint_interval && delivered {
             write_checkpoint(&mut pipeline, &sources, &checkpoint_path)?;
             last_checkpoint = now;
         }
@@ -318,6 +336,7 @@ pub async fn run(
         // Idle exit waits for notifications still being retried (each gives up in time).
         let idle_done = opts.exit_when_idle.is_some_and(|d| now - last_input >= d)
             && notifiers.iter().all(|n| n.queued() == 0)
+            && influx.as_ref().is_none_or(|s| s.is_idle())
             && actuator.as_ref().is_none_or(|a| a.in_flight() == 0);
         if all_finished || idle_done {
             pipeline.finish()?;
@@ -334,7 +353,28 @@ pub async fn run(
             local.shutdown().await;
         }
     }
-    write_checkpoint(&mut pipeline, &sources, &checkpoint_path)?;
+    let mut delivered = true;
+    if let Some(sink) = &mut influx {
+        // The last windows out, for a while; what cannot be delivered is not
+        // checkpointed, so the next start sends it again.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            export(sink, &mut pipeline, Instant::now(), true).await?;
+            if sink.is_idle() || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        delivered = sink.is_idle();
+        if !delivered {
+            warn!(
+                "stopping with points InfluxDB has not acknowledged: the checkpoint stays where they start"
+            );
+        }
+    }
+    if delivered {
+        write_checkpoint(&mut pipeline, &sources, &checkpoint_path)?;
+    }
     // Last transitions out before stopping; undelivered ones are logged.
     let events = pipeline.take_notifications();
     for n in &mut notifiers {
@@ -349,6 +389,27 @@ pub async fn run(
     }
     log_counts(&pipeline.counts);
     Ok(pipeline.counts)
+}
+
+/// Hands what closed to the InfluxDB sink and sends what is due; refused
+/// batches go to the dead letters.
+async fn export(
+    sink: &mut crate::sinks::influx::InfluxSink,
+    pipeline: &mut Pipeline,
+    now: Instant,
+    force: bool,
+) -> anyhow::Result<()> {
+    let x = pipeline.take_exports();
+    for w in &x.windows {
+        sink.push_window(w);
+    }
+    for d in &x.decisions {
+        sink.push_decision(d);
+    }
+    for r in sink.pump(now, force).await {
+        pipeline.dead_letter_batch("influxdb", r.reason, &r.lines)?;
+    }
+    Ok(())
 }
 
 /// Hands new decisions to the actuator and records what came of earlier ones.

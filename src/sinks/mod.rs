@@ -1,5 +1,7 @@
-//! Where results go. The embedded sink writes JSON lines to local files.
+//! Where results go. The embedded sink writes JSON lines to local files;
+//! InfluxDB receives window aggregates and decisions when configured.
 
+pub mod influx;
 mod jsonl;
 
 pub use jsonl::{DeadLetter, JsonlFile};
