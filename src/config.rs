@@ -153,6 +153,19 @@ pub enum SourceConfig {
     },
     /// Standard input, until it closes.
     Stdin { format: Format, mapping: Mapping },
+    /// Kafka topics read by one consumer of a consumer group.
+    Kafka {
+        brokers: String,
+        group: String,
+        topics: Vec<String>,
+        format: Format,
+        mapping: Mapping,
+        /// The record is JSON and the line is this string field (else the
+        /// record value is the line, or several lines).
+        json_field: Option<String>,
+        /// Extra librdkafka settings (`session.timeout.ms`, `security.protocol`, …).
+        options: std::collections::BTreeMap<String, String>,
+    },
 }
 
 fn auto() -> Format {
@@ -177,6 +190,11 @@ struct RawSource {
     interval: Option<String>,
     url: Option<String>,
     token_env: Option<String>,
+    brokers: Option<String>,
+    group: Option<String>,
+    topics: Option<Vec<String>>,
+    json_field: Option<String>,
+    options: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -187,6 +205,7 @@ enum SourceKind {
     Scrape,
     RlpGateway,
     Stdin,
+    Kafka,
 }
 
 impl TryFrom<RawSource> for SourceConfig {
@@ -247,6 +266,24 @@ impl TryFrom<RawSource> for SourceConfig {
                     token_env: r.token_env,
                 })
             }
+            SourceKind::Kafka => {
+                let brokers = r
+                    .brokers
+                    .ok_or("a `kafka` source needs `brokers`, like \"127.0.0.1:9092\"")?;
+                let topics = r
+                    .topics
+                    .filter(|t| !t.is_empty())
+                    .ok_or("a `kafka` source needs `topics`, a list of topic names")?;
+                Ok(SourceConfig::Kafka {
+                    brokers,
+                    group: r.group.unwrap_or_else(|| "vane".into()),
+                    topics,
+                    format: r.format,
+                    mapping,
+                    json_field: r.json_field,
+                    options: r.options.unwrap_or_default(),
+                })
+            }
             SourceKind::Stdin => {
                 if r.path.is_some() || r.pattern.is_some() || r.start_at.is_some() {
                     return Err("a `stdin` source takes no `path`, `pattern` or `start_at`".into());
@@ -265,7 +302,8 @@ impl SourceConfig {
         match self {
             SourceConfig::File { format, .. }
             | SourceConfig::Glob { format, .. }
-            | SourceConfig::Stdin { format, .. } => *format,
+            | SourceConfig::Stdin { format, .. }
+            | SourceConfig::Kafka { format, .. } => *format,
             SourceConfig::Scrape { .. } | SourceConfig::RlpGateway { .. } => Format::Loggregator,
         }
     }
@@ -274,7 +312,8 @@ impl SourceConfig {
         match self {
             SourceConfig::File { mapping, .. }
             | SourceConfig::Glob { mapping, .. }
-            | SourceConfig::Stdin { mapping, .. } => mapping.clone(),
+            | SourceConfig::Stdin { mapping, .. }
+            | SourceConfig::Kafka { mapping, .. } => mapping.clone(),
             SourceConfig::Scrape { .. } | SourceConfig::RlpGateway { .. } => Mapping::new(),
         }
     }
@@ -692,7 +731,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("gorouter"), "lists the allowed formats: {e}");
-        let e = Config::from_toml("[[sources]]\ntype = \"kafka\"\n", "x.toml")
+        let e = Config::from_toml("[[sources]]\ntype = \"mqtt\"\n", "x.toml")
             .unwrap_err()
             .to_string();
         assert!(

@@ -48,6 +48,8 @@ pub struct Pipeline {
     /// Event time of the next burst probe (with policies that have a burst
     /// factor): once per second of event time, on the open window.
     next_probe_ns: Option<i64>,
+    /// Extra event clocks of sources with several streams, by (source, stream).
+    clocks: std::collections::HashMap<(usize, String), usize>,
 }
 
 /// Where closed windows go: the window rows, and (with rules) the decisions
@@ -178,6 +180,7 @@ impl Pipeline {
             closed: Vec::new(),
             counts: Counts::default(),
             next_probe_ns: None,
+            clocks: std::collections::HashMap::new(),
         }
     }
 
@@ -320,6 +323,72 @@ impl Pipeline {
         self.process_bytes(source, &chunk.source, chunk.offset, &chunk.data)
     }
 
+    /// The event clock of one stream of a source (a Kafka partition): the
+    /// first stream uses the source's own clock, later ones get their own, so
+    /// that a partition read behind the others holds the watermark back
+    /// instead of having its records counted late.
+    pub fn clock_for(&mut self, source: usize, stream: &str) -> usize {
+        if let Some(c) = self.clocks.get(&(source, stream.to_string())) {
+            return *c;
+        }
+        let taken = self.clocks.keys().any(|(s, _)| *s == source);
+        let clock = if taken {
+            // Dense after the sources' own clocks: an unused clock would hold
+            // the watermark back.
+            let extra = self
+                .clocks
+                .values()
+                .filter(|c| **c >= self.decoders.len())
+                .count();
+            self.decoders.len() + extra
+        } else {
+            source
+        };
+        self.clocks.insert((source, stream.to_string()), clock);
+        clock
+    }
+
+    /// Which stream has which clock, for the checkpoint (the window snapshot
+    /// holds the clocks by number).
+    pub fn stream_clocks(&self) -> Vec<(usize, String, usize)> {
+        let mut v: Vec<_> = self
+            .clocks
+            .iter()
+            .map(|((s, k), c)| (*s, k.clone(), *c))
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn restore_stream_clocks(&mut self, saved: &[(usize, String, usize)]) {
+        self.clocks = saved
+            .iter()
+            .map(|(s, k, c)| ((*s, k.clone()), *c))
+            .collect();
+    }
+
+    /// The clocks of `source`'s streams.
+    pub fn clocks_of(&self, source: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .clocks
+            .iter()
+            .filter(|((s, _), _)| *s == source)
+            .map(|(_, c)| *c)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Like [`Pipeline::process`], on the event clock `clock` ([`Pipeline::clock_for`]).
+    pub fn process_on_clock(
+        &mut self,
+        source: usize,
+        clock: usize,
+        chunk: &Chunk,
+    ) -> io::Result<()> {
+        self.process_lines(source, clock, &chunk.source, chunk.offset, &chunk.data)
+    }
+
     pub fn process_bytes(
         &mut self,
         source: usize,
@@ -327,6 +396,20 @@ impl Pipeline {
         offset: u64,
         data: &[u8],
     ) -> io::Result<()> {
+        self.process_lines(source, source, name, offset, data)
+    }
+
+    fn process_lines(
+        &mut self,
+        source: usize,
+        clock: usize,
+        name: &str,
+        offset: u64,
+        data: &[u8],
+    ) -> io::Result<()> {
+        // Each source (or stream) has its own event clock; the watermark
+        // follows the slowest active one.
+        self.windows.set_input(clock);
         self.counts.bytes += data.len() as u64;
         // Validate the whole chunk at once (fast, vectorised); only a chunk
         // with invalid UTF-8 somewhere is checked line by line to find it.

@@ -20,11 +20,15 @@ use crate::rules::alert::Alerter;
 use crate::rules::decider::Decider;
 use crate::rules::load_paths;
 use crate::sinks::JsonlFile;
-use crate::sources::{Checkpoint, Chunk, FileTail, GlobTail, RlpSource, ScrapeSource, StdinSource};
+use crate::sources::{
+    Checkpoint, Chunk, FileTail, GlobTail, KafkaSource, RlpSource, ScrapeSource, StdinSource,
+};
 
 /// How many chunks one source may hand over per tick, so one busy source cannot
 /// starve the others or the checkpoint.
 const CHUNKS_PER_TICK: usize = 64;
+/// The same for Kafka, where a chunk is one record.
+const KAFKA_RECORDS_PER_TICK: usize = 20_000;
 
 enum Source {
     File(FileTail),
@@ -32,6 +36,7 @@ enum Source {
     Stdin(StdinSource),
     Scrape(ScrapeSource),
     Rlp(RlpSource),
+    Kafka(Box<KafkaSource>),
 }
 
 impl Source {
@@ -40,6 +45,7 @@ impl Source {
             Source::File(t) => t.poll(),
             Source::Glob(g) => g.poll(),
             Source::Stdin(s) => Ok(s.poll()),
+            Source::Kafka(k) => k.poll().map_err(io::Error::other),
             // Scrapes hand over container metrics, not lines (see the run loop).
             Source::Scrape(_) | Source::Rlp(_) => Ok(None),
         }
@@ -165,13 +171,30 @@ pub async fn run(
                 Source::Rlp(RlpSource::spawn(url.clone(), token))
             }
             SourceConfig::Stdin { .. } => Source::Stdin(StdinSource::spawn()),
+            SourceConfig::Kafka {
+                brokers,
+                group,
+                topics,
+                json_field,
+                options,
+                ..
+            } => Source::Kafka(Box::new(
+                KafkaSource::new(brokers, group, topics, json_field.clone(), options)
+                    .map_err(anyhow::Error::msg)?,
+            )),
         };
         sources.push((idx, source));
     }
     if let Some(cp) = &checkpoint {
         info!(path = %checkpoint_path.display(), "resuming from checkpoint");
         pipeline.windows.restore(&cp.windows);
+        pipeline.restore_stream_clocks(&cp.stream_clocks);
         pipeline.counts = cp.counts;
+        for (_, s) in sources.iter_mut() {
+            if let Source::Kafka(k) = s {
+                k.resume(&cp.kafka_offsets);
+            }
+        }
         for (name, pos) in &cp.positions {
             for (_, s) in sources.iter_mut() {
                 match s {
@@ -266,8 +289,21 @@ pub async fn run(
         let now = Instant::now();
         // A sink that cannot keep up holds the input back (nothing is dropped).
         let held_back = influx.as_ref().is_some_and(|s| s.is_full());
+        for (_, s) in sources.iter_mut() {
+            if let Source::Kafka(k) = s {
+                // Paused partitions keep the consumer in its group while held back.
+                k.set_paused(held_back);
+            }
+        }
         for (idx, source) in sources.iter_mut().filter(|_| !held_back) {
             let mut this_input = false;
+            if let Source::Kafka(k) = source {
+                // Every assigned partition has a clock before its first record,
+                // so a partition not read yet holds the watermark back.
+                for stream in k.assigned() {
+                    pipeline.clock_for(*idx, &stream);
+                }
+            }
             let metrics = match source {
                 Source::Scrape(scrape) => scrape.poll(now).await,
                 Source::Rlp(rlp) => Some(rlp.poll()),
@@ -278,8 +314,25 @@ pub async fn run(
                 got_input = true;
                 pipeline.process_metrics(*idx, &metrics)?;
             }
-            for _ in 0..CHUNKS_PER_TICK {
+            // A Kafka record is one chunk: let many through per tick.
+            let per_tick = if matches!(source, Source::Kafka(_)) {
+                KAFKA_RECORDS_PER_TICK
+            } else {
+                CHUNKS_PER_TICK
+            };
+            for _ in 0..per_tick {
                 match source.poll() {
+                    Ok(Some(chunk)) if matches!(source, Source::Kafka(_)) => {
+                        // One event clock per partition.
+                        let clock = pipeline.clock_for(*idx, &chunk.source);
+                        pipeline.process_on_clock(*idx, clock, &chunk)?;
+                        source_input.insert(clock, now);
+                        if clock != *idx {
+                            pipeline.set_source_idle(clock, false)?;
+                        }
+                        got_input = true;
+                        this_input = true;
+                    }
                     Ok(Some(chunk)) => {
                         pipeline.process(*idx, &chunk)?;
                         got_input = true;
@@ -295,7 +348,19 @@ pub async fn run(
             // A source quiet for `idle_timeout` (or finished) stops holding the
             // watermark back for the others.
             let last = source_input.entry(*idx).or_insert(now);
-            if this_input {
+            if let Source::Kafka(k) = source {
+                // Partitions: each clock idles on its own, and only once it is
+                // read to its end (a partition with records waiting holds the
+                // watermark however quiet it looks).
+                for (s, stream, clock) in pipeline.stream_clocks() {
+                    if s != *idx {
+                        continue;
+                    }
+                    let last = *source_input.entry(clock).or_insert(now);
+                    let quiet = now - last >= cfg.run.idle_timeout && k.caught_up(&stream);
+                    pipeline.set_source_idle(clock, quiet)?;
+                }
+            } else if this_input {
                 *last = now;
                 pipeline.set_source_idle(*idx, false)?;
             } else if source.finished() || now - *last >= cfg.run.idle_timeout {
@@ -306,7 +371,13 @@ pub async fn run(
             last_input = now;
         } else {
             let idle = now - last_input;
-            if idle >= cfg.run.idle_timeout {
+            // Quiet Kafka partitions with records still to fetch (or none
+            // assigned yet, during a group join) are no sign that time passed.
+            let kafka_behind = sources.iter().any(|(_, s)| match s {
+                Source::Kafka(k) => !k.caught_up_all(),
+                _ => false,
+            });
+            if idle >= cfg.run.idle_timeout && !kafka_behind {
                 pipeline.heartbeat(idle.as_nanos() as i64)?;
             }
         }
@@ -322,14 +393,25 @@ pub async fn run(
             export(sink, &mut pipeline, now, false).await?;
         }
         // A checkpoint promises that everything before it was delivered: with
-        // an external sink, only when it has acknowledged all it was given.
+        // an external sink, it first sends all it holds, and only when that
+        // was acknowledged is the checkpoint written.
+        let due = now - last_checkpoint >= cfg.run.checkpoint_interval;
+        if due && let Some(sink) = &mut influx {
+            export(sink, &mut pipeline, now, true).await?;
+        }
         let delivered = influx.as_ref().is_none_or(|s| s.is_idle());
-        if now - last_checkpoint >= cfg.run.checkpoint_interval && delivered {
+        if due && delivered {
             write_checkpoint(&mut pipeline, &sources, &checkpoint_path)?;
             last_checkpoint = now;
         }
         if now - last_stats >= cfg.run.stats_interval {
             log_counts(&pipeline.counts);
+            for (_, s) in &sources {
+                if let Source::Kafka(k) = s {
+                    let lag = k.lag();
+                    info!(source = k.name(), lag = lag.values().sum::<i64>(), partitions = ?lag, skipped = k.skipped, "kafka consumer lag");
+                }
+            }
             last_stats = now;
         }
         let all_finished = !sources.is_empty() && sources.iter().all(|(_, s)| s.finished());
@@ -465,7 +547,13 @@ fn write_checkpoint(
                 }
             }
             Source::Glob(g) => positions.extend(g.positions()),
-            Source::Stdin(_) | Source::Scrape(_) | Source::Rlp(_) => {}
+            Source::Stdin(_) | Source::Scrape(_) | Source::Rlp(_) | Source::Kafka(_) => {}
+        }
+    }
+    let mut kafka_offsets = BTreeMap::new();
+    for (_, s) in sources {
+        if let Source::Kafka(k) = s {
+            kafka_offsets.extend(k.offsets().iter().map(|(p, o)| (p.clone(), *o)));
         }
     }
     let cp = Checkpoint {
@@ -480,9 +568,18 @@ fn write_checkpoint(
         decider: pipeline.decider_mut().map(|d| d.state.clone()),
         health: pipeline.health_mut().map(|h| h.clone()),
         counts: pipeline.counts,
+        kafka_offsets,
+        stream_clocks: pipeline.stream_clocks(),
     };
     cp.store(path)
-        .with_context(|| format!("cannot write checkpoint {}", path.display()))
+        .with_context(|| format!("cannot write checkpoint {}", path.display()))?;
+    // Only now is it safe for the group to move on.
+    for (_, s) in sources {
+        if let Source::Kafka(k) = s {
+            k.commit();
+        }
+    }
+    Ok(())
 }
 
 fn log_counts(c: &Counts) {

@@ -40,6 +40,12 @@ pub struct Checkpoint {
     /// Health rule state (silent and failing instances, restart budgets).
     #[serde(default)]
     pub health: Option<crate::rules::health::HealthWatcher>,
+    /// Kafka: next offset per `topic/partition`.
+    #[serde(default)]
+    pub kafka_offsets: std::collections::BTreeMap<String, i64>,
+    /// Event clocks of streams (Kafka partitions): (source, stream, clock).
+    #[serde(default)]
+    pub stream_clocks: Vec<(usize, String, usize)>,
     pub counts: Counts,
 }
 

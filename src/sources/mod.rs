@@ -5,6 +5,7 @@
 mod checkpoint;
 mod file;
 mod glob;
+mod kafka;
 mod rlp;
 mod scrape;
 mod stdin;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use checkpoint::{Checkpoint, FilePosition};
 pub use file::FileTail;
 pub use glob::GlobTail;
+pub use kafka::KafkaSource;
 pub use rlp::RlpSource;
 pub use scrape::ScrapeSource;
 pub use stdin::StdinSource;

@@ -1,0 +1,304 @@
+//! Kafka topics through one consumer of a consumer group (rdkafka, with its
+//! bundled librdkafka 2.12: Debian's 2.0 cannot talk to every broker).
+//!
+//! Exactly-once windows over at-least-once delivery, as for files: the
+//! checkpoint holds, with the window state, the next offset of every
+//! partition; offsets are committed to the group right after the checkpoint
+//! is written (so only once every sink has acknowledged what came before them,
+//! see `vane run`), and records below the checkpointed offset are skipped on
+//! restart (the group may resume from an older commit after a crash between
+//! the two writes).
+//!
+//! Under backpressure the assigned partitions are paused (the consumer keeps
+//! polling, so it stays in the group) and resumed when the sinks catch up.
+//! Consumer lag per partition = the high watermark librdkafka fetched
+//! (statistics `hi_offset`) − the next offset to read.
+//!
+//! Producers should key records by app id, so that an app's records stay in
+//! order in one partition.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use super::Chunk;
+
+/// Per `topic/partition`, from librdkafka's statistics: the high watermark,
+/// the fetch position and how many records wait in the local queue.
+type Watermarks = Arc<Mutex<HashMap<String, PartitionStats>>>;
+
+#[derive(Debug, Clone, Copy)]
+struct PartitionStats {
+    hi: i64,
+    fetch_next: i64,
+    queued: i64,
+    /// The fetcher runs for it (not still looking up its start offset).
+    fetching: bool,
+}
+
+struct Context {
+    watermarks: Watermarks,
+}
+
+impl ClientContext for Context {
+    fn stats(&self, stats: Statistics) {
+        if let Ok(mut w) = self.watermarks.lock() {
+            for (topic, t) in stats.topics {
+                for (p, part) in t.partitions {
+                    if p >= 0 && part.hi_offset >= 0 {
+                        w.insert(
+                            format!("{topic}/{p}"),
+                            PartitionStats {
+                                hi: part.hi_offset,
+                                fetch_next: part.next_offset,
+                                queued: part.fetchq_cnt,
+                                fetching: part.fetch_state == "active",
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Context {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => info!(partitions = tpl.count(), "kafka: partitions assigned"),
+            Rebalance::Revoke(tpl) => info!(partitions = tpl.count(), "kafka: partitions revoked"),
+            Rebalance::Error(e) => warn!(error = %e, "kafka: rebalance failed"),
+        }
+    }
+}
+
+pub struct KafkaSource {
+    consumer: BaseConsumer<Context>,
+    name: String,
+    json_field: Option<String>,
+    /// Next offset to read, by `topic/partition` (what the checkpoint keeps).
+    next: BTreeMap<String, i64>,
+    /// From the checkpoint: records below these offsets are already counted.
+    resume_from: BTreeMap<String, i64>,
+    /// Records polled while paused, handed over first on resume.
+    held: VecDeque<Chunk>,
+    paused: bool,
+    watermarks: Watermarks,
+    pub skipped: u64,
+}
+
+impl KafkaSource {
+    pub fn new(
+        brokers: &str,
+        group: &str,
+        topics: &[String],
+        json_field: Option<String>,
+        options: &BTreeMap<String, String>,
+    ) -> Result<Self, String> {
+        let watermarks: Watermarks = Arc::default();
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("statistics.interval.ms", "1000")
+            .set("queued.max.messages.kbytes", "16384");
+        for (k, v) in options {
+            cfg.set(k, v);
+        }
+        let consumer: BaseConsumer<Context> = cfg
+            .create_with_context(Context {
+                watermarks: Arc::clone(&watermarks),
+            })
+            .map_err(|e| format!("kafka consumer for {brokers}: {e}"))?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&names)
+            .map_err(|e| format!("kafka subscribe to {names:?}: {e}"))?;
+        Ok(KafkaSource {
+            consumer,
+            name: format!("kafka:{}", topics.join(",")),
+            json_field,
+            next: BTreeMap::new(),
+            resume_from: BTreeMap::new(),
+            held: VecDeque::new(),
+            paused: false,
+            watermarks,
+            skipped: 0,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Offsets from a checkpoint (`topic/partition` → next offset).
+    pub fn resume(&mut self, offsets: &BTreeMap<String, i64>) {
+        self.resume_from = offsets.clone();
+        self.next
+            .extend(offsets.iter().map(|(k, v)| (k.clone(), *v)));
+    }
+
+    /// The next offsets to read, for the checkpoint.
+    pub fn offsets(&self) -> &BTreeMap<String, i64> {
+        &self.next
+    }
+
+    /// Commits the checkpointed offsets to the group (after the checkpoint).
+    pub fn commit(&self) {
+        let mut tpl = TopicPartitionList::new();
+        for (key, off) in &self.next {
+            if let Some((topic, p)) = key.rsplit_once('/')
+                && let Ok(p) = p.parse::<i32>()
+                && tpl
+                    .add_partition_offset(topic, p, Offset::Offset(*off))
+                    .is_err()
+            {
+                warn!(partition = %key, "kafka: cannot commit this offset");
+            }
+        }
+        if tpl.count() > 0
+            && let Err(e) = self.consumer.commit(&tpl, CommitMode::Async)
+        {
+            warn!(error = %e, "kafka: offset commit failed (the next one catches up)");
+        }
+    }
+
+    /// Lag per partition: fetched high watermark − next offset to read.
+    pub fn lag(&self) -> BTreeMap<String, i64> {
+        let Ok(w) = self.watermarks.lock() else {
+            return BTreeMap::new();
+        };
+        w.iter()
+            .map(|(k, s)| {
+                let next = self.next.get(k).copied().unwrap_or(s.fetch_next.max(0));
+                (k.clone(), (s.hi - next).max(0))
+            })
+            .collect()
+    }
+
+    /// Whether `stream` (`topic/partition`) has been read to the high
+    /// watermark librdkafka last reported for it.
+    pub fn caught_up(&self, stream: &str) -> bool {
+        let Ok(w) = self.watermarks.lock() else {
+            return false;
+        };
+        // Only from a fetcher that is running: before the first fetch the
+        // statistics hold placeholders.
+        match (w.get(stream).filter(|s| s.fetching), self.next.get(stream)) {
+            (Some(s), Some(next)) => *next >= s.hi,
+            // Nothing read from it yet: caught up if nothing is there to read.
+            (Some(s), None) => s.fetch_next >= 0 && s.fetch_next >= s.hi && s.queued == 0,
+            _ => false,
+        }
+    }
+
+    /// Whether partitions are assigned and every one is read to its end.
+    pub fn caught_up_all(&self) -> bool {
+        let assigned = self.assigned();
+        !assigned.is_empty() && assigned.iter().all(|s| self.caught_up(s))
+    }
+
+    /// The partitions assigned to this consumer now, as `topic/partition`.
+    pub fn assigned(&self) -> Vec<String> {
+        self.consumer
+            .assignment()
+            .map(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Stops (or restarts) fetching while the sinks are behind.
+    pub fn set_paused(&mut self, paused: bool) {
+        if paused == self.paused {
+            return;
+        }
+        match self.consumer.assignment() {
+            Ok(tpl) => {
+                let r = if paused {
+                    self.consumer.pause(&tpl)
+                } else {
+                    self.consumer.resume(&tpl)
+                };
+                match r {
+                    Ok(()) => {
+                        self.paused = paused;
+                        info!(paused, partitions = tpl.count(), "kafka: backpressure");
+                    }
+                    Err(e) => warn!(error = %e, "kafka: pause/resume failed"),
+                }
+            }
+            Err(e) => warn!(error = %e, "kafka: no assignment to pause"),
+        }
+    }
+
+    /// One record as a chunk of lines (`None`: nothing ready). While paused,
+    /// records still arriving are held back for later.
+    pub fn poll(&mut self) -> Result<Option<Chunk>, String> {
+        if !self.paused
+            && let Some(c) = self.held.pop_front()
+        {
+            return Ok(Some(c));
+        }
+        loop {
+            let Some(result) = self.consumer.poll(Duration::ZERO) else {
+                return Ok(None);
+            };
+            let msg = result.map_err(|e| format!("kafka: {e}"))?;
+            let key = format!("{}/{}", msg.topic(), msg.partition());
+            let offset = msg.offset();
+            if self
+                .resume_from
+                .get(&key)
+                .is_some_and(|&from| offset < from)
+            {
+                self.skipped += 1;
+                continue;
+            }
+            self.next.insert(key.clone(), offset + 1);
+            let payload = msg.payload().unwrap_or_default();
+            let mut data = match &self.json_field {
+                Some(field) => serde_json::from_slice::<serde_json::Value>(payload)
+                    .ok()
+                    .and_then(|v| {
+                        v.get(field)
+                            .and_then(|s| s.as_str())
+                            .map(|s| s.as_bytes().to_vec())
+                    })
+                    // Not the expected wrapper: the record as it is, to be dead-lettered.
+                    .unwrap_or_else(|| payload.to_vec()),
+                None => payload.to_vec(),
+            };
+            if data.is_empty() {
+                continue;
+            }
+            if data.last() != Some(&b'\n') {
+                data.push(b'\n');
+            }
+            let chunk = Chunk {
+                source: key,
+                file: None,
+                offset: u64::try_from(offset).unwrap_or(0),
+                data,
+            };
+            if self.paused {
+                self.held.push_back(chunk);
+                continue;
+            }
+            return Ok(Some(chunk));
+        }
+    }
+}

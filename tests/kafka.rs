@@ -1,0 +1,215 @@
+//! Kafka in, InfluxDB out, against real servers started by
+//! scripts/services.sh: tansu (Kafka protocol) on 127.0.0.1:9092 and
+//! VictoriaMetrics (InfluxDB v2 write API) on 127.0.0.1:8428. Totals read back
+//! from the store equal totals counted from the produced records, also when
+//! Vane is killed (`kill -9`) again and again while it consumes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::store::{VM, expected, wait_until_stored};
+use common::{vane, write_config};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+const BROKER: &str = "127.0.0.1:9092";
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Creates `topic` with `partitions` and produces `lines`, keyed by app id.
+fn produce(topic: &str, partitions: i32, text: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .create()
+        .unwrap();
+    let created = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .set("linger.ms", "20")
+        .set("compression.type", "lz4")
+        .create()
+        .unwrap();
+    for line in text.lines() {
+        let key = line
+            .find("app_id:\"")
+            .map(|i| &line[i + 8..i + 44])
+            .unwrap_or_default();
+        let mut record = BaseRecord::to(topic).key(key).payload(line);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    // Queue full: let it drain.
+                    producer.poll(Duration::from_millis(50));
+                    record = r;
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+fn generate(dir: &Path, lines: &str, seed: &str) -> String {
+    let path = dir.join("gen.log");
+    let out = vane()
+        .args([
+            "generate",
+            "--lines",
+            lines,
+            "--apps",
+            "20",
+            "--instances",
+            "60",
+            "--rps",
+            "2000",
+            "--seed",
+            seed,
+            "--out",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn config(dir: &Path, topic: &str) -> PathBuf {
+    write_config(
+        dir,
+        &format!(
+            "[[sources]]\ntype = \"kafka\"\nbrokers = \"{BROKER}\"\ngroup = \"{}\"\ntopics = [\"{topic}\"]\nformat = \"gorouter\"\noptions = {{ \"session.timeout.ms\" = \"6000\" }}\n[run]\npoll_interval = \"20ms\"\nidle_timeout = \"2s\"\n[influxdb]\nurl = \"{VM}\"\norg = \"vane\"\nbucket = \"kafka\"\n",
+            unique("group")
+        ),
+    )
+}
+
+/// "lines N decoded N late L ..." printed by `vane run` at its end.
+fn summary(stderr: &[u8]) -> BTreeMap<String, u64> {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("lines "))
+        .unwrap_or_else(|| panic!("no summary in {text}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words
+        .chunks(2)
+        .map(|kv| (kv[0].to_string(), kv[1].parse().unwrap()))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs services: scripts/test.sh"]
+fn two_hundred_thousand_records_from_kafka_reach_the_store_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = generate(dir.path(), "200000", "303");
+    let want = expected(&text);
+    let topic = unique("router");
+    produce(&topic, 3, &text);
+    let out = vane()
+        .args(["run", "--exit-when-idle", "8s", "--config"])
+        .arg(config(dir.path(), &topic))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out.stderr);
+    assert_eq!(s["lines"], 200_000, "{s:?}");
+    assert_eq!(s["decoded"], 200_000, "{s:?}");
+    assert_eq!(
+        s["late"], 0,
+        "a partition read behind the others holds the watermark: {s:?}"
+    );
+    assert_eq!(wait_until_stored(&want), want);
+}
+
+#[test]
+#[ignore = "needs services: scripts/test.sh"]
+fn killed_again_and_again_while_consuming_the_totals_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = generate(dir.path(), "100000", "404");
+    let want = expected(&text);
+    let topic = unique("router-crash");
+    produce(&topic, 3, &text);
+    let cfg = config(dir.path(), &topic);
+    // Each run is killed a little after its first checkpoint that moved on
+    // (the group join alone takes seconds, and longer while killed members'
+    // sessions linger), at deterministic "random" extra delays.
+    let checkpointed = || -> u64 {
+        std::fs::read_to_string(dir.path().join("data/checkpoint.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["counts"]["lines"].as_u64())
+            .unwrap_or(0)
+    };
+    let mut seen = Vec::new();
+    let mut last = 0;
+    for (i, extra_ms) in [150u64, 600, 0, 350, 900].iter().enumerate() {
+        let mut child = vane()
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        while checkpointed() == last && last < 100_000 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(*extra_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        last = checkpointed();
+        seen.push(last);
+        eprintln!("killed run {i} {extra_ms} ms after it moved on: {last} records checkpointed");
+    }
+    assert!(
+        seen.iter().any(|&n| n > 0 && n < 100_000),
+        "some run was killed in the middle of the stream: {seen:?}"
+    );
+    // Killed members stay in the group until their sessions time out: the
+    // last run may wait that long for its partitions.
+    let out = vane()
+        .args(["run", "--exit-when-idle", "20s", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out.stderr);
+    assert_eq!(
+        s["lines"], 100_000,
+        "every record counted once over all runs: {s:?}"
+    );
+    assert_eq!(s["late"], 0, "{s:?}");
+    assert_eq!(wait_until_stored(&want), want);
+}
