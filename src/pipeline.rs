@@ -50,6 +50,8 @@ pub struct Pipeline {
     next_probe_ns: Option<i64>,
     /// Extra event clocks of sources with several streams, by (source, stream).
     clocks: std::collections::HashMap<(usize, String), usize>,
+    /// Lines are numbered by record, not by byte (see `process_on_clock`).
+    record_numbered: bool,
 }
 
 /// Where closed windows go: the window rows, and (with rules) the decisions
@@ -181,6 +183,7 @@ impl Pipeline {
             counts: Counts::default(),
             next_probe_ns: None,
             clocks: std::collections::HashMap::new(),
+            record_numbered: false,
         }
     }
 
@@ -380,13 +383,18 @@ impl Pipeline {
     }
 
     /// Like [`Pipeline::process`], on the event clock `clock` ([`Pipeline::clock_for`]).
+    /// A chunk of records (Kafka) numbers its lines by record: dead letters
+    /// name the record offset, `chunk.offset` + the line's index.
     pub fn process_on_clock(
         &mut self,
         source: usize,
         clock: usize,
         chunk: &Chunk,
     ) -> io::Result<()> {
-        self.process_lines(source, clock, &chunk.source, chunk.offset, &chunk.data)
+        self.record_numbered = true;
+        let r = self.process_lines(source, clock, &chunk.source, chunk.offset, &chunk.data);
+        self.record_numbered = false;
+        r
     }
 
     pub fn process_bytes(
@@ -415,9 +423,16 @@ impl Pipeline {
         // with invalid UTF-8 somewhere is checked line by line to find it.
         let text = simdutf8::basic::from_utf8(data).ok();
         let mut pos = 0;
+        let mut index = 0u64;
         while pos < data.len() {
             let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
-            let (start, line_offset) = (pos, offset + pos as u64);
+            let line_offset = if self.record_numbered {
+                offset + index
+            } else {
+                offset + pos as u64
+            };
+            index += 1;
+            let start = pos;
             pos = end + 1;
             let mut stop = end;
             if stop > start && data[stop - 1] == b'\r' {

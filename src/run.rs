@@ -27,8 +27,9 @@ use crate::sources::{
 /// How many chunks one source may hand over per tick, so one busy source cannot
 /// starve the others or the checkpoint.
 const CHUNKS_PER_TICK: usize = 64;
-/// The same for Kafka, where a chunk is one record.
-const KAFKA_RECORDS_PER_TICK: usize = 20_000;
+/// Kafka hands over one record per chunk: it is drained for up to this long
+/// per tick instead (then the other sources, sinks and checkpoint get a turn).
+const KAFKA_BUDGET_PER_TICK: Duration = Duration::from_millis(200);
 
 enum Source {
     File(FileTail),
@@ -314,13 +315,17 @@ pub async fn run(
                 got_input = true;
                 pipeline.process_metrics(*idx, &metrics)?;
             }
-            // A Kafka record is one chunk: let many through per tick.
-            let per_tick = if matches!(source, Source::Kafka(_)) {
-                KAFKA_RECORDS_PER_TICK
+            // A Kafka record is one chunk: drain for up to a time budget.
+            let (per_tick, budget) = if matches!(source, Source::Kafka(_)) {
+                (usize::MAX, KAFKA_BUDGET_PER_TICK)
             } else {
-                CHUNKS_PER_TICK
+                (CHUNKS_PER_TICK, Duration::MAX)
             };
+            let started = Instant::now();
             for _ in 0..per_tick {
+                if started.elapsed() >= budget {
+                    break;
+                }
                 match source.poll() {
                     Ok(Some(chunk)) if matches!(source, Source::Kafka(_)) => {
                         // One event clock per partition.

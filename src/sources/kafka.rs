@@ -110,8 +110,9 @@ impl KafkaSource {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("statistics.interval.ms", "1000")
-            .set("queued.max.messages.kbytes", "16384");
+            // librdkafka's own prefetch bound (64 MB) stays: a smaller one
+            // starves the fetcher (measured: 16 MB → 40× slower with tansu).
+            .set("statistics.interval.ms", "1000");
         for (k, v) in options {
             cfg.set(k, v);
         }
@@ -248,13 +249,19 @@ impl KafkaSource {
     /// One record as a chunk of lines (`None`: nothing ready). While paused,
     /// records still arriving are held back for later.
     pub fn poll(&mut self) -> Result<Option<Chunk>, String> {
+        self.poll_timeout(Duration::ZERO)
+    }
+
+    /// Like [`KafkaSource::poll`], waiting up to `timeout` for a record (the
+    /// wait yields the CPU to librdkafka's fetcher threads).
+    pub fn poll_timeout(&mut self, timeout: Duration) -> Result<Option<Chunk>, String> {
         if !self.paused
             && let Some(c) = self.held.pop_front()
         {
             return Ok(Some(c));
         }
         loop {
-            let Some(result) = self.consumer.poll(Duration::ZERO) else {
+            let Some(result) = self.consumer.poll(timeout) else {
                 return Ok(None);
             };
             let msg = result.map_err(|e| format!("kafka: {e}"))?;

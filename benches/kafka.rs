@@ -1,0 +1,201 @@
+//! Kafka → windows throughput, against the limit: a bare rdkafka consumer
+//! draining the same topic in the same run. Needs a Kafka-protocol broker on
+//! 127.0.0.1:9092 (`scripts/services.sh start` starts tansu); without one it
+//! says so and exits.
+//!
+//! Run: `scripts/services.sh start && taskset -c 0 cargo bench --bench kafka`
+//! (`BENCH_RECORDS` to change the count, default 1,000,000; 3 partitions).
+//! Each side is timed from its first record to its last (the group join is
+//! not counted), reading the topic from the start in its own consumer group.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use vane::decode::{Format, Mapping};
+use vane::generate::{TrafficSpec, generate};
+use vane::pipeline::Pipeline;
+use vane::sinks::JsonlFile;
+use vane::sources::KafkaSource;
+use vane::window::WindowConfig;
+
+const BROKER: &str = "127.0.0.1:9092";
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` asks for a list
+    }
+    if std::net::TcpStream::connect_timeout(
+        &BROKER.parse().expect("address"),
+        Duration::from_secs(1),
+    )
+    .is_err()
+    {
+        eprintln!("no Kafka broker on {BROKER}: start one with scripts/services.sh start");
+        return;
+    }
+    let n: usize = std::env::var("BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let topic = format!("bench-{}", std::process::id());
+    let bytes = produce(&topic, n);
+    let group = |side: &str| format!("{topic}-{side}");
+
+    // The limit: a consumer that only counts records.
+    let mut bare_cfg = config(&group("bare"));
+    for kv in std::env::var("BENCH_BARE_OPTS")
+        .unwrap_or_default()
+        .split(',')
+    {
+        if let Some((k, v)) = kv.split_once('=') {
+            bare_cfg.set(k, v);
+        }
+    }
+    let bare: BaseConsumer = bare_cfg.create().expect("consumer");
+    bare.subscribe(&[&topic]).expect("subscribe");
+    let (mut seen, mut first) = (0usize, None);
+    let mut sum = 0usize;
+    while seen < n {
+        if let Some(Ok(m)) = bare.poll(Duration::from_millis(100)) {
+            first.get_or_insert_with(Instant::now);
+            sum += m.payload().map_or(0, <[u8]>::len);
+            seen += 1;
+        }
+    }
+    let bare_s = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    drop(bare);
+
+    // Vane: the Kafka source feeding decode + windows (one clock per partition).
+    let mut source = KafkaSource::new(
+        BROKER,
+        &group("vane"),
+        std::slice::from_ref(&topic),
+        None,
+        &Default::default(),
+    )
+    .expect("kafka source");
+    let mut pipeline = Pipeline::new(
+        WindowConfig::default(),
+        JsonlFile::writer(io::sink()),
+        JsonlFile::writer(io::sink()),
+    );
+    let idx = pipeline.add_source(Format::Gorouter, Mapping::new());
+    let (mut seen, mut first) = (0usize, None);
+    while seen < n {
+        match source.poll_timeout(Duration::from_millis(100)) {
+            Ok(Some(chunk)) => {
+                first.get_or_insert_with(Instant::now);
+                let clock = pipeline.clock_for(idx, &chunk.source);
+                if std::env::var_os("BENCH_NOPIPE").is_none() {
+                    pipeline
+                        .process_on_clock(idx, clock, &chunk)
+                        .expect("pipeline");
+                }
+                seen += memchr_count(&chunk.data);
+            }
+            Ok(None) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let vane_s = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    pipeline.finish().expect("finish");
+    assert!(
+        std::env::var_os("BENCH_NOPIPE").is_some() || pipeline.counts.decoded as usize == n,
+        "every record decoded"
+    );
+    assert_eq!(pipeline.counts.late, 0, "no record late");
+
+    let rate = |s: f64| n as f64 / s.max(1e-9);
+    println!(
+        "kafka bench: {n} records, {:.0} MB, 3 partitions (payload bytes seen by the bare consumer: {sum})",
+        bytes as f64 / 1e6
+    );
+    println!(
+        "  bare rdkafka consumer      {:>8.3} s  {:>10.0} records/s",
+        bare_s,
+        rate(bare_s)
+    );
+    println!(
+        "  vane source+decode+window  {:>8.3} s  {:>10.0} records/s  ({:.0}% of bare)",
+        vane_s,
+        rate(vane_s),
+        rate(vane_s) / rate(bare_s) * 100.0
+    );
+}
+
+fn config(group: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", BROKER)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000");
+    c
+}
+
+/// Creates the topic (3 partitions) and produces `n` gorouter lines keyed by app.
+fn produce(topic: &str, n: usize) -> usize {
+    let spec = TrafficSpec {
+        format: Format::Gorouter,
+        lines: n as u64,
+        apps: 200,
+        instances: 2_000,
+        rps: 20_000.0,
+        seed: 42,
+        jitter_ms: 0,
+        ..TrafficSpec::default()
+    };
+    let mut buf = Vec::with_capacity(n * 600);
+    generate(&spec, &mut buf).expect("generate");
+    let text = String::from_utf8(buf).expect("utf-8");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .create()
+        .expect("admin");
+    rt.block_on(admin.create_topics(
+        &[NewTopic::new(topic, 3, TopicReplication::Fixed(1))],
+        &AdminOptions::new(),
+    ))
+    .expect("create topic");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .set("linger.ms", "50")
+        .set("batch.size", "1000000")
+        .set("compression.type", "lz4")
+        .create()
+        .expect("producer");
+    for line in text.lines() {
+        let key = line
+            .find("app_id:\"")
+            .map(|i| &line[i + 8..i + 44])
+            .unwrap_or_default();
+        let mut rec = BaseRecord::to(topic).key(key).payload(line);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    producer.poll(Duration::from_millis(20));
+                    rec = r;
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(120)).expect("flush");
+    text.len()
+}
+
+/// Records in a chunk: one line each.
+fn memchr_count(data: &[u8]) -> usize {
+    data.iter().filter(|&&b| b == b'\n').count()
+}
