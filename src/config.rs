@@ -62,6 +62,9 @@ pub struct Config {
     /// Window aggregates and decisions to InfluxDB (v2 write API), when set.
     #[serde(default)]
     pub influxdb: Option<crate::sinks::influx::InfluxConfig>,
+    /// App log events to Elasticsearch / OpenSearch (`_bulk`), when set.
+    #[serde(default)]
+    pub elasticsearch: Option<crate::sinks::elasticsearch::ElasticConfig>,
     #[serde(default)]
     pub run: RunSection,
 }
@@ -195,6 +198,9 @@ struct RawSource {
     topics: Option<Vec<String>>,
     json_field: Option<String>,
     options: Option<std::collections::BTreeMap<String, String>>,
+    /// App logs: the app (and instance) of lines that do not name one.
+    app: Option<String>,
+    instance: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -211,7 +217,13 @@ enum SourceKind {
 impl TryFrom<RawSource> for SourceConfig {
     type Error = String;
     fn try_from(r: RawSource) -> Result<Self, String> {
-        let mapping = r.mapping.unwrap_or_default();
+        let mut mapping = r.mapping.unwrap_or_default();
+        if let Some(app) = r.app {
+            mapping.default_app = app;
+        }
+        if r.instance.is_some() {
+            mapping.default_instance = r.instance;
+        }
         let start_at = r.start_at.unwrap_or_default();
         match r.kind {
             SourceKind::File => {
@@ -402,6 +414,9 @@ pub struct OutputSection {
     pub decisions: PathBuf,
     #[serde(default = "alerts_file")]
     pub alerts: PathBuf,
+    /// App log events as ECS documents, JSON lines (with an `app-log` source).
+    #[serde(default = "logs_file")]
+    pub logs: PathBuf,
 }
 
 impl Default for OutputSection {
@@ -412,8 +427,13 @@ impl Default for OutputSection {
             checkpoint: checkpoint_file(),
             decisions: decisions_file(),
             alerts: alerts_file(),
+            logs: logs_file(),
         }
     }
+}
+
+fn logs_file() -> PathBuf {
+    PathBuf::from("logs.jsonl")
 }
 
 fn windows_file() -> PathBuf {
@@ -448,6 +468,10 @@ pub struct RunSection {
     /// time so that quiet windows close (and show zero traffic).
     #[serde(default = "d2s", deserialize_with = "duration")]
     pub idle_timeout: Duration,
+    /// An app log event is complete once its stream has had no new line for
+    /// this long (its stack trace has arrived).
+    #[serde(default = "d2s", deserialize_with = "duration")]
+    pub multiline_timeout: Duration,
 }
 
 impl Default for RunSection {
@@ -457,6 +481,7 @@ impl Default for RunSection {
             checkpoint_interval: d1s(),
             stats_interval: d10s(),
             idle_timeout: d2s(),
+            multiline_timeout: d2s(),
         }
     }
 }
@@ -653,6 +678,9 @@ impl Config {
     }
     pub fn decisions_path(&self) -> PathBuf {
         self.data_dir.join(&self.output.decisions)
+    }
+    pub fn logs_path(&self) -> PathBuf {
+        self.data_dir.join(&self.output.logs)
     }
     pub fn checkpoint_path(&self) -> PathBuf {
         self.data_dir.join(&self.output.checkpoint)

@@ -316,7 +316,7 @@ impl Request<'_> {
             (rid & 0xffff_ffff_ffff) as u64
         );
         let _ = match format {
-            Format::Gorouter | Format::Auto | Format::Loggregator => write!(
+            Format::Gorouter | Format::Auto | Format::Loggregator | Format::AppLog => write!(
                 s,
                 "{host} - [{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{se:02}.{nanos:09}Z] \"{m} {p} HTTP/1.1\" {st} {bi} {bo} \"-\" \"{ua}\" \"{a}.{b}.{c}.{dd}:{port}\" \"{backend}\" x_forwarded_for:\"{a}.{b}.{c}.{dd}\" x_forwarded_proto:\"https\" vcap_request_id:\"{rid}\" response_time:{rt:.9} gorouter_time:0.000{g:03} app_id:\"{app}\" app_index:\"{idx}\" instance_id:\"{iid:08x}-0000-4000-8000-000000000000\" x_b3_traceid:\"{tr:016x}\" x_b3_spanid:\"{tr:016x}\" x_b3_parentspanid:\"-\" b3:\"{tr:016x}-{tr:016x}\"",
                 host = self.app.host,

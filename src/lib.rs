@@ -8,6 +8,7 @@ pub mod backtest;
 pub mod config;
 pub mod decode;
 pub mod generate;
+pub mod logs;
 pub mod model;
 pub mod pipeline;
 pub mod rules;

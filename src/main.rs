@@ -363,7 +363,12 @@ fn replay_cmd(a: ReplayArgs) -> anyhow::Result<()> {
     }
     let dead = JsonlFile::open(&a.dead_letters, None)
         .with_context(|| format!("cannot open {}", a.dead_letters.display()))?;
-    let mut pipeline = Pipeline::new(window, out, dead);
+    // App logs: the output receives their events (ECS documents), not windows.
+    let mut pipeline = if a.format == Format::AppLog {
+        Pipeline::new(window, JsonlFile::writer(io::sink()), dead).with_logs(out)
+    } else {
+        Pipeline::new(window, out, dead)
+    };
     if !a.rules.is_empty() {
         let rules = vane::rules::load_paths(&a.rules).map_err(|errors| {
             for e in &errors {
@@ -411,7 +416,7 @@ fn replay_cmd(a: ReplayArgs) -> anyhow::Result<()> {
     let summary = replay(&mut pipeline, &inputs)?;
     let c = summary.counts;
     eprintln!(
-        "replay: lines {} decoded {} late {} dead_letters {} windows {} decisions {} alert_transitions {} | {:.3} s, {:.0} lines/s, {:.1} MB/s",
+        "replay: lines {} decoded {} late {} dead_letters {} windows {} decisions {} alert_transitions {} log_events {} | {:.3} s, {:.0} lines/s, {:.1} MB/s",
         c.lines,
         c.decoded,
         c.late,
@@ -419,6 +424,7 @@ fn replay_cmd(a: ReplayArgs) -> anyhow::Result<()> {
         c.windows_written,
         c.decisions,
         c.alert_events,
+        c.log_events,
         summary.seconds,
         summary.lines_per_sec(),
         c.bytes as f64 / 1e6 / summary.seconds.max(1e-9)

@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::decode::{Format, Mapping, SourceDecoder};
+use crate::logs::{Assembler, LineMeta, LogEvent};
 use crate::model::WindowStats;
 use crate::rules::Decision;
 use crate::rules::alert::{AlertEvent, Alerter};
@@ -35,6 +36,9 @@ pub struct Counts {
     pub metric_samples: u64,
     #[serde(default)]
     pub alert_events: u64,
+    /// App log events completed (each of one or more lines).
+    #[serde(default)]
+    pub log_events: u64,
     pub bytes: u64,
 }
 
@@ -52,6 +56,18 @@ pub struct Pipeline {
     clocks: std::collections::HashMap<(usize, String), usize>,
     /// Lines are numbered by record, not by byte (see `process_on_clock`).
     record_numbered: bool,
+    /// The key and timestamp of the Kafka record being processed.
+    record_key: Option<String>,
+    record_time_ns: Option<i64>,
+    /// App log events (with an app-log source).
+    logs: Option<LogOutputs>,
+}
+
+/// App log lines joined into events, and where the events go.
+struct LogOutputs {
+    assembler: Assembler,
+    out: JsonlFile,
+    done: Vec<LogEvent>,
 }
 
 /// Where closed windows go: the window rows, and (with rules) the decisions
@@ -77,6 +93,7 @@ struct Outputs {
 pub struct Exports {
     pub windows: Vec<WindowStats>,
     pub decisions: Vec<Decision>,
+    pub logs: Vec<LogEvent>,
 }
 
 impl Outputs {
@@ -184,7 +201,58 @@ impl Pipeline {
             next_probe_ns: None,
             clocks: std::collections::HashMap::new(),
             record_numbered: false,
+            record_key: None,
+            record_time_ns: None,
+            logs: None,
         }
+    }
+
+    /// Joins the lines of app-log sources into events, written to `out` as
+    /// ECS documents (and kept for external sinks with exports).
+    pub fn with_logs(mut self, out: JsonlFile) -> Self {
+        self.logs = Some(LogOutputs {
+            assembler: Assembler::new(),
+            out,
+            done: Vec::new(),
+        });
+        self
+    }
+
+    /// The open app log events (for the checkpoint).
+    pub fn log_assembler(&self) -> Option<&Assembler> {
+        self.logs.as_ref().map(|l| &l.assembler)
+    }
+
+    pub fn restore_log_assembler(&mut self, saved: Assembler) {
+        if let Some(l) = &mut self.logs {
+            l.assembler = saved;
+        }
+    }
+
+    /// Completes app log events whose stream has been quiet for `quiet`.
+    pub fn flush_quiet_logs(
+        &mut self,
+        now: std::time::Instant,
+        quiet: std::time::Duration,
+    ) -> io::Result<()> {
+        if let Some(l) = &mut self.logs {
+            l.assembler.flush_quiet(now, quiet, &mut l.done);
+        }
+        self.emit_logs()
+    }
+
+    fn emit_logs(&mut self) -> io::Result<()> {
+        let Some(l) = &mut self.logs else {
+            return Ok(());
+        };
+        for ev in l.done.drain(..) {
+            l.out.write(&crate::logs::ecs::to_ecs(&ev))?;
+            self.counts.log_events += 1;
+            if let Some(x) = &mut self.out.exports {
+                x.logs.push(ev);
+            }
+        }
+        Ok(())
     }
 
     /// Evaluates `decider`'s rules on every closed window, writing decisions to `out`.
@@ -251,12 +319,18 @@ impl Pipeline {
     }
 
     /// Keeps a batch an external sink refused for good, with the reason.
-    pub fn dead_letter_batch(&mut self, sink: &str, reason: String, body: &str) -> io::Result<()> {
+    pub fn dead_letter_batch(
+        &mut self,
+        sink: &str,
+        format: &str,
+        reason: String,
+        body: &str,
+    ) -> io::Result<()> {
         self.counts.dead_letters += 1;
         self.dead_out.write(&DeadLetter {
             source: sink.to_string(),
             offset: 0,
-            format: "line-protocol".to_string(),
+            format: format.to_string(),
             reason,
             line: body.to_string(),
         })
@@ -392,8 +466,12 @@ impl Pipeline {
         chunk: &Chunk,
     ) -> io::Result<()> {
         self.record_numbered = true;
+        self.record_key.clone_from(&chunk.key);
+        self.record_time_ns = chunk.time_ns;
         let r = self.process_lines(source, clock, &chunk.source, chunk.offset, &chunk.data);
         self.record_numbered = false;
+        self.record_key = None;
+        self.record_time_ns = None;
         r
     }
 
@@ -468,6 +546,21 @@ impl Pipeline {
         // Access logs give one record per line; container-metric envelopes any number.
         let decoded = match line {
             Err(e) => Err(format!("line: invalid UTF-8 at byte {}", e.valid_up_to())),
+            Ok(text) if decoder.is_app_log() => match &mut self.logs {
+                Some(logs) => {
+                    let (app, instance) =
+                        log_identity(self.record_key.as_deref(), decoder.mapping());
+                    let meta = LineMeta {
+                        stream: name,
+                        offset,
+                        app,
+                        instance,
+                        record_time_ns: self.record_time_ns,
+                    };
+                    logs.assembler.push(meta, text, &mut logs.done)
+                }
+                None => Err("app logs have no output here".to_string()),
+            },
             Ok(text) if decoder.is_metrics(text) => crate::decode::decode_loggregator(text)
                 .map(|metrics| {
                     for m in &metrics {
@@ -500,6 +593,9 @@ impl Pipeline {
         }
         if !self.closed.is_empty() {
             self.out.emit(&mut self.closed, &mut self.counts, false)?;
+        }
+        if self.logs.as_ref().is_some_and(|l| !l.done.is_empty()) {
+            self.emit_logs()?;
         }
         if probe_due {
             self.probe()?;
@@ -554,6 +650,13 @@ impl Pipeline {
     pub fn finish(&mut self) -> io::Result<()> {
         self.windows.flush(&mut self.closed);
         self.write_closed()?;
+        if let Some(l) = &mut self.logs {
+            l.assembler.flush_all(&mut l.done);
+        }
+        self.emit_logs()?;
+        if let Some(l) = &mut self.logs {
+            l.out.flush()?;
+        }
         self.out.windows.flush()?;
         if let Some((_, d)) = &mut self.out.decisions {
             d.flush()?;
@@ -582,12 +685,32 @@ impl Pipeline {
             }
             None => None,
         };
+        let logs = match &mut self.logs {
+            Some(l) => {
+                l.out.sync()?;
+                Some(l.out.len())
+            }
+            None => None,
+        };
         Ok(OutputLengths {
             windows: self.out.windows.len(),
             dead_letters: self.dead_out.len(),
             decisions,
             alerts,
+            logs,
         })
+    }
+}
+
+/// Who wrote an app log line: the Kafka key (`app` or `app/instance`), else
+/// the source's `app` and `instance`.
+fn log_identity<'a>(key: Option<&'a str>, mapping: &'a Mapping) -> (&'a str, Option<&'a str>) {
+    match key {
+        Some(k) => match k.split_once('/') {
+            Some((app, instance)) => (app, Some(instance)),
+            None => (k, mapping.default_instance.as_deref()),
+        },
+        None => (&mapping.default_app, mapping.default_instance.as_deref()),
     }
 }
 
@@ -617,6 +740,7 @@ pub struct OutputLengths {
     pub dead_letters: u64,
     pub decisions: Option<u64>,
     pub alerts: Option<u64>,
+    pub logs: Option<u64>,
 }
 
 /// What a replay did, printed at its end.

@@ -154,6 +154,21 @@ pub async fn run(
         pipeline = pipeline.with_decisions(decider, out);
     }
 
+    if cfg
+        .sources
+        .iter()
+        .any(|s| s.format() == crate::decode::Format::AppLog)
+    {
+        let out = JsonlFile::open(
+            &cfg.logs_path(),
+            checkpoint.as_ref().and_then(|c| c.logs_file_len),
+        )
+        .with_context(|| format!("cannot open {}", cfg.logs_path().display()))?;
+        pipeline = pipeline.with_logs(out);
+        if let Some(saved) = checkpoint.as_ref().and_then(|c| c.log_assembler.clone()) {
+            pipeline.restore_log_assembler(saved);
+        }
+    }
     let mut sources = Vec::new();
     for sc in &cfg.sources {
         let idx = pipeline.add_source(sc.format(), sc.mapping());
@@ -258,16 +273,22 @@ pub async fn run(
     for app in &cfg.window.apps {
         pipeline.windows.register_app(app);
     }
-    let mut influx = match &cfg.influxdb {
-        Some(c) => {
-            let sink = crate::sinks::influx::InfluxSink::new(c)
-                .map_err(|e| anyhow::anyhow!("influxdb: {e}"))?;
-            info!(url = %c.url, bucket = %c.bucket, "writing to InfluxDB");
-            pipeline = pipeline.with_exports();
-            Some(sink)
-        }
-        None => None,
-    };
+    let mut sinks = Sinks::default();
+    if let Some(c) = &cfg.influxdb {
+        let sink = crate::sinks::influx::InfluxSink::new(c)
+            .map_err(|e| anyhow::anyhow!("influxdb: {e}"))?;
+        info!(url = %c.url, bucket = %c.bucket, "writing to InfluxDB");
+        sinks.influx = Some(sink);
+    }
+    if let Some(c) = &cfg.elasticsearch {
+        let sink = crate::sinks::elasticsearch::ElasticSink::new(c)
+            .map_err(|e| anyhow::anyhow!("elasticsearch: {e}"))?;
+        info!(url = %c.url, index = %c.index_prefix, "indexing app logs into Elasticsearch");
+        sinks.elastic = Some(sink);
+    }
+    if sinks.any() {
+        pipeline = pipeline.with_exports();
+    }
 
     let mut tick = tokio::time::interval(cfg.run.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -289,7 +310,7 @@ pub async fn run(
         let mut got_input = false;
         let now = Instant::now();
         // A sink that cannot keep up holds the input back (nothing is dropped).
-        let held_back = influx.as_ref().is_some_and(|s| s.is_full());
+        let held_back = sinks.is_full();
         for (_, s) in sources.iter_mut() {
             if let Source::Kafka(k) = s {
                 // Paused partitions keep the consumer in its group while held back.
@@ -372,7 +393,8 @@ pub async fn run(
                 pipeline.set_source_idle(*idx, true)?;
             }
         }
-        if got_input {
+        // Input held back by a sink is not idle input (nor a reason to exit).
+        if got_input || held_back {
             last_input = now;
         } else {
             let idle = now - last_input;
@@ -394,17 +416,16 @@ pub async fn run(
         if let Some(a) = &mut actuator {
             act(a, &mut pipeline, now)?;
         }
-        if let Some(sink) = &mut influx {
-            export(sink, &mut pipeline, now, false).await?;
-        }
+        pipeline.flush_quiet_logs(now, cfg.run.multiline_timeout)?;
+        sinks.export(&mut pipeline, now, false).await?;
         // A checkpoint promises that everything before it was delivered: with
         // an external sink, it first sends all it holds, and only when that
         // was acknowledged is the checkpoint written.
         let due = now - last_checkpoint >= cfg.run.checkpoint_interval;
-        if due && let Some(sink) = &mut influx {
-            export(sink, &mut pipeline, now, true).await?;
+        if due {
+            sinks.export(&mut pipeline, now, true).await?;
         }
-        let delivered = influx.as_ref().is_none_or(|s| s.is_idle());
+        let delivered = sinks.is_idle();
         if due && delivered {
             write_checkpoint(&mut pipeline, &sources, &checkpoint_path)?;
             last_checkpoint = now;
@@ -423,7 +444,7 @@ pub async fn run(
         // Idle exit waits for notifications still being retried (each gives up in time).
         let idle_done = opts.exit_when_idle.is_some_and(|d| now - last_input >= d)
             && notifiers.iter().all(|n| n.queued() == 0)
-            && influx.as_ref().is_none_or(|s| s.is_idle())
+            && sinks.is_idle()
             && actuator.as_ref().is_none_or(|a| a.in_flight() == 0);
         if all_finished || idle_done {
             pipeline.finish()?;
@@ -441,21 +462,21 @@ pub async fn run(
         }
     }
     let mut delivered = true;
-    if let Some(sink) = &mut influx {
+    if sinks.any() {
         // The last windows out, for a while; what cannot be delivered is not
         // checkpointed, so the next start sends it again.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            export(sink, &mut pipeline, Instant::now(), true).await?;
-            if sink.is_idle() || Instant::now() >= deadline {
+            sinks.export(&mut pipeline, Instant::now(), true).await?;
+            if sinks.is_idle() || Instant::now() >= deadline {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        delivered = sink.is_idle();
+        delivered = sinks.is_idle();
         if !delivered {
             warn!(
-                "stopping with points InfluxDB has not acknowledged: the checkpoint stays where they start"
+                "stopping with data a sink has not acknowledged: the checkpoint stays where it starts"
             );
         }
     }
@@ -478,25 +499,64 @@ pub async fn run(
     Ok(pipeline.counts)
 }
 
-/// Hands what closed to the InfluxDB sink and sends what is due; refused
-/// batches go to the dead letters.
-async fn export(
-    sink: &mut crate::sinks::influx::InfluxSink,
-    pipeline: &mut Pipeline,
-    now: Instant,
-    force: bool,
-) -> anyhow::Result<()> {
-    let x = pipeline.take_exports();
-    for w in &x.windows {
-        sink.push_window(w);
+/// The external sinks that are configured.
+#[derive(Default)]
+struct Sinks {
+    influx: Option<crate::sinks::influx::InfluxSink>,
+    elastic: Option<crate::sinks::elasticsearch::ElasticSink>,
+}
+
+impl Sinks {
+    fn any(&self) -> bool {
+        self.influx.is_some() || self.elastic.is_some()
     }
-    for d in &x.decisions {
-        sink.push_decision(d);
+
+    /// Whether everything handed over has been acknowledged.
+    fn is_idle(&self) -> bool {
+        self.influx.as_ref().is_none_or(|s| s.is_idle())
+            && self.elastic.as_ref().is_none_or(|s| s.is_idle())
     }
-    for r in sink.pump(now, force).await {
-        pipeline.dead_letter_batch("influxdb", r.reason, &r.lines)?;
+
+    /// One of them holds too much: input should wait.
+    fn is_full(&self) -> bool {
+        self.influx.as_ref().is_some_and(|s| s.is_full())
+            || self.elastic.as_ref().is_some_and(|s| s.is_full())
     }
-    Ok(())
+
+    /// Hands what closed to each sink and sends what is due; what a server
+    /// refused for good goes to the dead letters.
+    async fn export(
+        &mut self,
+        pipeline: &mut Pipeline,
+        now: Instant,
+        force: bool,
+    ) -> anyhow::Result<()> {
+        if !self.any() {
+            return Ok(());
+        }
+        let x = pipeline.take_exports();
+        if let Some(sink) = &mut self.influx {
+            for w in &x.windows {
+                sink.push_window(w);
+            }
+            for d in &x.decisions {
+                sink.push_decision(d);
+            }
+            for r in sink.pump(now, force).await {
+                pipeline.dead_letter_batch("influxdb", "line-protocol", r.reason, &r.lines)?;
+            }
+        }
+        if let Some(sink) = &mut self.elastic {
+            for ev in &x.logs {
+                sink.push_event(ev);
+            }
+            for r in sink.pump(now, force).await {
+                let reason = format!("document {}: {}", r.id, r.reason);
+                pipeline.dead_letter_batch("elasticsearch", "ecs", reason, &r.source)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Hands new decisions to the actuator and records what came of earlier ones.
@@ -575,6 +635,8 @@ fn write_checkpoint(
         counts: pipeline.counts,
         kafka_offsets,
         stream_clocks: pipeline.stream_clocks(),
+        logs_file_len: lengths.logs,
+        log_assembler: pipeline.log_assembler().cloned(),
     };
     cp.store(path)
         .with_context(|| format!("cannot write checkpoint {}", path.display()))?;

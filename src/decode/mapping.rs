@@ -20,6 +20,9 @@ pub struct Mapping {
     /// The app of lines that name neither an app nor a host.
     #[serde(default = "default_app")]
     pub default_app: String,
+    /// The instance of app log lines that name none (a source's `instance`).
+    #[serde(default)]
+    pub default_instance: Option<String>,
 }
 
 fn default_app() -> String {
@@ -32,6 +35,7 @@ impl Default for Mapping {
             hosts: HashMap::new(),
             instances: HashMap::new(),
             default_app: default_app(),
+            default_instance: None,
         }
     }
 }

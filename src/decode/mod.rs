@@ -62,6 +62,9 @@ pub enum Format {
     /// Cloud Foundry Loggregator v2 envelopes in JSON (RLP gateway SSE or one per line):
     /// app container metrics (CPU, memory, disk).
     Loggregator,
+    /// Application logs (log4j/logback-style, JSON lines, plain): joined into
+    /// events with their stack traces, indexed rather than windowed.
+    AppLog,
 }
 
 impl Format {
@@ -80,6 +83,7 @@ impl Format {
             Format::Combined => "combined",
             Format::IngressNginx => "ingress-nginx",
             Format::Loggregator => "loggregator",
+            Format::AppLog => "app-log",
         }
     }
 }
@@ -93,8 +97,8 @@ impl fmt::Display for Format {
 impl FromStr for Format {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Format::Auto, Format::Loggregator].into_iter().chain(Format::CONCRETE).find(|f| f.name() == s).ok_or_else(|| {
-            format!("unknown format `{s}`: one of auto, gorouter, nginx-json, combined, ingress-nginx, loggregator")
+        [Format::Auto, Format::Loggregator, Format::AppLog].into_iter().chain(Format::CONCRETE).find(|f| f.name() == s).ok_or_else(|| {
+            format!("unknown format `{s}`: one of auto, gorouter, nginx-json, combined, ingress-nginx, loggregator, app-log")
         })
     }
 }
@@ -154,6 +158,11 @@ pub fn decode<'a>(
             0,
             "Loggregator envelopes carry container metrics, not requests",
         )),
+        Format::AppLog => Err(DecodeError::new(
+            "line",
+            0,
+            "app log lines are events, not requests",
+        )),
         Format::Auto => match detect(line) {
             Some(f) => decode(f, line, mapping),
             None => Err(DecodeError::new(
@@ -187,6 +196,15 @@ impl SourceDecoder {
 
     pub fn format(&self) -> Format {
         self.settled.get().unwrap_or(self.configured)
+    }
+
+    /// Whether this source carries app logs (configured so: never guessed).
+    pub fn is_app_log(&self) -> bool {
+        self.configured == Format::AppLog
+    }
+
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
     }
 
     /// Whether this source carries container metrics rather than requests

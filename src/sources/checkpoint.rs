@@ -46,6 +46,12 @@ pub struct Checkpoint {
     /// Event clocks of streams (Kafka partitions): (source, stream, clock).
     #[serde(default)]
     pub stream_clocks: Vec<(usize, String, usize)>,
+    /// App logs: the output's length and the events still open (their
+    /// lines are before the positions above, so they must be kept here).
+    #[serde(default)]
+    pub logs_file_len: Option<u64>,
+    #[serde(default)]
+    pub log_assembler: Option<crate::logs::Assembler>,
     pub counts: Counts,
 }
 

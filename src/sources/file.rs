@@ -140,6 +140,8 @@ impl FileTail {
                     file: Some(open.id),
                     offset: open.offset,
                     data: self.buf[..whole].to_vec(),
+                    key: None,
+                    time_ns: None,
                 };
                 open.offset += whole as u64;
                 return Ok(Some(chunk));
@@ -163,6 +165,8 @@ impl FileTail {
                 file: Some(open.id),
                 offset: open.offset,
                 data: rest,
+                key: None,
+                time_ns: None,
             })
         } else {
             None

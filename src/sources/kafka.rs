@@ -300,6 +300,15 @@ impl KafkaSource {
                 file: None,
                 offset: u64::try_from(offset).unwrap_or(0),
                 data,
+                key: msg
+                    .key()
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_string),
+                time_ns: msg
+                    .timestamp()
+                    .to_millis()
+                    .and_then(|ms| ms.checked_mul(1_000_000)),
             };
             if self.paused {
                 self.held.push_back(chunk);

@@ -47,6 +47,10 @@ pub struct Chunk {
     pub offset: u64,
     /// Complete lines, each ending in `\n` (except a final line of a rotated-away file).
     pub data: Vec<u8>,
+    /// A Kafka record's key (app logs: `app` or `app/instance`).
+    pub key: Option<String>,
+    /// A Kafka record's timestamp, for app log lines that carry none.
+    pub time_ns: Option<i64>,
 }
 
 impl Chunk {

@@ -53,6 +53,8 @@ fn read_lines<R: Read>(mut input: BufReader<R>, tx: SyncSender<Chunk>) {
                 file: None,
                 offset,
                 data: std::mem::take(&mut data),
+                key: None,
+                time_ns: None,
             };
             offset = chunk.end_offset();
             if tx.send(chunk).is_err() {
@@ -66,6 +68,8 @@ fn read_lines<R: Read>(mut input: BufReader<R>, tx: SyncSender<Chunk>) {
             file: None,
             offset,
             data,
+            key: None,
+            time_ns: None,
         });
     }
 }
