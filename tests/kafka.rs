@@ -30,6 +30,21 @@ fn unique(prefix: &str) -> String {
 
 /// Creates `topic` with `partitions` and produces `lines`, keyed by app id.
 fn produce(topic: &str, partitions: i32, text: &str) {
+    let records: Vec<(&str, &str)> = text
+        .lines()
+        .map(|line| {
+            let key = line
+                .find("app_id:\"")
+                .map(|i| &line[i + 8..i + 44])
+                .unwrap_or_default();
+            (key, line)
+        })
+        .collect();
+    produce_keyed(topic, partitions, &records);
+}
+
+/// Creates `topic` with `partitions` and produces (key, value) records in order.
+fn produce_keyed(topic: &str, partitions: i32, records: &[(&str, &str)]) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -51,12 +66,8 @@ fn produce(topic: &str, partitions: i32, text: &str) {
         .set("compression.type", "lz4")
         .create()
         .unwrap();
-    for line in text.lines() {
-        let key = line
-            .find("app_id:\"")
-            .map(|i| &line[i + 8..i + 44])
-            .unwrap_or_default();
-        let mut record = BaseRecord::to(topic).key(key).payload(line);
+    for (key, line) in records {
+        let mut record = BaseRecord::to(topic).key(*key).payload(*line);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -216,4 +227,95 @@ fn killed_again_and_again_while_consuming_every_record_counts_once() {
     // checkpoint, written again in full later, and the store keeping the
     // earlier sample): open in issue #5.
     let _ = &want;
+}
+
+/// Two topics in one run, each with its decoder: access logs into windows
+/// (InfluxDB), app logs one line per record, keyed `app/instance`, joined
+/// back into events with their stack traces (Elasticsearch).
+#[test]
+#[ignore = "needs services: scripts/test.sh"]
+fn access_logs_and_app_logs_from_two_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = generate(dir.path(), "20000", "31");
+    let want = expected(&text);
+    let access = unique("access");
+    produce(&access, 2, &text);
+    let logs = unique("applogs");
+    let mut records = Vec::new();
+    let mut heads = 0;
+    let mut io_traces = 0;
+    let files: Vec<(String, String)> = [
+        (
+            "kafka/kafka0",
+            "app-logs/elastic_kafka0_server.log.2016-12-19-20",
+        ),
+        (
+            "kafka/kafka1",
+            "app-logs/elastic_kafka1_server.log.2016-12-19-20",
+        ),
+        (
+            "kafka/controller0",
+            "app-logs/elastic_kafka0_controller.log.2016-12-19-18",
+        ),
+    ]
+    .iter()
+    .map(|(k, rel)| {
+        (
+            k.to_string(),
+            std::fs::read_to_string(common::shared_data(rel)).unwrap(),
+        )
+    })
+    .collect();
+    for (key, text) in &files {
+        let lines: Vec<&str> = text.lines().collect();
+        heads += lines.iter().filter(|l| l.starts_with("[20")).count();
+        io_traces += lines
+            .windows(2)
+            .filter(|w| w[0].starts_with("[20") && w[1].starts_with("java.io.IOException"))
+            .count();
+        records.extend(lines.iter().map(|l| (key.as_str(), *l)));
+    }
+    produce_keyed(&logs, 3, &records);
+    let index = unique("t-kafka-logs").to_lowercase();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[[sources]]\ntype = \"kafka\"\nbrokers = \"{BROKER}\"\ngroup = \"{g1}\"\ntopics = [\"{access}\"]\nformat = \"gorouter\"\noptions = {{ \"session.timeout.ms\" = \"6000\" }}\n\
+[[sources]]\ntype = \"kafka\"\nbrokers = \"{BROKER}\"\ngroup = \"{g2}\"\ntopics = [\"{logs}\"]\nformat = \"app-log\"\noptions = {{ \"session.timeout.ms\" = \"6000\" }}\n\
+[run]\npoll_interval = \"20ms\"\nidle_timeout = \"2s\"\nmultiline_timeout = \"1s\"\n[influxdb]\nurl = \"{VM}\"\norg = \"vane\"\nbucket = \"kafka\"\n\
+[elasticsearch]\nurl = \"http://127.0.0.1:9200\"\nindex_prefix = \"{index}\"\n",
+            g1 = unique("group"),
+            g2 = unique("group"),
+        ),
+    );
+    let out = vane()
+        .args(["run", "--exit-when-idle", "5s", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(wait_until_stored(&want), want);
+    let get = |q: &str| -> serde_json::Value {
+        serde_json::from_str(&common::store::get(&format!(
+            "http://127.0.0.1:9200/{index}/{q}"
+        )))
+        .unwrap()
+    };
+    assert_eq!(get("_count")["count"].as_u64().unwrap() as usize, heads);
+    let traces = get("_search?size=0&q=error.type:%22java.io.IOException%22");
+    assert_eq!(
+        traces["hits"]["total"]["value"].as_u64().unwrap() as usize,
+        io_traces
+    );
+    // Identity from the record key.
+    let one = get("_search?size=1&q=service.node.name:kafka1");
+    assert_eq!(
+        one["hits"]["hits"][0]["_source"]["service"]["name"],
+        "kafka"
+    );
+    assert!(one["hits"]["total"]["value"].as_u64().unwrap() > 0);
 }
