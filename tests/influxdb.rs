@@ -41,8 +41,9 @@ fn config(dir: &Path, log: &Path, extra: &str) -> std::path::PathBuf {
     write_config(
         dir,
         &format!(
-            "[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n[run]\npoll_interval = \"50ms\"\nidle_timeout = \"1s\"\n[influxdb]\nurl = \"{VM}\"\norg = \"vane\"\nbucket = \"test\"\nbatch_points = 500\n{extra}",
-            log.display()
+            "[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n[run]\npoll_interval = \"50ms\"\nidle_timeout = \"1s\"\n[influxdb]\nurl = \"{VM}\"\norg = \"vane\"\nbucket = \"test\"\nbatch_points = 500\n{}{extra}",
+            log.display(),
+            common::store::influx_tags()
         ),
     )
 }

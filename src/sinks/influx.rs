@@ -19,7 +19,7 @@
 //! | `vane_window` | `app`, `name` (readable name, when the id is opaque), `instance` (instance rows only) | `requests`, `rps`, `concurrency`, `p50_ms` … `max_ms`, `status_1xx` … `status_5xx`, `status_other`, `error_ratio`, `bytes_in`, `bytes_out`, `cpu_pct`, `memory_bytes`, `memory_pct`, `late` |
 //! | `vane_decision` | `app`, `name`, `policy`, `direction`, `source` | `current`, `recommended`, `desired`, `reason` |
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,10 @@ pub struct InfluxConfig {
     /// Above this many buffered bytes the pipeline stops reading input.
     #[serde(default = "max_pending_bytes")]
     pub max_pending_bytes: usize,
+    /// Tags added to every point (`{ cluster = "eu-1" }`): one Vane per
+    /// cluster can share a bucket.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 fn batch_points() -> usize {
@@ -146,13 +150,13 @@ impl InfluxSink {
     }
 
     pub fn push_window(&mut self, w: &WindowStats) {
-        if let Some(p) = window_point(w) {
+        if let Some(p) = window_point(w, &self.cfg.tags) {
             self.push(&p);
         }
     }
 
     pub fn push_decision(&mut self, d: &Decision) {
-        if let Some(p) = decision_point(d) {
+        if let Some(p) = decision_point(d, &self.cfg.tags) {
             self.push(&p);
         }
     }
@@ -292,8 +296,11 @@ fn time_ns(rfc3339: &str) -> Option<i64> {
 }
 
 /// The point of one window row (keyed by its start).
-pub fn window_point(w: &WindowStats) -> Option<DataPoint> {
+pub fn window_point(w: &WindowStats, tags: &BTreeMap<String, String>) -> Option<DataPoint> {
     let mut b = DataPoint::builder("vane_window").tag("app", w.app.as_str());
+    for (k, v) in tags {
+        b = b.tag(k.as_str(), v.as_str());
+    }
     if let Some(n) = &w.name {
         b = b.tag("name", n.as_str());
     }
@@ -335,8 +342,11 @@ pub fn window_point(w: &WindowStats) -> Option<DataPoint> {
 
 /// The point of one decision record (keyed by its time; one per app and
 /// policy per window, as the engine decides).
-pub fn decision_point(d: &Decision) -> Option<DataPoint> {
+pub fn decision_point(d: &Decision, tags: &BTreeMap<String, String>) -> Option<DataPoint> {
     let mut b = DataPoint::builder("vane_decision").tag("app", d.app.as_str());
+    for (k, v) in tags {
+        b = b.tag(k.as_str(), v.as_str());
+    }
     if let Some(n) = &d.name {
         b = b.tag("name", n.as_str());
     }
@@ -376,7 +386,7 @@ mod tests {
         w.rps = 4.2;
         w.latency_ms.p99 = Some(120.5);
         let mut out = Vec::new();
-        window_point(&w)
+        window_point(&w, &BTreeMap::new())
             .unwrap()
             .write_data_point_to(&mut out)
             .unwrap();
