@@ -195,8 +195,15 @@ pub async fn run(
                 options,
                 ..
             } => Source::Kafka(Box::new(
-                KafkaSource::new(brokers, group, topics, json_field.clone(), options)
-                    .map_err(anyhow::Error::msg)?,
+                KafkaSource::new(
+                    brokers,
+                    group,
+                    topics,
+                    json_field.clone(),
+                    options,
+                    sc.format() != crate::decode::Format::AppLog,
+                )
+                .map_err(anyhow::Error::msg)?,
             )),
         };
         sources.push((idx, source));
@@ -441,9 +448,17 @@ pub async fn run(
             last_stats = now;
         }
         let all_finished = !sources.is_empty() && sources.iter().all(|(_, s)| s.finished());
-        // Idle exit waits for notifications still being retried (each gives up in time).
-        let idle_done = opts.exit_when_idle.is_some_and(|d| now - last_input >= d)
-            && notifiers.iter().all(|n| n.queued() == 0)
+        // Idle exit waits for notifications still being retried (each gives up
+        // in time), and for Kafka partitions with records still to fetch or
+        // a group join (for at most a minute more: a broker may be gone).
+        let kafka_behind = sources.iter().any(|(_, s)| match s {
+            Source::Kafka(k) => !k.caught_up_all(),
+            _ => false,
+        });
+        let idle_done = opts.exit_when_idle.is_some_and(|d| {
+            let idle = now - last_input;
+            idle >= d && (!kafka_behind || idle >= d + Duration::from_secs(60))
+        }) && notifiers.iter().all(|n| n.queued() == 0)
             && sinks.is_idle()
             && actuator.as_ref().is_none_or(|a| a.in_flight() == 0);
         if all_finished || idle_done {

@@ -88,8 +88,14 @@ pub struct KafkaSource {
     next: BTreeMap<String, i64>,
     /// From the checkpoint: records below these offsets are already counted.
     resume_from: BTreeMap<String, i64>,
-    /// Records polled while paused, handed over first on resume.
-    held: VecDeque<Chunk>,
+    /// Records fetched but not handed over yet (while paused, or the one
+    /// that ended a batch), handed over first.
+    held: VecDeque<Record>,
+    /// Batch consecutive one-line records (not for app logs, whose records
+    /// each carry their own key and time).
+    batch: bool,
+    /// The last partition's `topic/partition` name (saves a format per record).
+    last_stream: Option<(String, i32, String)>,
     paused: bool,
     watermarks: Watermarks,
     pub skipped: u64,
@@ -102,6 +108,7 @@ impl KafkaSource {
         topics: &[String],
         json_field: Option<String>,
         options: &BTreeMap<String, String>,
+        batch: bool,
     ) -> Result<Self, String> {
         let watermarks: Watermarks = Arc::default();
         let mut cfg = ClientConfig::new();
@@ -112,7 +119,10 @@ impl KafkaSource {
             .set("auto.offset.reset", "earliest")
             // librdkafka's own prefetch bound (64 MB) stays: a smaller one
             // starves the fetcher (measured: 16 MB → 40× slower with tansu).
-            .set("statistics.interval.ms", "1000");
+            .set("statistics.interval.ms", "1000")
+            // After the local queue was full, fetch again soon (the default
+            // waits a second: measured 2.7× slower on one core).
+            .set("fetch.queue.backoff.ms", "10");
         for (k, v) in options {
             cfg.set(k, v);
         }
@@ -132,6 +142,8 @@ impl KafkaSource {
             next: BTreeMap::new(),
             resume_from: BTreeMap::new(),
             held: VecDeque::new(),
+            batch,
+            last_stream: None,
             paused: false,
             watermarks,
             skipped: 0,
@@ -246,7 +258,9 @@ impl KafkaSource {
         }
     }
 
-    /// One record as a chunk of lines (`None`: nothing ready). While paused,
+    /// Records as a chunk of lines (`None`: nothing ready): one record, or
+    /// with batching a run of consecutive one-line records of one partition
+    /// (so that line `i` of the chunk is record `offset + i`). While paused,
     /// records still arriving are held back for later.
     pub fn poll(&mut self) -> Result<Option<Chunk>, String> {
         self.poll_timeout(Duration::ZERO)
@@ -255,27 +269,75 @@ impl KafkaSource {
     /// Like [`KafkaSource::poll`], waiting up to `timeout` for a record (the
     /// wait yields the CPU to librdkafka's fetcher threads).
     pub fn poll_timeout(&mut self, timeout: Duration) -> Result<Option<Chunk>, String> {
-        if !self.paused
-            && let Some(c) = self.held.pop_front()
-        {
-            return Ok(Some(c));
+        if self.paused {
+            // Keep serving the consumer (it stays in its group); what was
+            // already fetched waits.
+            while let Some(r) = self.fetch(Duration::ZERO)? {
+                self.held.push_back(r);
+            }
+            return Ok(None);
         }
+        let first = match self.held.pop_front() {
+            Some(r) => r,
+            None => match self.fetch(timeout)? {
+                Some(r) => r,
+                None => return Ok(None),
+            },
+        };
+        let mut last = first.offset;
+        let batching = self.batch && first.is_one_line();
+        let mut chunk = first.into_chunk();
+        if batching {
+            let mut records = 1;
+            while records < MAX_BATCH_RECORDS && chunk.data.len() < super::MAX_CHUNK {
+                let next = match self.held.pop_front() {
+                    Some(r) => r,
+                    None => match self.fetch(Duration::ZERO)? {
+                        Some(r) => r,
+                        None => break,
+                    },
+                };
+                if next.stream == chunk.source && next.offset == last + 1 && next.is_one_line() {
+                    chunk.data.extend_from_slice(&next.data);
+                    last = next.offset;
+                    records += 1;
+                } else {
+                    self.held.push_front(next);
+                    break;
+                }
+            }
+        }
+        // Only what is handed over counts as read (for the checkpoint).
+        self.next.insert(chunk.source.clone(), last + 1);
+        Ok(Some(chunk))
+    }
+
+    /// The next record from the consumer, skipping those the checkpoint
+    /// already covers.
+    fn fetch(&mut self, timeout: Duration) -> Result<Option<Record>, String> {
         loop {
             let Some(result) = self.consumer.poll(timeout) else {
                 return Ok(None);
             };
             let msg = result.map_err(|e| format!("kafka: {e}"))?;
-            let key = format!("{}/{}", msg.topic(), msg.partition());
+            let partition = msg.partition();
             let offset = msg.offset();
+            let stream = match &self.last_stream {
+                Some((t, p, name)) if *p == partition && t == msg.topic() => name.clone(),
+                _ => {
+                    let name = format!("{}/{partition}", msg.topic());
+                    self.last_stream = Some((msg.topic().to_string(), partition, name.clone()));
+                    name
+                }
+            };
             if self
                 .resume_from
-                .get(&key)
+                .get(&stream)
                 .is_some_and(|&from| offset < from)
             {
                 self.skipped += 1;
                 continue;
             }
-            self.next.insert(key.clone(), offset + 1);
             let payload = msg.payload().unwrap_or_default();
             let mut data = match &self.json_field {
                 Some(field) => serde_json::from_slice::<serde_json::Value>(payload)
@@ -290,15 +352,16 @@ impl KafkaSource {
                 None => payload.to_vec(),
             };
             if data.is_empty() {
+                // Nothing to read, but read: it moves the partition on.
+                self.next.insert(stream, offset + 1);
                 continue;
             }
             if data.last() != Some(&b'\n') {
                 data.push(b'\n');
             }
-            let chunk = Chunk {
-                source: key,
-                file: None,
-                offset: u64::try_from(offset).unwrap_or(0),
+            return Ok(Some(Record {
+                stream,
+                offset,
                 data,
                 key: msg
                     .key()
@@ -309,12 +372,36 @@ impl KafkaSource {
                     .timestamp()
                     .to_millis()
                     .and_then(|ms| ms.checked_mul(1_000_000)),
-            };
-            if self.paused {
-                self.held.push_back(chunk);
-                continue;
-            }
-            return Ok(Some(chunk));
+            }));
+        }
+    }
+}
+
+/// Consecutive records handed over in one chunk, at most.
+const MAX_BATCH_RECORDS: usize = 4_096;
+
+/// One record as fetched, before it is handed over.
+struct Record {
+    stream: String,
+    offset: i64,
+    data: Vec<u8>,
+    key: Option<String>,
+    time_ns: Option<i64>,
+}
+
+impl Record {
+    fn is_one_line(&self) -> bool {
+        memchr::memchr(b'\n', &self.data) == Some(self.data.len() - 1)
+    }
+
+    fn into_chunk(self) -> Chunk {
+        Chunk {
+            source: self.stream,
+            file: None,
+            offset: u64::try_from(self.offset).unwrap_or(0),
+            data: self.data,
+            key: self.key,
+            time_ns: self.time_ns,
         }
     }
 }
