@@ -39,6 +39,10 @@ pub struct Counts {
     /// App log events completed (each of one or more lines).
     #[serde(default)]
     pub log_events: u64,
+    /// Kafka records read again after a rebalance that the partition's
+    /// previous owner had already counted in windows it emitted.
+    #[serde(default)]
+    pub handed_over: u64,
     pub bytes: u64,
 }
 
@@ -61,6 +65,25 @@ pub struct Pipeline {
     record_time_ns: Option<i64>,
     /// App log events (with an app-log source).
     logs: Option<LogOutputs>,
+    /// The event clock of the chunk being processed.
+    current_clock: usize,
+    /// Kafka partitions (by clock): per open window, the offset of its first
+    /// record — what the group may restart from without losing an open
+    /// window's records (the low-water mark).
+    low_water: Vec<Vec<(i64, u64)>>,
+    /// Kafka partitions taken over from another owner (by clock).
+    handoffs: std::collections::HashMap<usize, Handoff>,
+}
+
+/// Per Kafka partition clock: (clock, window start, first offset) of open
+/// windows, and (clock, handoff) of partitions taken over.
+pub type KafkaState = (Vec<(usize, i64, u64)>, Vec<(usize, Handoff)>);
+
+/// Where a Kafka partition's previous owner left it: every window ending
+/// by `closed_ns` was emitted there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Handoff {
+    pub closed_ns: i64,
 }
 
 /// App log lines joined into events, and where the events go.
@@ -204,7 +227,77 @@ impl Pipeline {
             record_key: None,
             record_time_ns: None,
             logs: None,
+            current_clock: 0,
+            low_water: Vec::new(),
+            handoffs: std::collections::HashMap::new(),
         }
+    }
+
+    /// A partition taken over from another consumer: its records in windows
+    /// ending by `h.closed_ns` were counted there (or were late there).
+    pub fn set_handoff(&mut self, clock: usize, h: Handoff) {
+        self.handoffs.insert(clock, h);
+    }
+
+    /// Drops a stream's state (a revoked Kafka partition): its apps' series
+    /// and open windows (another consumer now counts them), its low-water
+    /// marks and handoff. Returns the series dropped.
+    pub fn drop_stream(&mut self, source: usize, stream: &str) -> io::Result<usize> {
+        let Some(&clock) = self.clocks.get(&(source, stream.to_string())) else {
+            return Ok(0);
+        };
+        let n = self.windows.drop_input(clock, &mut self.closed);
+        if let Some(lw) = self.low_water.get_mut(clock) {
+            lw.clear();
+        }
+        self.handoffs.remove(&clock);
+        self.out.emit(&mut self.closed, &mut self.counts, false)?;
+        Ok(n)
+    }
+
+    /// Per stream of `source`: the offset of the first record of a window
+    /// still open (streams without one are absent: their next offset is it).
+    pub fn low_water_marks(&mut self, source: usize) -> std::collections::BTreeMap<String, i64> {
+        let len = self.windows.config().length_ns;
+        let closed = self.windows.closed_through();
+        let mut out = std::collections::BTreeMap::new();
+        for ((s, stream), clock) in &self.clocks {
+            if *s != source {
+                continue;
+            }
+            let Some(lw) = self.low_water.get_mut(*clock) else {
+                continue;
+            };
+            lw.retain(|(start, _)| closed.is_none_or(|c| start + len > c));
+            if let Some(min) = lw.iter().map(|(_, o)| *o).min() {
+                out.insert(stream.clone(), i64::try_from(min).unwrap_or(i64::MAX));
+            }
+        }
+        out
+    }
+
+    /// Low-water marks and handoffs, for the checkpoint: (clock, window start, offset)
+    /// and (clock, handoff).
+    pub fn kafka_state(&self) -> KafkaState {
+        let lw = self
+            .low_water
+            .iter()
+            .enumerate()
+            .flat_map(|(c, v)| v.iter().map(move |(s, o)| (c, *s, *o)))
+            .collect();
+        let mut h: Vec<_> = self.handoffs.iter().map(|(c, h)| (*c, *h)).collect();
+        h.sort_by_key(|(c, _)| *c);
+        (lw, h)
+    }
+
+    pub fn restore_kafka_state(&mut self, lw: &[(usize, i64, u64)], handoffs: &[(usize, Handoff)]) {
+        for (c, start, off) in lw {
+            if self.low_water.len() <= *c {
+                self.low_water.resize(*c + 1, Vec::new());
+            }
+            self.low_water[*c].push((*start, *off));
+        }
+        self.handoffs = handoffs.iter().copied().collect();
     }
 
     /// Joins the lines of app-log sources into events, written to `out` as
@@ -496,6 +589,7 @@ impl Pipeline {
         // Each source (or stream) has its own event clock; the watermark
         // follows the slowest active one.
         self.windows.set_input(clock);
+        self.current_clock = clock;
         self.counts.bytes += data.len() as u64;
         // Validate the whole chunk at once (fast, vectorised); only a chunk
         // with invalid UTF-8 somewhere is checked line by line to find it.
@@ -572,6 +666,25 @@ impl Pipeline {
             Ok(text) => decoder
                 .decode(text)
                 .map(|rec| {
+                    if self.record_numbered {
+                        let len = self.windows.config().length_ns;
+                        let start = rec.time_ns.div_euclid(len) * len;
+                        let clock = self.current_clock;
+                        if let Some(h) = self.handoffs.get(&clock)
+                            && start + len <= h.closed_ns
+                        {
+                            // Its window was emitted by the previous owner.
+                            self.counts.handed_over += 1;
+                            return;
+                        }
+                        if self.low_water.len() <= clock {
+                            self.low_water.resize(clock + 1, Vec::new());
+                        }
+                        let lw = &mut self.low_water[clock];
+                        if !lw.iter().any(|(s, _)| *s == start) {
+                            lw.push((start, offset));
+                        }
+                    }
                     if self.windows.push(&rec, &mut self.closed) == Pushed::Late {
                         self.counts.late += 1;
                     }

@@ -212,10 +212,14 @@ pub async fn run(
         info!(path = %checkpoint_path.display(), "resuming from checkpoint");
         pipeline.windows.restore(&cp.windows);
         pipeline.restore_stream_clocks(&cp.stream_clocks);
+        pipeline.restore_kafka_state(&cp.kafka_low_water, &cp.kafka_handoffs);
         pipeline.counts = cp.counts;
-        for (_, s) in sources.iter_mut() {
+        for (idx, s) in sources.iter_mut() {
             if let Source::Kafka(k) = s {
                 k.resume(&cp.kafka_offsets);
+                // What was committed after this checkpoint.
+                let committed = k.restart_offsets(&pipeline.low_water_marks(*idx));
+                k.set_last_committed(committed);
             }
         }
         for (name, pos) in &cp.positions {
@@ -327,6 +331,7 @@ pub async fn run(
         for (idx, source) in sources.iter_mut().filter(|_| !held_back) {
             let mut this_input = false;
             if let Source::Kafka(k) = source {
+                rebalance(*idx, k, &mut pipeline)?;
                 // Every assigned partition has a clock before its first record,
                 // so a partition not read yet holds the watermark back.
                 for stream in k.assigned() {
@@ -434,7 +439,7 @@ pub async fn run(
         }
         let delivered = sinks.is_idle();
         if due && delivered {
-            write_checkpoint(&mut pipeline, &sources, &checkpoint_path)?;
+            write_checkpoint(&mut pipeline, &mut sources, &checkpoint_path)?;
             last_checkpoint = now;
         }
         if now - last_stats >= cfg.run.stats_interval {
@@ -496,7 +501,7 @@ pub async fn run(
         }
     }
     if delivered {
-        write_checkpoint(&mut pipeline, &sources, &checkpoint_path)?;
+        write_checkpoint(&mut pipeline, &mut sources, &checkpoint_path)?;
     }
     // Last transitions out before stopping; undelivered ones are logged.
     let events = pipeline.take_notifications();
@@ -614,12 +619,12 @@ fn record_outcome(
 
 fn write_checkpoint(
     pipeline: &mut Pipeline,
-    sources: &[(usize, Source)],
+    sources: &mut [(usize, Source)],
     path: &std::path::Path,
 ) -> anyhow::Result<()> {
     let lengths = pipeline.sync()?;
     let mut positions = BTreeMap::new();
-    for (_, s) in sources {
+    for (_, s) in sources.iter() {
         match s {
             Source::File(t) => {
                 if let Some(p) = t.position() {
@@ -631,7 +636,7 @@ fn write_checkpoint(
         }
     }
     let mut kafka_offsets = BTreeMap::new();
-    for (_, s) in sources {
+    for (_, s) in sources.iter() {
         if let Source::Kafka(k) = s {
             kafka_offsets.extend(k.offsets().iter().map(|(p, o)| (p.clone(), *o)));
         }
@@ -652,16 +657,84 @@ fn write_checkpoint(
         stream_clocks: pipeline.stream_clocks(),
         logs_file_len: lengths.logs,
         log_assembler: pipeline.log_assembler().cloned(),
+        kafka_low_water: pipeline.kafka_state().0,
+        kafka_handoffs: pipeline.kafka_state().1,
     };
     cp.store(path)
         .with_context(|| format!("cannot write checkpoint {}", path.display()))?;
-    // Only now is it safe for the group to move on.
-    for (_, s) in sources {
+    // Only now is it safe for the group to move on: each partition from
+    // the first record of a window still open.
+    let closed = pipeline.windows.closed_through();
+    for (idx, s) in sources.iter_mut() {
         if let Source::Kafka(k) = s {
-            k.commit();
+            k.commit(&pipeline.low_water_marks(*idx), closed);
         }
     }
     Ok(())
+}
+
+/// Applies the consumer group's changes of assignment: a partition this
+/// consumer lost takes its apps' state with it (the new owner rebuilds their
+/// open windows from the committed low-water mark); a partition taken over
+/// skips what its previous owner already emitted; a partition kept keeps its
+/// state when nobody else moved it on meanwhile.
+fn rebalance(idx: usize, k: &mut KafkaSource, pipeline: &mut Pipeline) -> anyhow::Result<()> {
+    for event in k.take_rebalances() {
+        let crate::sources::kafka::Rebalanced::Assigned(parts) = event else {
+            // Eager rebalancing revokes everything, then assigns the new set:
+            // decide on the assignment.
+            continue;
+        };
+        let assigned: std::collections::BTreeSet<&str> =
+            parts.iter().map(|(s, _)| s.as_str()).collect();
+        let known: Vec<String> = k.offsets().keys().cloned().collect();
+        let mut with_clock: Vec<String> = pipeline
+            .stream_clocks()
+            .into_iter()
+            .filter(|(s, _, _)| *s == idx)
+            .map(|(_, stream, _)| stream)
+            .collect();
+        with_clock.extend(known.iter().cloned());
+        with_clock.sort();
+        with_clock.dedup();
+        for stream in with_clock.iter().filter(|s| !assigned.contains(s.as_str())) {
+            let n = pipeline.drop_stream(idx, stream)?;
+            k.forget(stream);
+            info!(partition = %stream, series = n, "kafka: partition moved to another consumer, its apps' state dropped");
+        }
+        for (stream, handoff) in &parts {
+            let ours = k.offsets().get(stream).copied();
+            let committed = handoff.and_then(|h| h.committed);
+            match ours {
+                // Unchanged since this consumer committed it (or never committed).
+                Some(next) if committed.is_none() || committed == k.last_committed(stream) => {
+                    k.keep_from(stream, next)
+                }
+                Some(_) => {
+                    // Someone else moved it on since this state was saved.
+                    pipeline.drop_stream(idx, stream)?;
+                    k.forget(stream);
+                    take_over(idx, stream, *handoff, pipeline);
+                }
+                None => take_over(idx, stream, *handoff, pipeline),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn take_over(
+    idx: usize,
+    stream: &str,
+    h: Option<crate::sources::kafka::Handoff>,
+    pipeline: &mut Pipeline,
+) {
+    let Some(closed_ns) = h.and_then(|h| h.closed_ns) else {
+        return;
+    };
+    let clock = pipeline.clock_for(idx, stream);
+    info!(partition = %stream, from = ?h.and_then(|h| h.committed), closed_ns, "kafka: partition taken over; windows its previous owner emitted are skipped");
+    pipeline.set_handoff(clock, crate::pipeline::Handoff { closed_ns });
 }
 
 fn log_counts(c: &Counts) {

@@ -343,3 +343,128 @@ fn access_logs_and_app_logs_from_two_topics() {
     );
     assert!(one["hits"]["total"]["value"].as_u64().unwrap() > 0);
 }
+
+/// Two Vane processes in one consumer group split the partitions (and so the
+/// apps, records being keyed by app): the first reads half the stream alone,
+/// then a second joins (the group rebalances while the first holds open
+/// windows), then the rest is produced. The store holds the same totals one
+/// process would have written.
+#[test]
+#[ignore = "needs services: scripts/test.sh"]
+fn two_processes_in_one_group_split_the_apps_and_total_the_same() {
+    const N: usize = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let text = generate(dir.path(), &N.to_string(), "505");
+    let want = expected(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    let topic = unique("router-split");
+    let (first, second) = lines.split_at(N / 2);
+    produce(&topic, 4, &(first.join("\n") + "\n"));
+    let group = unique("group");
+    // No processing-time heartbeat: the pause between the halves is not
+    // time passing in the stream.
+    let cfg = |name: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        write_config(
+            &d,
+            &format!(
+                "[[sources]]\ntype = \"kafka\"\nbrokers = \"{BROKER}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\nformat = \"gorouter\"\noptions = {{ \"session.timeout.ms\" = \"6000\" }}\n[run]\npoll_interval = \"20ms\"\nidle_timeout = \"1h\"\ncheckpoint_interval = \"200ms\"\n[influxdb]\nurl = \"{VM}\"\norg = \"vane\"\nbucket = \"kafka\"\n{}",
+                common::store::influx_tags()
+            ),
+        )
+    };
+    let lines_of = |name: &str| -> u64 {
+        std::fs::read_to_string(dir.path().join(name).join("data/checkpoint.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["counts"]["lines"].as_u64())
+            .unwrap_or(0)
+    };
+    let spawn = |name: &str| {
+        vane()
+            .args(["run", "--exit-when-idle", "12s", "--config"])
+            .arg(cfg(name))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn("a");
+    common::wait_for("the first process to read the first half", || {
+        lines_of("a") >= (N / 2) as u64
+    });
+    let b = spawn("b");
+    // The group rebalances when the second member joins.
+    std::thread::sleep(Duration::from_secs(8));
+    let second = second.join("\n") + "\n";
+    let records: Vec<(&str, &str)> = second
+        .lines()
+        .map(|line| {
+            let key = line
+                .find("app_id:\"")
+                .map(|i| &line[i + 8..i + 44])
+                .unwrap_or_default();
+            (key, line)
+        })
+        .collect();
+    produce_more(&topic, &records);
+    let out_a = a.wait_with_output().unwrap();
+    let out_b = b.wait_with_output().unwrap();
+    assert!(
+        out_a.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out_a.stderr)
+    );
+    assert!(
+        out_b.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out_b.stderr)
+    );
+    let (sa, sb) = (summary(&out_a.stderr), summary(&out_b.stderr));
+    for (name, out) in [("a", &out_a), ("b", &out_b)] {
+        for l in String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("kafka:"))
+        {
+            eprintln!("{name}: {l}");
+        }
+    }
+    assert!(sb["lines"] > 0, "the second process read records: {sb:?}");
+    assert_eq!(sa["late"] + sb["late"], 0, "{sa:?} {sb:?}");
+    let stored = wait_until_stored(&want);
+    if stored != want {
+        let mut diffs = Vec::new();
+        for name in ["a", "b"] {
+            let w = std::fs::read_to_string(dir.path().join(name).join("data/windows.jsonl"))
+                .unwrap_or_default();
+            diffs.push(common::store::differences(&w).len());
+        }
+        panic!(
+            "store totals differ: {stored:?} vs {want:?}; {sa:?} {sb:?}; windows differing per process {diffs:?}"
+        );
+    }
+}
+
+/// Produces more records to an existing topic.
+fn produce_more(topic: &str, records: &[(&str, &str)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .set("linger.ms", "20")
+        .create()
+        .unwrap();
+    for (key, line) in records {
+        let mut record = BaseRecord::to(topic).key(*key).payload(*line);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    producer.poll(Duration::from_millis(50));
+                    record = r;
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+}

@@ -52,6 +52,12 @@ pub struct Checkpoint {
     pub logs_file_len: Option<u64>,
     #[serde(default)]
     pub log_assembler: Option<crate::logs::Assembler>,
+    /// Kafka: per partition clock, the first offset of each open window
+    /// (window start, offset), and partitions taken over from another owner.
+    #[serde(default)]
+    pub kafka_low_water: Vec<(usize, i64, u64)>,
+    #[serde(default)]
+    pub kafka_handoffs: Vec<(usize, crate::pipeline::Handoff)>,
     pub counts: Counts,
 }
 

@@ -46,6 +46,30 @@ struct PartitionStats {
 
 struct Context {
     watermarks: Watermarks,
+    rebalances: Arc<Mutex<Vec<Rebalanced>>>,
+    /// The shadow group `{group}.vane-closed`, whose committed "offset" per
+    /// partition is the end of the newest window the owner emitted and had
+    /// acknowledged (commit metadata would do, but not every broker keeps it).
+    closed_group: Arc<BaseConsumer>,
+}
+
+/// Where a partition stood when this consumer was given it: the group's
+/// committed offset (its previous owner's low-water mark) and the end of
+/// the newest window that owner emitted (records of windows ending by then
+/// are counted there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handoff {
+    pub committed: Option<i64>,
+    pub closed_ns: Option<i64>,
+}
+
+/// A change of assignment, for the run loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rebalanced {
+    /// The whole new assignment (`topic/partition`, and where its previous
+    /// owner, or this consumer earlier, left it).
+    Assigned(Vec<(String, Option<Handoff>)>),
+    Revoked(Vec<String>),
 }
 
 impl ClientContext for Context {
@@ -71,11 +95,58 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => info!(partitions = tpl.count(), "kafka: partitions assigned"),
-            Rebalance::Revoke(tpl) => info!(partitions = tpl.count(), "kafka: partitions revoked"),
-            Rebalance::Error(e) => warn!(error = %e, "kafka: rebalance failed"),
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let event = match rebalance {
+            Rebalance::Assign(tpl) => {
+                info!(partitions = tpl.count(), "kafka: partitions assigned");
+                // Where the previous owner left each partition: read before
+                // any record of it is handed over.
+                let committed = consumer
+                    .committed_offsets((*tpl).clone(), Duration::from_secs(10))
+                    .map_err(|e| warn!(error = %e, "kafka: cannot read committed offsets"))
+                    .ok();
+                let closed = self
+                    .closed_group
+                    .committed_offsets((*tpl).clone(), Duration::from_secs(10))
+                    .map_err(|e| warn!(error = %e, "kafka: cannot read the emitted windows' ends"))
+                    .ok();
+                let offset_in = |list: &Option<TopicPartitionList>, topic: &str, p: i32| {
+                    list.as_ref()
+                        .and_then(|l| l.find_partition(topic, p))
+                        .and_then(|e| match e.offset() {
+                            Offset::Offset(o) => Some(o),
+                            _ => None,
+                        })
+                };
+                let parts = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| {
+                        let handoff = Handoff {
+                            committed: offset_in(&committed, e.topic(), e.partition()),
+                            closed_ns: offset_in(&closed, e.topic(), e.partition()),
+                        };
+                        (format!("{}/{}", e.topic(), e.partition()), Some(handoff))
+                    })
+                    .collect();
+                Rebalanced::Assigned(parts)
+            }
+            Rebalance::Revoke(tpl) => {
+                info!(partitions = tpl.count(), "kafka: partitions revoked");
+                Rebalanced::Revoked(
+                    tpl.elements()
+                        .iter()
+                        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                        .collect(),
+                )
+            }
+            Rebalance::Error(e) => {
+                warn!(error = %e, "kafka: rebalance failed");
+                return;
+            }
+        };
+        if let Ok(mut r) = self.rebalances.lock() {
+            r.push(event);
         }
     }
 }
@@ -98,6 +169,12 @@ pub struct KafkaSource {
     last_stream: Option<(String, i32, String)>,
     paused: bool,
     watermarks: Watermarks,
+    rebalances: Arc<Mutex<Vec<Rebalanced>>>,
+    closed_group: Arc<BaseConsumer>,
+    /// What this consumer last committed per partition (its low-water mark):
+    /// a committed offset found different on assignment means another
+    /// consumer moved the partition on, and this state is stale.
+    last_committed: BTreeMap<String, i64>,
     pub skipped: u64,
 }
 
@@ -111,6 +188,7 @@ impl KafkaSource {
         batch: bool,
     ) -> Result<Self, String> {
         let watermarks: Watermarks = Arc::default();
+        let rebalances: Arc<Mutex<Vec<Rebalanced>>> = Arc::default();
         let mut cfg = ClientConfig::new();
         cfg.set("bootstrap.servers", brokers)
             .set("group.id", group)
@@ -126,9 +204,21 @@ impl KafkaSource {
         for (k, v) in options {
             cfg.set(k, v);
         }
+        let mut shadow = cfg.clone();
+        shadow
+            .set("group.id", format!("{group}.vane-closed"))
+            // Never polled: nothing may queue up in it.
+            .set("statistics.interval.ms", "0");
+        let closed_group: Arc<BaseConsumer> = Arc::new(
+            shadow
+                .create()
+                .map_err(|e| format!("kafka client for {brokers}: {e}"))?,
+        );
         let consumer: BaseConsumer<Context> = cfg
             .create_with_context(Context {
                 watermarks: Arc::clone(&watermarks),
+                rebalances: Arc::clone(&rebalances),
+                closed_group: Arc::clone(&closed_group),
             })
             .map_err(|e| format!("kafka consumer for {brokers}: {e}"))?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -146,6 +236,9 @@ impl KafkaSource {
             last_stream: None,
             paused: false,
             watermarks,
+            rebalances,
+            closed_group,
+            last_committed: BTreeMap::new(),
             skipped: 0,
         })
     }
@@ -166,19 +259,96 @@ impl KafkaSource {
         &self.next
     }
 
-    /// Commits the checkpointed offsets to the group (after the checkpoint).
-    pub fn commit(&self) {
+    /// Changes of assignment since the last call.
+    pub fn take_rebalances(&mut self) -> Vec<Rebalanced> {
+        self.rebalances
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
+    }
+
+    /// Forgets a partition this consumer no longer owns (or whose state here
+    /// is stale): its offsets, and records fetched but not handed over.
+    pub fn forget(&mut self, stream: &str) {
+        self.next.remove(stream);
+        self.resume_from.remove(stream);
+        self.last_committed.remove(stream);
+        self.held.retain(|r| r.stream != stream);
+    }
+
+    /// Keeps this consumer's state of a partition it owns again: records
+    /// before `next` are already counted here (the group restarts from the
+    /// committed low-water mark, before it).
+    pub fn keep_from(&mut self, stream: &str, next: i64) {
+        self.resume_from.insert(stream.to_string(), next);
+        self.next.insert(stream.to_string(), next);
+    }
+
+    /// The offset each partition would be committed at: its low-water mark,
+    /// the first record of a window still open (`low_water`), else the next
+    /// offset.
+    pub fn restart_offsets(&self, low_water: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
+        self.next
+            .iter()
+            .map(|(k, next)| {
+                (
+                    k.clone(),
+                    low_water.get(k).copied().unwrap_or(*next).min(*next),
+                )
+            })
+            .collect()
+    }
+
+    /// What the group holds for this consumer's partitions after a restart
+    /// from a checkpoint (so that an unchanged commit is recognised).
+    pub fn set_last_committed(&mut self, offsets: BTreeMap<String, i64>) {
+        self.last_committed = offsets;
+    }
+
+    pub fn last_committed(&self, stream: &str) -> Option<i64> {
+        self.last_committed.get(stream).copied()
+    }
+
+    /// Commits, per partition, the offset to restart from (its low-water
+    /// mark), after first committing to the shadow group the end of the
+    /// newest window emitted (after the checkpoint, so only what the sinks
+    /// acknowledged counts as done). In that order, a new owner never finds
+    /// a low-water mark newer than the windows it says were emitted.
+    pub fn commit(&mut self, low_water: &BTreeMap<String, i64>, closed_ns: Option<i64>) {
+        // Every time: a partition taken over carries its previous owner's
+        // value until this consumer writes its own.
+        if let Some(closed) = closed_ns {
+            let mut tpl = TopicPartitionList::new();
+            for key in self.next.keys() {
+                if let Some((topic, p)) = key.rsplit_once('/')
+                    && let Ok(p) = p.parse::<i32>()
+                {
+                    let _ = tpl.add_partition_offset(topic, p, Offset::Offset(closed));
+                }
+            }
+            if tpl.count() > 0 {
+                match self.closed_group.commit(&tpl, CommitMode::Sync) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        warn!(error = %e, "kafka: cannot record the emitted windows' end; offsets not committed this time");
+                        return;
+                    }
+                }
+            }
+        }
+        let offsets = self.restart_offsets(low_water);
         let mut tpl = TopicPartitionList::new();
-        for (key, off) in &self.next {
+        for (key, from) in &offsets {
             if let Some((topic, p)) = key.rsplit_once('/')
                 && let Ok(p) = p.parse::<i32>()
                 && tpl
-                    .add_partition_offset(topic, p, Offset::Offset(*off))
+                    .add_partition_offset(topic, p, Offset::Offset(*from))
                     .is_err()
             {
                 warn!(partition = %key, "kafka: cannot commit this offset");
             }
         }
+        self.last_committed = offsets;
         if tpl.count() > 0
             && let Err(e) = self.consumer.commit(&tpl, CommitMode::Async)
         {

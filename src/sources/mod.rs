@@ -5,7 +5,7 @@
 mod checkpoint;
 mod file;
 mod glob;
-mod kafka;
+pub mod kafka;
 mod rlp;
 mod scrape;
 mod stdin;

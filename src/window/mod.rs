@@ -174,6 +174,10 @@ pub struct WindowAggregator {
     apps: FastMap<Box<str>, AppEntry>,
     /// Slots indexed by `SeriesId`; `None` once expired (the slot is reused).
     series: Vec<Option<Series>>,
+    /// The input (event clock) whose records last went into each series:
+    /// which state a revoked Kafka partition takes with it. Apart from
+    /// `series` to keep the per-record write on a small, hot array.
+    series_input: Vec<u32>,
     free_slots: Vec<SeriesId>,
     /// Open windows, oldest first. Usually one or two.
     open: Vec<Bucket>,
@@ -195,6 +199,7 @@ impl WindowAggregator {
             cfg,
             apps: FastMap::default(),
             series: Vec::new(),
+            series_input: Vec::new(),
             free_slots: Vec::new(),
             open: Vec::new(),
             max_event_ns: None,
@@ -263,6 +268,70 @@ impl WindowAggregator {
         }
     }
 
+    /// Forgets every series whose records last came from input `idx`, with
+    /// their open aggregates, and resets that input's clock (idle): a Kafka
+    /// partition revoked from this consumer, whose apps another consumer now
+    /// counts. Nothing of them is emitted (the new owner emits them whole).
+    pub fn drop_input(&mut self, idx: usize, out: &mut Vec<WindowStats>) -> usize {
+        let mut dropped = 0;
+        for id in 0..self.series.len() {
+            if self.series_input.get(id).copied() != Some(idx as u32) {
+                continue;
+            }
+            let Some(s) = self.series[id].take() else {
+                continue;
+            };
+            for b in &mut self.open {
+                if let Some(a) = b.aggs.get_mut(id).and_then(Option::take) {
+                    self.hist_pool.push(a.into_histogram());
+                }
+            }
+            match &s.instance {
+                Some(inst) => {
+                    if let Some(e) = self.apps.get_mut(&s.app) {
+                        e.instances.remove(inst);
+                    }
+                }
+                None => {
+                    self.apps.remove(&s.app);
+                }
+            }
+            self.free_slots.push(id);
+            dropped += 1;
+        }
+        // Instances of a dropped app (an app series fed by this input while an
+        // instance series was last fed by another cannot happen with records
+        // keyed by app; drop them too rather than leave orphans).
+        for id in 0..self.series.len() {
+            let orphan = self.series[id]
+                .as_ref()
+                .is_some_and(|s| s.instance.is_some() && !self.apps.contains_key(&s.app));
+            if orphan {
+                self.series[id] = None;
+                for b in &mut self.open {
+                    if let Some(a) = b.aggs.get_mut(id).and_then(Option::take) {
+                        self.hist_pool.push(a.into_histogram());
+                    }
+                }
+                self.free_slots.push(id);
+                dropped += 1;
+            }
+        }
+        if let Some(i) = self.inputs.get_mut(idx) {
+            *i = InputClock {
+                idle: true,
+                ..InputClock::default()
+            };
+        }
+        self.close_until_watermark(out);
+        dropped
+    }
+
+    /// End of the newest closed window (a record before it is late).
+    pub fn closed_through(&self) -> Option<i64> {
+        self.closed_through
+    }
+
     /// Number of series (apps and instances) held.
     pub fn series_count(&self) -> usize {
         self.series.len() - self.free_slots.len()
@@ -283,6 +352,16 @@ impl WindowAggregator {
     }
 
     fn alloc_series(&mut self, s: Series) -> SeriesId {
+        let id = self.alloc_slot(s);
+        if self.series_input.len() <= id {
+            self.series_input.resize(id + 1, u32::MAX);
+        }
+        // No input yet (a pinned app fed by none is never dropped).
+        self.series_input[id] = u32::MAX;
+        id
+    }
+
+    fn alloc_slot(&mut self, s: Series) -> SeriesId {
         match self.free_slots.pop() {
             Some(id) => {
                 self.series[id] = Some(s);
@@ -485,7 +564,12 @@ impl WindowAggregator {
             return Pushed::Late;
         }
         let bucket = self.bucket_index(start);
+        let input = self.current_input as u32;
         for id in [Some(app_id), inst_id].into_iter().flatten() {
+            if self.series_input.len() <= id {
+                self.series_input.resize(id + 1, 0);
+            }
+            self.series_input[id] = input;
             if self.open[bucket].aggs.len() <= id {
                 self.open[bucket].aggs.resize_with(id + 1, || None);
             }

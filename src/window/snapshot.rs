@@ -29,6 +29,9 @@ pub struct SeriesSnapshot {
     pub last_data_end: Option<i64>,
     pub pending_late: u64,
     pub pinned: bool,
+    /// The input whose records last went into it.
+    #[serde(default)]
+    pub input: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +57,7 @@ impl WindowAggregator {
                     last_data_end: s.last_data_end,
                     pending_late: s.pending_late,
                     pinned: s.pinned,
+                    input: self.series_input.get(id).copied().unwrap_or(0),
                 });
             }
         }
@@ -85,6 +89,7 @@ impl WindowAggregator {
     pub fn restore(&mut self, snap: &WindowSnapshot) {
         self.apps = FastMap::default();
         self.series = Vec::with_capacity(snap.series.len());
+        self.series_input = snap.series.iter().map(|s| s.input).collect();
         self.free_slots.clear();
         for s in &snap.series {
             let id = self.series.len();

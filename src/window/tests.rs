@@ -212,3 +212,28 @@ fn the_slowest_active_input_holds_the_watermark() {
     assert_eq!(w.push_metric(&m, &mut out), Pushed::Accepted);
     assert_eq!(w.counters().metrics, 1);
 }
+
+#[test]
+fn a_dropped_input_takes_its_apps_and_no_longer_holds_the_watermark() {
+    let mut w = agg();
+    let mut out = Vec::new();
+    w.set_input(0);
+    w.push(&rec(1_000, "kept", Some("0"), 200, Some(1000)), &mut out);
+    w.set_input(1);
+    w.push(&rec(1_500, "moved", Some("0"), 200, Some(1000)), &mut out);
+    // Input 0 runs ahead; input 1 (behind) holds the window open.
+    w.set_input(0);
+    w.push(&rec(20_000, "kept", Some("0"), 200, Some(1000)), &mut out);
+    assert!(out.is_empty());
+    let snap = w.snapshot();
+    assert_eq!(w.drop_input(1, &mut out), 2, "app and instance series");
+    // The window closes now, without a row of the dropped app.
+    assert!(!out.is_empty());
+    assert!(out.iter().all(|r| r.app == "kept"), "{out:?}");
+    // The input a series belongs to survives a checkpoint.
+    let mut restored = agg();
+    restored.restore(&snap);
+    let mut out2 = Vec::new();
+    assert_eq!(restored.drop_input(1, &mut out2), 2);
+    assert!(out2.iter().all(|r| r.app == "kept"), "{out2:?}");
+}
