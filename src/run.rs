@@ -447,6 +447,9 @@ pub async fn run(
             for (_, s) in &sources {
                 if let Source::Kafka(k) = s {
                     let lag = k.lag();
+                    if let Some(sink) = &mut sinks.influx {
+                        sink.push_kafka_lag(k.name(), &lag);
+                    }
                     info!(source = k.name(), lag = lag.values().sum::<i64>(), partitions = ?lag, skipped = k.skipped, "kafka consumer lag");
                 }
             }
@@ -460,12 +463,16 @@ pub async fn run(
             Source::Kafka(k) => !k.caught_up_all(),
             _ => false,
         });
-        let idle_done = opts.exit_when_idle.is_some_and(|d| {
+        let quiet = opts.exit_when_idle.is_some_and(|d| {
             let idle = now - last_input;
             idle >= d && (!kafka_behind || idle >= d + Duration::from_secs(60))
         }) && notifiers.iter().all(|n| n.queued() == 0)
-            && sinks.is_idle()
             && actuator.as_ref().is_none_or(|a| a.in_flight() == 0);
+        if quiet && !sinks.is_idle() {
+            // Send what waits (self-metrics arrive all the time).
+            sinks.export(&mut pipeline, now, true).await?;
+        }
+        let idle_done = quiet && sinks.is_idle();
         if all_finished || idle_done {
             pipeline.finish()?;
             break;

@@ -111,7 +111,7 @@ fn config(dir: &Path, topic: &str) -> PathBuf {
     write_config(
         dir,
         &format!(
-            "[[sources]]\ntype = \"kafka\"\nbrokers = \"{BROKER}\"\ngroup = \"{}\"\ntopics = [\"{topic}\"]\nformat = \"gorouter\"\noptions = {{ \"session.timeout.ms\" = \"6000\" }}\n[run]\npoll_interval = \"20ms\"\nidle_timeout = \"2s\"\n[influxdb]\nurl = \"{VM}\"\norg = \"vane\"\nbucket = \"kafka\"\n{}",
+            "[[sources]]\ntype = \"kafka\"\nbrokers = \"{BROKER}\"\ngroup = \"{}\"\ntopics = [\"{topic}\"]\nformat = \"gorouter\"\noptions = {{ \"session.timeout.ms\" = \"6000\" }}\n[run]\npoll_interval = \"20ms\"\nidle_timeout = \"2s\"\nstats_interval = \"1s\"\n[influxdb]\nurl = \"{VM}\"\norg = \"vane\"\nbucket = \"kafka\"\n{}",
             unique("group"),
             common::store::influx_tags()
         ),
@@ -159,6 +159,25 @@ fn two_hundred_thousand_records_from_kafka_reach_the_store_exactly() {
         "a partition read behind the others holds the watermark: {s:?}"
     );
     assert_eq!(wait_until_stored(&want), want);
+    // Consumer lag per partition, as a metric in the same store.
+    let lag = common::store::get(&format!(
+        "{VM}/api/v1/export?match[]=vane_kafka_lag{{run=\"{}\"}}",
+        common::store::run_tag()
+    ));
+    let partitions: std::collections::BTreeSet<String> = lag
+        .lines()
+        .filter(|l| l.contains(&topic))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(
+                v["values"].as_array().unwrap().last().unwrap(),
+                0,
+                "caught up: {l}"
+            );
+            v["metric"]["partition"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(partitions.len(), 3, "{lag}");
 }
 
 #[test]

@@ -18,6 +18,9 @@
 //! |---|---|---|
 //! | `vane_window` | `app`, `name` (readable name, when the id is opaque), `instance` (instance rows only) | `requests`, `rps`, `concurrency`, `p50_ms` … `max_ms`, `status_1xx` … `status_5xx`, `status_other`, `error_ratio`, `bytes_in`, `bytes_out`, `cpu_pct`, `memory_bytes`, `memory_pct`, `late` |
 //! | `vane_decision` | `app`, `name`, `policy`, `direction`, `source` | `current`, `recommended`, `desired`, `reason` |
+//! | `vane_kafka` | `source`, `partition` | `lag` (records, at processing time, every `run.stats_interval`) |
+//!
+//! Every point also carries the `[influxdb] tags`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write as _;
@@ -158,6 +161,25 @@ impl InfluxSink {
     pub fn push_decision(&mut self, d: &Decision) {
         if let Some(p) = decision_point(d, &self.cfg.tags) {
             self.push(&p);
+        }
+    }
+
+    /// Consumer lag of each Kafka partition (`vane_kafka` `lag`, tags
+    /// `source` and `partition`), at processing time: Vane's own health.
+    pub fn push_kafka_lag(&mut self, source: &str, lag: &BTreeMap<String, i64>) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        for (partition, l) in lag {
+            let mut b = DataPoint::builder("vane_kafka")
+                .tag("source", source)
+                .tag("partition", partition.as_str());
+            for (k, v) in &self.cfg.tags {
+                b = b.tag(k.as_str(), v.as_str());
+            }
+            if let Ok(p) = b.field("lag", *l).timestamp(now).build() {
+                self.push(&p);
+            }
         }
     }
 
