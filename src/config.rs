@@ -65,6 +65,9 @@ pub struct Config {
     /// App log events to Elasticsearch / OpenSearch (`_bulk`), when set.
     #[serde(default)]
     pub elasticsearch: Option<crate::sinks::elasticsearch::ElasticConfig>,
+    /// The HTTP server (`/metrics`, `/healthz`, `/readyz`), when set.
+    #[serde(default)]
+    pub api: Option<crate::api::ApiConfig>,
     #[serde(default)]
     pub run: RunSection,
 }

@@ -4,6 +4,7 @@
 //! (`sources`, `sinks`, `pipeline`) does the I/O. See `../shared/ARCHITECTURE.md`.
 
 pub mod act;
+pub mod api;
 pub mod backtest;
 pub mod config;
 pub mod decode;

@@ -301,6 +301,16 @@ pub async fn run(
         pipeline = pipeline.with_exports();
     }
 
+    let api = match &cfg.api {
+        Some(c) => Some(
+            crate::api::serve(c)
+                .await
+                .with_context(|| format!("api.listen {}", c.listen))?
+                .1,
+        ),
+        None => None,
+    };
+
     let mut tick = tokio::time::interval(cfg.run.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -455,6 +465,9 @@ pub async fn run(
             }
             last_stats = now;
         }
+        if let Some(api) = &api {
+            publish(api, &pipeline, &sources, &sinks);
+        }
         let all_finished = !sources.is_empty() && sources.iter().all(|(_, s)| s.finished());
         // Idle exit waits for notifications still being retried (each gives up
         // in time), and for Kafka partitions with records still to fetch or
@@ -524,6 +537,50 @@ pub async fn run(
     }
     log_counts(&pipeline.counts);
     Ok(pipeline.counts)
+}
+
+/// Publishes this tick's counters to the HTTP API.
+fn publish(
+    api: &crate::api::Shared,
+    pipeline: &Pipeline,
+    sources: &[(usize, Source)],
+    sinks: &Sinks,
+) {
+    let mut snap = crate::api::Snapshot {
+        counts: pipeline.counts,
+        ready: true,
+        ..Default::default()
+    };
+    for (_, s) in sources {
+        if let Source::Kafka(k) = s {
+            snap.kafka_lag.extend(k.lag());
+        }
+    }
+    if let Some(i) = &sinks.influx {
+        snap.sinks.insert(
+            "influxdb",
+            crate::api::SinkStats {
+                delivered: i.points_written,
+                retries: i.retries,
+                rejected: i.rejected_batches,
+                pending: !i.is_idle(),
+            },
+        );
+    }
+    if let Some(e) = &sinks.elastic {
+        snap.sinks.insert(
+            "elasticsearch",
+            crate::api::SinkStats {
+                delivered: e.indexed + e.duplicates,
+                retries: e.retries,
+                rejected: e.rejected,
+                pending: !e.is_idle(),
+            },
+        );
+    }
+    if let Ok(mut s) = api.write() {
+        *s = snap;
+    }
 }
 
 /// The external sinks that are configured.
