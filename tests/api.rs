@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::Write;
-use std::process::Stdio;
 
 use common::store::get;
 use common::{vane, wait_for, write_config};
@@ -52,12 +51,7 @@ fn metrics_parse_and_move_as_lines_arrive() {
             log.display()
         ),
     );
-    let mut child = vane()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_run(&cfg);
     wait_for("healthz", || get(&format!("{url}/healthz")) == "ok\n");
     wait_for("readyz", || get(&format!("{url}/readyz")) == "ready\n");
     wait_for("2000 lines counted", || lines_total(&url) == Some(2000.0));

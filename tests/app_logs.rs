@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{shared_data, vane, write_config};
@@ -147,12 +146,7 @@ fn killed_while_following_every_event_is_written_once() {
     );
     let mut written = 0;
     for round in 0..5 {
-        let mut child = vane()
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = common::spawn_run(&cfg);
         // Append a slice in small pieces (a trace may be cut between them).
         let end = ((round + 1) * lines.len() / 6).min(lines.len());
         let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();

@@ -6,10 +6,9 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{vane, wait_for, write_config};
+use common::{wait_for, write_config};
 use vane::rules::{Decision, Direction};
 
 const BASE: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
@@ -107,12 +106,7 @@ env = {{ PID_DIR = "{pids}" }}
             pids = pids.display(),
         ),
     );
-    let mut child = vane()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_run(&cfg);
     let decisions_path = dir.path().join("data/decisions.jsonl");
 
     // The supervisor starts one instance with Vane.
@@ -227,12 +221,7 @@ env = {{ PID_DIR = "{pids}" }}
             pids = pids.display(),
         ),
     );
-    let mut child = vane()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_run(&cfg);
     wait_for("two instances", || alive(&pids).len() == 2);
     let pid_of =
         |i: u32| std::fs::read_to_string(pids.join(format!("{i}.pid"))).unwrap_or_default();

@@ -110,3 +110,13 @@ pub fn serve_one(
     let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     (headers, body)
 }
+
+/// `vane run --config CFG` in the background, its log discarded.
+pub fn spawn_run(cfg: &Path) -> std::process::Child {
+    vane()
+        .args(["run", "--config"])
+        .arg(cfg)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
