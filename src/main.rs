@@ -64,6 +64,8 @@ enum Command {
         #[arg(long)]
         app: String,
     },
+    /// Print an app's log events from a running `vane run` (its API); `-f` follows.
+    Logs(cli::logs::LogsArgs),
     /// Run rule unit tests (`*.test.yaml`): input window series, expected decisions.
     Test {
         /// Test files or folders (default: rules/).
@@ -240,6 +242,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Generate(a) => generate_cmd(a),
         Command::Backtest(a) => cli::backtest::execute(a),
+        Command::Logs(a) => cli::logs::execute(a),
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Pipeline {
     dead_out: JsonlFile,
     closed: Vec<WindowStats>,
     pub counts: Counts,
+    /// Per source (by index): what its lines became.
+    pub source_counts: Vec<SourceCounts>,
     /// Event time of the next burst probe (with policies that have a burst
     /// factor): once per second of event time, on the open window.
     next_probe_ns: Option<i64>,
@@ -78,6 +80,16 @@ pub struct Pipeline {
 /// Per Kafka partition clock: (clock, window start, first offset) of open
 /// windows, and (clock, handoff) of partitions taken over.
 pub type KafkaState = (Vec<(usize, i64, u64)>, Vec<(usize, Handoff)>);
+
+/// What one source's lines became (for `/metrics`; not checkpointed, so
+/// these count from the start of the process, as Prometheus counters do).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceCounts {
+    pub lines: u64,
+    pub decoded: u64,
+    pub late: u64,
+    pub dead_letters: u64,
+}
 
 /// Where a Kafka partition's previous owner left it: every window ending
 /// by `closed_ns` was emitted there.
@@ -117,6 +129,7 @@ pub struct Exports {
     pub windows: Vec<WindowStats>,
     pub decisions: Vec<Decision>,
     pub logs: Vec<LogEvent>,
+    pub alerts: Vec<AlertEvent>,
 }
 
 impl Outputs {
@@ -192,6 +205,9 @@ impl Outputs {
             for e in self.alerted.drain(..) {
                 out.write(&e)?;
                 counts.alert_events += 1;
+                if let Some(x) = &mut self.exports {
+                    x.alerts.push(e.clone());
+                }
                 if let Some(n) = &mut self.to_notify {
                     n.push(e);
                 }
@@ -221,6 +237,7 @@ impl Pipeline {
             dead_out,
             closed: Vec::new(),
             counts: Counts::default(),
+            source_counts: Vec::new(),
             next_probe_ns: None,
             clocks: std::collections::HashMap::new(),
             record_numbered: false,
@@ -451,6 +468,21 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Puts a new, validated rule set in force for every rule consumer at
+    /// once (policies, alerts, health), keeping what they track per app.
+    pub fn replace_rules(&mut self, rules: &crate::rules::RuleSet) {
+        if let Some((decider, _)) = &mut self.out.decisions {
+            decider.set_rules(rules.clone());
+            self.next_probe_ns = decider.probes().then_some(i64::MIN);
+        }
+        if let Some((alerter, _)) = &mut self.out.alerts {
+            alerter.set_rules(rules.alerts.clone());
+        }
+        if let Some(h) = &mut self.out.health {
+            h.set_rules(rules.health.clone());
+        }
+    }
+
     pub fn alerter_mut(&mut self) -> Option<&mut Alerter> {
         self.out.alerts.as_mut().map(|(a, _)| a)
     }
@@ -459,9 +491,17 @@ impl Pipeline {
         self.out.decisions.as_mut().map(|(d, _)| d)
     }
 
+    /// The format a source is decoded with (the detected one for `auto`).
+    pub fn source_format(&self, source: usize) -> Format {
+        self.decoders
+            .get(source)
+            .map_or(Format::Auto, SourceDecoder::format)
+    }
+
     /// Adds a source's decoder; returns the index to pass to [`Pipeline::process`].
     pub fn add_source(&mut self, format: Format, mapping: Mapping) -> usize {
         self.decoders.push(SourceDecoder::new(format, mapping));
+        self.source_counts.push(SourceCounts::default());
         let idx = self.decoders.len() - 1;
         self.windows.set_input(idx);
         idx
@@ -687,11 +727,21 @@ impl Pipeline {
                     }
                     if self.windows.push(&rec, &mut self.closed) == Pushed::Late {
                         self.counts.late += 1;
+                        if let Some(c) = self.source_counts.get_mut(source) {
+                            c.late += 1;
+                        }
                     }
                     probe_due = self.next_probe_ns.is_some_and(|n| rec.time_ns >= n);
                 })
                 .map_err(|e| e.to_string()),
         };
+        if let Some(c) = self.source_counts.get_mut(source) {
+            c.lines += 1;
+            match decoded {
+                Ok(()) => c.decoded += 1,
+                Err(_) => c.dead_letters += 1,
+            }
+        }
         match decoded {
             Ok(()) => self.counts.decoded += 1,
             Err(reason) => dead_letter(

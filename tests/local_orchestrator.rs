@@ -11,63 +11,7 @@ use std::time::Duration;
 use common::{wait_for, write_config};
 use vane::rules::{Decision, Direction};
 
-const BASE: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
-
-/// One gorouter line for the `shop` app at `ms` after BASE.
-fn line(ms: i64, index: u32) -> String {
-    line_with_status(ms, index, 200)
-}
-
-fn line_with_status(ms: i64, index: u32, status: u16) -> String {
-    let t = BASE + ms / 1000;
-    let (h, m, s) = (t % 86_400 / 3600, t % 3600 / 60, t % 60);
-    format!(
-        "shop.example.com - [2026-01-01T{h:02}:{m:02}:{s:02}.{:03}Z] \"GET /cart HTTP/1.1\" {status} 0 512 \"-\" \"test\" \"10.0.0.1:5000\" \"10.0.1.1:61000\" x_forwarded_for:\"10.0.0.1\" x_forwarded_proto:\"https\" vcap_request_id:\"r-{ms}\" response_time:0.020 gorouter_time:0.0001 app_id:\"5b7c2a1e-0000-4000-8000-000000000001\" app_index:\"{index}\"\n",
-        ms % 1000
-    )
-}
-
-/// Appends `rps` requests per second for the event-time seconds `from..to`.
-fn append(path: &Path, from_s: i64, to_s: i64, rps: i64) {
-    let mut text = String::new();
-    for s in from_s..to_s {
-        for i in 0..rps {
-            text.push_str(&line(s * 1000 + i * 1000 / rps, (i % 4) as u32));
-        }
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
-/// Process ids of the instances whose pid files are in `dir` and that still run.
-fn alive(dir: &Path) -> Vec<u32> {
-    let mut pids: Vec<u32> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-                .filter_map(|s| s.trim().parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    pids.retain(|pid| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| !s.contains(") Z "))
-            .unwrap_or(false)
-    });
-    pids.sort_unstable();
-    pids
-}
-
-fn decisions(path: &Path) -> Vec<Decision> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::shop::{alive, append, decisions, line_with_status};
 
 #[test]
 fn local_orchestrator_follows_a_rate_step_with_real_processes() {

@@ -508,3 +508,114 @@ fn kubernetes_errors_are_classified() {
         );
     });
 }
+
+/// (API group, resource, verb) of a request to the Kubernetes API, by its
+/// conventions: `/api/v1/…` is the core group, `/apis/{group}/{version}/…`
+/// the others; GET of a collection is `list`.
+fn rbac_of(method: &str, path: &str) -> (String, String, String) {
+    let path = path.split('?').next().unwrap_or(path);
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => (String::new(), rest),
+        ["apis", group, _version, rest @ ..] => (group.to_string(), rest),
+        _ => panic!("not a Kubernetes API path: {path}"),
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] => rest,
+        other => other,
+    };
+    let (resource, named) = match rest {
+        [resource] => (resource.to_string(), false),
+        [resource, _name] => (resource.to_string(), true),
+        [resource, _name, sub] => (format!("{resource}/{sub}"), true),
+        other => panic!("unexpected resource path {other:?}"),
+    };
+    let verb = match (method, named) {
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("PATCH", _) => "patch",
+        ("PUT", _) => "update",
+        ("DELETE", _) => "delete",
+        ("POST", _) => "create",
+        other => panic!("unexpected method {other:?}"),
+    };
+    (group, resource, verb.to_string())
+}
+
+/// The Role shipped in `deploy/kubernetes/vane.yaml` grants exactly what
+/// the adapter calls (every code path: read, scale of both workload kinds,
+/// label lookup of both, restart), no more and no less.
+#[test]
+fn the_deployed_role_grants_exactly_what_the_adapter_calls() {
+    let server = api_server();
+    rt().block_on(async {
+        let k = Kubernetes::for_url(&server.url, &k8s_config())
+            .await
+            .unwrap();
+        let web = Target::new("web", None);
+        let db = Target::new("db", None);
+        let _ = k.instances(&web).await;
+        let _ = k.scale(&web, 4).await;
+        let _ = k.instances(&db).await;
+        let _ = k.scale(&db, 3).await;
+        let _ = k.instances(&Target::new("0f1e", Some("catalog"))).await;
+        // No Deployment has the label: StatefulSets are searched too.
+        let _ = k.instances(&Target::new("9a9a", Some("ghost"))).await;
+        let _ = k.restart(&web, "web-7d9c-x2x4q").await;
+    });
+    let used: std::collections::BTreeSet<(String, String, String)> = server
+        .requests()
+        .iter()
+        .map(|r| rbac_of(&r.method, &r.path))
+        .collect();
+
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/vane.yaml"),
+    )
+    .unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let role = docs
+        .iter()
+        .find(|d| d["kind"] == "Role")
+        .expect("a Role in the manifests");
+    let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(role.clone()).unwrap();
+    let mut granted = std::collections::BTreeSet::new();
+    for rule in role.rules.unwrap_or_default() {
+        for g in rule.api_groups.unwrap_or_default() {
+            for r in rule.resources.clone().unwrap_or_default() {
+                for v in &rule.verbs {
+                    granted.insert((g.clone(), r.clone(), v.clone()));
+                }
+            }
+        }
+    }
+    assert_eq!(granted, used);
+    // And the binding gives that Role to the ServiceAccount the Deployment runs as.
+    let binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(
+        docs.iter()
+            .find(|d| d["kind"] == "RoleBinding")
+            .unwrap()
+            .clone(),
+    )
+    .unwrap();
+    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(
+        docs.iter()
+            .find(|d| d["kind"] == "Deployment")
+            .unwrap()
+            .clone(),
+    )
+    .unwrap();
+    let account = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|s| s.service_account_name)
+        .unwrap();
+    assert_eq!(binding.role_ref.name, role.metadata.name.unwrap());
+    assert!(
+        binding
+            .subjects
+            .unwrap_or_default()
+            .iter()
+            .any(|s| s.kind == "ServiceAccount" && s.name == account)
+    );
+}

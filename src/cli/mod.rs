@@ -1,3 +1,4 @@
 //! Subcommands of the `vane` binary that are more than a few lines.
 
 pub mod backtest;
+pub mod logs;

@@ -413,6 +413,29 @@ impl Alerter {
         self.rules.iter().map(|r| r.name.clone()).collect()
     }
 
+    /// A new rule set (hot reload): state of rules that remain is kept, that
+    /// of rules removed is forgotten (their alerts stop with them).
+    pub fn set_rules(&mut self, rules: Vec<AlertRule>) {
+        self.state
+            .retain(|name, _| rules.iter().any(|r| &r.name == name));
+        self.rules = rules;
+    }
+
+    /// Active alerts now: (rule, app, state, since) — state "pending" or
+    /// "firing", since as Unix nanoseconds.
+    pub fn active(&self) -> Vec<(&str, &str, &'static str, i64)> {
+        let mut out = Vec::new();
+        for (rule, apps) in &self.state {
+            for (app, t) in apps {
+                if let Some(at) = t.active_at {
+                    let state = if t.firing { "firing" } else { "pending" };
+                    out.push((rule.as_str(), app.as_str(), state, at));
+                }
+            }
+        }
+        out
+    }
+
     /// Restores state saved in a checkpoint, keeping the current rules.
     pub fn restore(&mut self, saved: Alerter) {
         self.state = saved.state;

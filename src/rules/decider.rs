@@ -69,6 +69,31 @@ impl Decider {
         &self.rules
     }
 
+    /// A new rule set (hot reload). An app whose policy changes starts the
+    /// new policy with fresh engine state on its next window (see
+    /// `on_window`); its instance count carries over.
+    pub fn set_rules(&mut self, rules: RuleSet) {
+        self.rules = rules;
+    }
+
+    /// Per tracked app: (app, readable name, policy, instances as the
+    /// engine holds them).
+    pub fn tracked(&self) -> impl Iterator<Item = (&str, Option<&str>, &str, u32)> {
+        self.state.apps.iter().map(|(a, t)| {
+            (
+                a.as_str(),
+                t.name.as_deref(),
+                t.policy.as_str(),
+                t.instances,
+            )
+        })
+    }
+
+    /// The labels the configuration gives `app` (for policy selection).
+    pub fn labels_for(&self, app: &str, name: Option<&str>) -> Labels {
+        self.labels_of(app, name)
+    }
+
     /// Decides for every app in the closed windows `rows` (any number of
     /// windows, in order), and for tracked apps that had no row (no data).
     pub fn on_windows(&mut self, rows: &[WindowStats], out: &mut Vec<Decision>) {

@@ -273,6 +273,11 @@ impl HealthWatcher {
         self
     }
 
+    /// A new rule set (hot reload); per-app state (restart budgets) is kept.
+    pub fn set_rules(&mut self, rules: Vec<HealthRule>) {
+        self.rules = rules;
+    }
+
     /// Keeps the state of `saved` (a checkpoint) under this watcher's rules.
     pub fn restore(&mut self, saved: HealthWatcher) {
         self.apps = saved.apps;

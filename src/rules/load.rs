@@ -148,7 +148,8 @@ fn first_line(s: &str) -> String {
     }
 }
 
-fn rule_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// The rule files under `path` (a file, or a folder searched recursively), sorted.
+pub fn rule_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }

@@ -1,5 +1,6 @@
 //! The InfluxDB sink: window aggregates and decision records as points on the
-//! InfluxDB v2 write API (`POST /api/v2/write`), batched and gzipped.
+//! InfluxDB v2 write API (`POST /api/v2/write`; or the v1 `/write` of
+//! InfluxDB 1.x with `api = "v1"`), batched and gzipped.
 //!
 //! Points are built and encoded as line protocol with the `influxdb2` crate's
 //! `DataPoint`; the transport is Vane's own so that it can honour
@@ -60,6 +61,18 @@ pub struct InfluxConfig {
     /// cluster can share a bucket.
     #[serde(default)]
     pub tags: std::collections::BTreeMap<String, String>,
+    /// Which write API: `v2` (`/api/v2/write`, InfluxDB 2.x/3.x, 1.8+ compat)
+    /// or `v1` (`/write?db=BUCKET`, InfluxDB 1.x; `bucket` is the database).
+    #[serde(default)]
+    pub api: WriteApi,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteApi {
+    #[default]
+    V2,
+    V1,
 }
 
 fn batch_points() -> usize {
@@ -111,13 +124,26 @@ impl InfluxSink {
             })?),
             None => None,
         };
-        let mut url =
-            reqwest::Url::parse(&format!("{}/api/v2/write", cfg.url.trim_end_matches('/')))
-                .map_err(|e| format!("influxdb.url: {e}"))?;
-        url.query_pairs_mut()
-            .append_pair("org", &cfg.org)
-            .append_pair("bucket", &cfg.bucket)
-            .append_pair("precision", "ns");
+        let base = cfg.url.trim_end_matches('/');
+        let path = match cfg.api {
+            WriteApi::V2 => "/api/v2/write",
+            WriteApi::V1 => "/write",
+        };
+        let mut url = reqwest::Url::parse(&format!("{base}{path}"))
+            .map_err(|e| format!("influxdb.url: {e}"))?;
+        match cfg.api {
+            WriteApi::V2 => {
+                url.query_pairs_mut()
+                    .append_pair("org", &cfg.org)
+                    .append_pair("bucket", &cfg.bucket)
+                    .append_pair("precision", "ns");
+            }
+            WriteApi::V1 => {
+                url.query_pairs_mut()
+                    .append_pair("db", &cfg.bucket)
+                    .append_pair("precision", "ns");
+            }
+        }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()

@@ -17,6 +17,10 @@ pub struct GlobTail {
 }
 
 impl GlobTail {
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
     pub fn new(pattern: &str, start_at: StartAt) -> Self {
         GlobTail {
             pattern: pattern.to_string(),

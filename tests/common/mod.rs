@@ -7,6 +7,7 @@ use std::process::Command;
 use vane::model::WindowStats;
 
 pub mod scripted;
+pub mod shop;
 pub mod store;
 
 /// A file of the public test corpus beside the repository (`../shared/data`).

@@ -24,6 +24,8 @@ use crate::sources::{
     Checkpoint, Chunk, FileTail, GlobTail, KafkaSource, RlpSource, ScrapeSource, StdinSource,
 };
 
+mod operate;
+
 /// How many chunks one source may hand over per tick, so one busy source cannot
 /// starve the others or the checkpoint.
 const CHUNKS_PER_TICK: usize = 64;
@@ -49,6 +51,18 @@ impl Source {
             Source::Kafka(k) => k.poll().map_err(io::Error::other),
             // Scrapes hand over container metrics, not lines (see the run loop).
             Source::Scrape(_) | Source::Rlp(_) => Ok(None),
+        }
+    }
+
+    /// How `/metrics` names the source.
+    fn label(&self) -> String {
+        match self {
+            Source::File(t) => format!("file:{}", t.name()),
+            Source::Glob(g) => format!("glob:{}", g.pattern()),
+            Source::Stdin(_) => "stdin".into(),
+            Source::Scrape(_) => "scrape".into(),
+            Source::Rlp(_) => "rlp".into(),
+            Source::Kafka(k) => format!("kafka:{}", k.name()),
         }
     }
 
@@ -113,12 +127,19 @@ pub async fn run(
     )
     .with_context(|| format!("cannot open {}", cfg.dead_letters_path().display()))?;
     let mut pipeline = Pipeline::new(cfg.window.window_config(), windows_out, dead_out);
+    let mut rule_watch = None;
     if !cfg.rules.is_empty() {
         let rules = load_paths(&cfg.rules).map_err(|errors| {
             let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("invalid rules:\n{}", list.join("\n"))
         })?;
-        info!(policies = rules.policies.len(), "rules loaded");
+        info!(
+            policies = rules.policies.len(),
+            alerts = rules.alerts.len(),
+            health_rules = rules.health.len(),
+            "rules loaded"
+        );
+        rule_watch = Some(operate::RuleWatch::new(&cfg.rules, &rules));
         let out = JsonlFile::open(
             &cfg.decisions_path(),
             checkpoint.as_ref().and_then(|c| c.decisions_file_len),
@@ -129,28 +150,24 @@ pub async fn run(
         if let Some(state) = checkpoint.as_ref().and_then(|c| c.decider.clone()) {
             decider.state = state;
         }
-        if !rules.health.is_empty() {
-            let mut watcher = crate::rules::health::HealthWatcher::new(rules.health.clone())
-                .with_labels(cfg.labels.clone());
-            if let Some(saved) = checkpoint.as_ref().and_then(|c| c.health.clone()) {
-                watcher.restore(saved);
-            }
-            info!(health_rules = rules.health.len(), "health rules loaded");
-            pipeline = pipeline.with_health(watcher);
+        // Health and alert rules are evaluated even when there are none yet,
+        // so that a reload can add them.
+        let mut watcher = crate::rules::health::HealthWatcher::new(rules.health.clone())
+            .with_labels(cfg.labels.clone());
+        if let Some(saved) = checkpoint.as_ref().and_then(|c| c.health.clone()) {
+            watcher.restore(saved);
         }
-        if !rules.alerts.is_empty() || !rules.health.is_empty() {
-            let alerts_out = JsonlFile::open(
-                &cfg.alerts_path(),
-                checkpoint.as_ref().and_then(|c| c.alerts_file_len),
-            )
-            .with_context(|| format!("cannot open {}", cfg.alerts_path().display()))?;
-            let mut alerter = Alerter::new(rules.alerts.clone());
-            if let Some(saved) = checkpoint.as_ref().and_then(|c| c.alerter.clone()) {
-                alerter.restore(saved);
-            }
-            info!(alert_rules = rules.alerts.len(), "alert rules loaded");
-            pipeline = pipeline.with_alerts(alerter, alerts_out);
+        pipeline = pipeline.with_health(watcher);
+        let alerts_out = JsonlFile::open(
+            &cfg.alerts_path(),
+            checkpoint.as_ref().and_then(|c| c.alerts_file_len),
+        )
+        .with_context(|| format!("cannot open {}", cfg.alerts_path().display()))?;
+        let mut alerter = Alerter::new(rules.alerts.clone());
+        if let Some(saved) = checkpoint.as_ref().and_then(|c| c.alerter.clone()) {
+            alerter.restore(saved);
         }
+        pipeline = pipeline.with_alerts(alerter, alerts_out);
         pipeline = pipeline.with_decisions(decider, out);
     }
 
@@ -297,19 +314,21 @@ pub async fn run(
         info!(url = %c.url, index = %c.index_prefix, "indexing app logs into Elasticsearch");
         sinks.elastic = Some(sink);
     }
-    if sinks.any() {
+    if sinks.any() || cfg.api.is_some() {
         pipeline = pipeline.with_exports();
     }
 
-    let api = match &cfg.api {
+    let mut server = match &cfg.api {
         Some(c) => Some(
             crate::api::serve(c)
                 .await
-                .with_context(|| format!("api.listen {}", c.listen))?
-                .1,
+                .with_context(|| format!("api.listen {}", c.listen))?,
         ),
         None => None,
     };
+    let api = server.as_ref().map(|s| std::sync::Arc::clone(&s.api));
+    let api = api.as_deref();
+    let mut hangup = hangup_signal();
 
     let mut tick = tokio::time::interval(cfg.run.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -326,7 +345,25 @@ pub async fn run(
                 info!("shutting down");
                 break;
             }
+            Some(()) = next_hangup(&mut hangup) => {
+                match &mut rule_watch {
+                    Some(w) => {
+                        let _ = w.reload(&mut pipeline, "SIGHUP");
+                    }
+                    None => warn!("SIGHUP: no rules configured to reload"),
+                }
+            }
             _ = tick.tick() => {}
+        }
+        if let Some(s) = &mut server {
+            while let Ok(cmd) = s.commands.try_recv() {
+                operate::handle(cmd, &mut pipeline, actuator.as_mut(), rule_watch.as_mut())?;
+            }
+        }
+        if let Some(w) = &mut rule_watch
+            && w.changed(Instant::now())
+        {
+            let _ = w.reload(&mut pipeline, "rule files changed");
         }
         let mut got_input = false;
         let now = Instant::now();
@@ -439,13 +476,13 @@ pub async fn run(
             act(a, &mut pipeline, now)?;
         }
         pipeline.flush_quiet_logs(now, cfg.run.multiline_timeout)?;
-        sinks.export(&mut pipeline, now, false).await?;
+        sinks.export(&mut pipeline, api, now, false).await?;
         // A checkpoint promises that everything before it was delivered: with
         // an external sink, it first sends all it holds, and only when that
         // was acknowledged is the checkpoint written.
         let due = now - last_checkpoint >= cfg.run.checkpoint_interval;
         if due {
-            sinks.export(&mut pipeline, now, true).await?;
+            sinks.export(&mut pipeline, api, now, true).await?;
         }
         let delivered = sinks.is_idle();
         if due && delivered {
@@ -465,8 +502,15 @@ pub async fn run(
             }
             last_stats = now;
         }
-        if let Some(api) = &api {
-            publish(api, &pipeline, &sources, &sinks);
+        if let Some(api) = api {
+            publish(
+                api,
+                &mut pipeline,
+                &sources,
+                &sinks,
+                actuator.as_ref(),
+                rule_watch.as_ref(),
+            );
         }
         let all_finished = !sources.is_empty() && sources.iter().all(|(_, s)| s.finished());
         // Idle exit waits for notifications still being retried (each gives up
@@ -483,7 +527,7 @@ pub async fn run(
             && actuator.as_ref().is_none_or(|a| a.in_flight() == 0);
         if quiet && !sinks.is_idle() {
             // Send what waits (self-metrics arrive all the time).
-            sinks.export(&mut pipeline, now, true).await?;
+            sinks.export(&mut pipeline, api, now, true).await?;
         }
         let idle_done = quiet && sinks.is_idle();
         if all_finished || idle_done {
@@ -507,7 +551,9 @@ pub async fn run(
         // checkpointed, so the next start sends it again.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            sinks.export(&mut pipeline, Instant::now(), true).await?;
+            sinks
+                .export(&mut pipeline, api, Instant::now(), true)
+                .await?;
             if sinks.is_idle() || Instant::now() >= deadline {
                 break;
             }
@@ -539,23 +585,37 @@ pub async fn run(
     Ok(pipeline.counts)
 }
 
-/// Publishes this tick's counters to the HTTP API.
+/// Publishes this tick's counters and state to the HTTP API.
 fn publish(
-    api: &crate::api::Shared,
-    pipeline: &Pipeline,
+    api: &crate::api::Api,
+    pipeline: &mut Pipeline,
     sources: &[(usize, Source)],
     sinks: &Sinks,
+    actuator: Option<&Actuator>,
+    rules: Option<&operate::RuleWatch>,
 ) {
     let mut snap = crate::api::Snapshot {
         counts: pipeline.counts,
         ready: true,
+        actions_ok: actuator.map_or(0, |a| a.succeeded),
+        actions_failed: actuator.map_or(0, |a| a.failed),
         ..Default::default()
     };
-    for (_, s) in sources {
+    for (idx, s) in sources {
         if let Source::Kafka(k) = s {
             snap.kafka_lag.extend(k.lag());
         }
+        snap.sources.push(crate::api::SourceStats {
+            name: s.label(),
+            format: pipeline.source_format(*idx).name(),
+            counts: pipeline
+                .source_counts
+                .get(*idx)
+                .copied()
+                .unwrap_or_default(),
+        });
     }
+    operate::refresh_view(api, pipeline, rules);
     if let Some(i) = &sinks.influx {
         snap.sinks.insert(
             "influxdb",
@@ -578,7 +638,7 @@ fn publish(
             },
         );
     }
-    if let Ok(mut s) = api.write() {
+    if let Ok(mut s) = api.snapshot.write() {
         *s = snap;
     }
 }
@@ -609,16 +669,21 @@ impl Sinks {
 
     /// Hands what closed to each sink and sends what is due; what a server
     /// refused for good goes to the dead letters.
+    /// What closed is shown by the API (when there is one) first.
     async fn export(
         &mut self,
         pipeline: &mut Pipeline,
+        api: Option<&crate::api::Api>,
         now: Instant,
         force: bool,
     ) -> anyhow::Result<()> {
+        let x = pipeline.take_exports();
+        if let Some(api) = api {
+            operate::observe(api, &x);
+        }
         if !self.any() {
             return Ok(());
         }
-        let x = pipeline.take_exports();
         if let Some(sink) = &mut self.influx {
             for w in &x.windows {
                 sink.push_window(w);
@@ -640,6 +705,24 @@ impl Sinks {
             }
         }
         Ok(())
+    }
+}
+
+/// SIGHUP, where there are signals.
+fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(error = %e, "cannot listen for SIGHUP; rule files are still watched");
+            None
+        }
+    }
+}
+
+async fn next_hangup(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match s {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,102 +1,13 @@
-//! The HTTP server of `vane run` (axum): `/metrics` in the Prometheus text
-//! format, `/healthz` and `/readyz`. The run loop publishes a snapshot of
-//! its counters once per tick; requests only read that snapshot, so a slow
-//! scraper never holds the pipeline.
+//! `/metrics`: a snapshot (and the live view's per-app counters) in the
+//! Prometheus text exposition format.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use serde::Deserialize;
-use tracing::{info, warn};
-
-use crate::pipeline::Counts;
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiConfig {
-    /// Where to listen; loopback unless said otherwise.
-    #[serde(default = "listen")]
-    pub listen: String,
-}
-
-fn listen() -> String {
-    "127.0.0.1:9464".into()
-}
-
-/// Per external sink: what it delivered and how often it had to retry.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SinkStats {
-    pub delivered: u64,
-    pub retries: u64,
-    pub rejected: u64,
-    pub pending: bool,
-}
-
-/// What the run loop publishes every tick.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    pub counts: Counts,
-    /// Consumer lag by Kafka `topic/partition`.
-    pub kafka_lag: BTreeMap<String, i64>,
-    pub sinks: BTreeMap<&'static str, SinkStats>,
-    /// Sources started and the checkpoint restored.
-    pub ready: bool,
-}
-
-pub type Shared = Arc<RwLock<Snapshot>>;
-
-/// Starts the server on `cfg.listen`; returns the address bound (port 0
-/// picks a free one) and the snapshot to publish into.
-pub async fn serve(cfg: &ApiConfig) -> std::io::Result<(SocketAddr, Shared)> {
-    let shared: Shared = Arc::default();
-    let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
-    let addr = listener.local_addr()?;
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
-        .with_state(Arc::clone(&shared));
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            warn!(error = %e, "http server stopped");
-        }
-    });
-    info!(%addr, "http api listening");
-    Ok((addr, shared))
-}
-
-async fn ready(State(s): State<Shared>) -> impl IntoResponse {
-    let ok = s.read().map(|s| s.ready).unwrap_or(false);
-    if ok {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
-    }
-}
-
-async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
-    let body = match s.read() {
-        Ok(snap) => render(&snap),
-        Err(_) => String::new(),
-    };
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-}
+use super::Snapshot;
+use super::view::LiveView;
 
 /// The Prometheus text exposition of a snapshot.
-pub fn render(s: &Snapshot) -> String {
+pub fn render(s: &Snapshot, v: &LiveView) -> String {
     let mut out = String::new();
     let c = &s.counts;
     for (name, help, v) in [
@@ -189,7 +100,89 @@ pub fn render(s: &Snapshot) -> String {
             }
         }
     }
+    family(
+        &mut out,
+        "vane_source_records_total",
+        "Lines read per source, by what became of them (decoded, late, malformed).",
+        "counter",
+    );
+    for src in &s.sources {
+        let l = escape(&src.name);
+        let f = escape(src.format);
+        for (outcome, n) in [
+            ("read", src.counts.lines),
+            ("decoded", src.counts.decoded),
+            ("late", src.counts.late),
+            ("malformed", src.counts.dead_letters),
+        ] {
+            let _ = writeln!(
+                out,
+                "vane_source_records_total{{source=\"{l}\",decoder=\"{f}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+    }
+    family(
+        &mut out,
+        "vane_app_decisions_total",
+        "Decisions per app, direction and who took them (policy, manual, health, actuator).",
+        "counter",
+    );
+    for ((app, direction, source), n) in &v.decisions_by {
+        let _ = writeln!(
+            out,
+            "vane_app_decisions_total{{app=\"{}\",direction=\"{direction}\",source=\"{source}\"}} {n}",
+            escape(app)
+        );
+    }
+    family(
+        &mut out,
+        "vane_actions_total",
+        "Orchestrator actions finished, by result.",
+        "counter",
+    );
+    for (result, n) in [("ok", s.actions_ok), ("failed", s.actions_failed)] {
+        let _ = writeln!(out, "vane_actions_total{{result=\"{result}\"}} {n}");
+    }
+    family(
+        &mut out,
+        "vane_alerts",
+        "Alerts pending or firing now.",
+        "gauge",
+    );
+    for a in &v.active_alerts {
+        let _ = writeln!(
+            out,
+            "vane_alerts{{alertname=\"{}\",app=\"{}\",state=\"{}\"}} 1",
+            escape(&a.alertname),
+            escape(&a.app),
+            a.state
+        );
+    }
+    if let Some(d) = v.close_delay_s {
+        family(
+            &mut out,
+            "vane_window_close_delay_seconds",
+            "Wall-clock time between the end of the newest closed window and its emission.",
+            "gauge",
+        );
+        let _ = writeln!(out, "vane_window_close_delay_seconds {d}");
+    }
+    family(
+        &mut out,
+        "vane_rule_reloads_total",
+        "Rule reloads, by result.",
+        "counter",
+    );
+    let _ = writeln!(
+        out,
+        "vane_rule_reloads_total{{result=\"ok\"}} {}\nvane_rule_reloads_total{{result=\"rejected\"}} {}",
+        v.rules.reloads, v.rules.reload_failures
+    );
     out
+}
+
+fn family(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 fn escape(v: &str) -> String {
@@ -201,6 +194,7 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::SinkStats;
 
     #[test]
     fn the_exposition_parses_back() {
@@ -216,7 +210,7 @@ mod tests {
                 pending: true,
             },
         );
-        let text = render(&s);
+        let text = render(&s, &LiveView::default());
         let samples = crate::decode::prometheus::parse(&text).unwrap();
         let get = |n: &str| samples.iter().find(|x| x.name == n).map(|x| x.value);
         assert_eq!(get("vane_lines_total"), Some(42.0));

@@ -1,0 +1,103 @@
+//! What `deploy/` ships is usable as it is: the Kubernetes manifests are
+//! valid objects, the configuration in the ConfigMap is a valid Vane
+//! configuration and its rule files are valid rules. (The Role's rights are
+//! checked against the adapter's real calls in `orchestrator_http.rs`.)
+
+use std::path::Path;
+
+fn manifests() -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/vane.yaml"),
+    )
+    .unwrap();
+    serde_saphyr::from_multiple(&text).unwrap()
+}
+
+fn config_map(docs: &[serde_json::Value], name: &str) -> k8s_openapi::api::core::v1::ConfigMap {
+    let doc = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no ConfigMap {name}"));
+    serde_json::from_value(doc.clone()).unwrap()
+}
+
+#[test]
+fn the_manifests_are_valid_kubernetes_objects() {
+    use k8s_openapi::api::{apps, core, rbac};
+    let docs = manifests();
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "ConfigMap",
+            "ConfigMap",
+            "Deployment",
+            "Service"
+        ]
+    );
+    for d in &docs {
+        let v = d.clone();
+        let ok = match d["kind"].as_str() {
+            Some("ServiceAccount") => serde_json::from_value::<core::v1::ServiceAccount>(v).is_ok(),
+            Some("Role") => serde_json::from_value::<rbac::v1::Role>(v).is_ok(),
+            Some("RoleBinding") => serde_json::from_value::<rbac::v1::RoleBinding>(v).is_ok(),
+            Some("ConfigMap") => serde_json::from_value::<core::v1::ConfigMap>(v).is_ok(),
+            Some("Deployment") => serde_json::from_value::<apps::v1::Deployment>(v).is_ok(),
+            Some("Service") => serde_json::from_value::<core::v1::Service>(v).is_ok(),
+            _ => false,
+        };
+        assert!(ok, "{d}");
+    }
+    // The probes and the Service point at the API the configuration opens.
+    let deployment: apps::v1::Deployment = serde_json::from_value(
+        docs.iter().find(|d| d["kind"] == "Deployment").unwrap().clone(),
+    )
+    .unwrap();
+    let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
+    let port = container.ports.as_ref().unwrap()[0].container_port;
+    let cfg = config_map(&docs, "vane-config").data.unwrap()["vane.toml"].clone();
+    let cfg = vane::config::Config::from_toml(&cfg, "vane.toml").unwrap();
+    let api = cfg.api.expect("the API is on in the cluster");
+    assert!(api.listen.ends_with(&format!(":{port}")), "{}", api.listen);
+    let probe = container.readiness_probe.as_ref().unwrap();
+    assert_eq!(probe.http_get.as_ref().unwrap().path.as_deref(), Some("/readyz"));
+}
+
+#[test]
+fn the_configured_rules_are_valid() {
+    let docs = manifests();
+    let rules = config_map(&docs, "vane-rules").data.unwrap();
+    assert!(!rules.is_empty());
+    for (file, text) in &rules {
+        vane::rules::load::load_str_set(text, file).unwrap_or_else(|errors| {
+            panic!(
+                "{}",
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        });
+    }
+}
+
+#[test]
+fn the_systemd_unit_runs_vane_and_reloads_with_sighup() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/systemd/vane.service"),
+    )
+    .unwrap();
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key}"))
+    };
+    let exec: Vec<&str> = value("ExecStart").split_whitespace().collect();
+    assert_eq!(exec[1..3], ["run", "--config"]);
+    assert_eq!(value("ExecReload"), "/bin/kill -HUP $MAINPID");
+    assert_eq!(value("StateDirectory"), "vane");
+}
