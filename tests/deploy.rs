@@ -53,17 +53,24 @@ fn the_manifests_are_valid_kubernetes_objects() {
     }
     // The probes and the Service point at the API the configuration opens.
     let deployment: apps::v1::Deployment = serde_json::from_value(
-        docs.iter().find(|d| d["kind"] == "Deployment").unwrap().clone(),
+        docs.iter()
+            .find(|d| d["kind"] == "Deployment")
+            .unwrap()
+            .clone(),
     )
     .unwrap();
-    let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
+    let pod = deployment.spec.template.spec.unwrap();
+    let container = &pod.containers[0];
     let port = container.ports.as_ref().unwrap()[0].container_port;
     let cfg = config_map(&docs, "vane-config").data.unwrap()["vane.toml"].clone();
     let cfg = vane::config::Config::from_toml(&cfg, "vane.toml").unwrap();
     let api = cfg.api.expect("the API is on in the cluster");
     assert!(api.listen.ends_with(&format!(":{port}")), "{}", api.listen);
     let probe = container.readiness_probe.as_ref().unwrap();
-    assert_eq!(probe.http_get.as_ref().unwrap().path.as_deref(), Some("/readyz"));
+    assert_eq!(
+        probe.http_get.as_ref().unwrap().path.as_deref(),
+        Some("/readyz")
+    );
 }
 
 #[test]

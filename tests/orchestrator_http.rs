@@ -607,7 +607,8 @@ fn the_deployed_role_grants_exactly_what_the_adapter_calls() {
     .unwrap();
     let account = deployment
         .spec
-        .and_then(|s| s.template.spec)
+        .template
+        .spec
         .and_then(|s| s.service_account_name)
         .unwrap();
     assert_eq!(binding.role_ref.name, role.metadata.name.unwrap());

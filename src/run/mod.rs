@@ -691,6 +691,9 @@ impl Sinks {
             for d in &x.decisions {
                 sink.push_decision(d);
             }
+            for e in &x.alerts {
+                sink.push_alert(e);
+            }
             for r in sink.pump(now, force).await {
                 pipeline.dead_letter_batch("influxdb", "line-protocol", r.reason, &r.lines)?;
             }

@@ -19,6 +19,7 @@
 //! |---|---|---|
 //! | `vane_window` | `app`, `name` (readable name, when the id is opaque), `instance` (instance rows only) | `requests`, `rps`, `concurrency`, `p50_ms` … `max_ms`, `status_1xx` … `status_5xx`, `status_other`, `error_ratio`, `bytes_in`, `bytes_out`, `cpu_pct`, `memory_bytes`, `memory_pct`, `late` |
 //! | `vane_decision` | `app`, `name`, `policy`, `direction`, `source` | `current`, `recommended`, `desired`, `reason` |
+//! | `vane_alert` | `alertname`, `app`, `state` (`pending`, `firing`, `resolved`), `severity` (when set) | `firing` (1/0), `value`, `summary` |
 //! | `vane_kafka` | `source`, `partition` | `lag` (records, at processing time, every `run.stats_interval`) |
 //!
 //! Every point also carries the `[influxdb] tags`.
@@ -32,6 +33,7 @@ use tracing::{info, warn};
 
 use crate::model::WindowStats;
 use crate::rules::Decision;
+use crate::rules::alert::{AlertEvent, AlertState};
 use crate::time::{NANOS_PER_SEC, parse_iso8601};
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -186,6 +188,12 @@ impl InfluxSink {
 
     pub fn push_decision(&mut self, d: &Decision) {
         if let Some(p) = decision_point(d, &self.cfg.tags) {
+            self.push(&p);
+        }
+    }
+
+    pub fn push_alert(&mut self, e: &AlertEvent) {
+        if let Some(p) = alert_point(e, &self.cfg.tags) {
             self.push(&p);
         }
     }
@@ -418,6 +426,35 @@ pub fn decision_point(d: &Decision, tags: &BTreeMap<String, String>) -> Option<D
     // Several records may share a second (a probe and the window's decision):
     // health and actuator records are kept apart by their `source` tag.
     b.timestamp(t - t.rem_euclid(NANOS_PER_SEC)).build().ok()
+}
+
+/// One alert transition: `vane_alert`, tags `alertname`, `app`, `state`
+/// (and `severity` when the rule sets it), fields `firing` (1 while firing,
+/// else 0), `value` (when known) and `summary`.
+pub fn alert_point(e: &AlertEvent, tags: &BTreeMap<String, String>) -> Option<DataPoint> {
+    let mut b = DataPoint::builder("vane_alert")
+        .tag("alertname", e.alertname.as_str())
+        .tag("app", e.app.as_str());
+    for (k, v) in tags {
+        b = b.tag(k.as_str(), v.as_str());
+    }
+    let state = match e.state {
+        AlertState::Pending => "pending",
+        AlertState::Firing => "firing",
+        AlertState::Resolved => "resolved",
+    };
+    b = b.tag("state", state);
+    if let Some(sev) = e.labels.get("severity") {
+        b = b.tag("severity", sev.as_str());
+    }
+    b = b.field("firing", i64::from(e.state == AlertState::Firing));
+    if let Some(v) = e.value.filter(|v| v.is_finite()) {
+        b = b.field("value", v);
+    }
+    if let Some(s) = e.annotations.get("summary") {
+        b = b.field("summary", s.as_str());
+    }
+    b.timestamp(time_ns(&e.time)?).build().ok()
 }
 
 #[cfg(test)]
