@@ -12,6 +12,7 @@
 # (a point written again replaces the old one, as InfluxDB does).
 # tansu (a Kafka-protocol broker, memory storage): 127.0.0.1:9092.
 # osmem (the Elasticsearch/OpenSearch API): 127.0.0.1:9200.
+# InfluxDB 1.x (InfluxQL for the Grafana dashboards' queries): 127.0.0.1:8086.
 # Python packages go to a venv in .services/venv (kept between runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -86,6 +87,42 @@ start_victoriametrics() {
   wait_http victoriametrics http://127.0.0.1:8428/health "$dir/log"
 }
 
+# InfluxDB 1.x (InfluxQL, for the dashboards' queries): 127.0.0.1:8086,
+# database `vane`, everything under .services/influxdb.
+start_influxdb1() {
+  command -v influxd >/dev/null || apt_install influxdb influxdb-client
+  local dir="$STATE/influxdb"
+  rm -rf "$dir" && mkdir -p "$dir"
+  cat > "$dir/influxdb.conf" <<CONF
+reporting-disabled = true
+bind-address = "127.0.0.1:8089"
+[meta]
+  dir = "$dir/meta"
+[data]
+  dir = "$dir/data"
+  wal-dir = "$dir/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:8086"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+CONF
+  influxd run -config "$dir/influxdb.conf" >"$dir/log" 2>&1 &
+  echo $! > "$STATE/influxdb.pid"
+  for _ in $(seq 1 150); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8086/ping)" = 204 ]; then
+      curl -sf -XPOST http://127.0.0.1:8086/query --data-urlencode 'q=CREATE DATABASE vane' >/dev/null
+      echo "influxdb ready (127.0.0.1:8086, database vane)" >&2
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "influxdb did not become ready; its log:" >&2
+  tail -50 "$dir/log" >&2
+  return 1
+}
+
 VENV="$STATE/venv"
 python_packages() {
   local site="$VENV/lib/python3*/site-packages"
@@ -138,6 +175,7 @@ case "${1:-}" in
     stop_all
     start_alertmanager
     start_victoriametrics
+    start_influxdb1
     python_packages
     start_tansu
     start_osmem
