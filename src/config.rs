@@ -68,6 +68,9 @@ pub struct Config {
     /// The HTTP server (`/metrics`, `/healthz`, `/readyz`), when set.
     #[serde(default)]
     pub api: Option<crate::api::ApiConfig>,
+    /// Scheduled SQL roll-ups over the records written, when set.
+    #[serde(default)]
+    pub sql: Option<crate::rollup::SqlConfig>,
     #[serde(default)]
     pub run: RunSection,
 }
@@ -667,6 +670,10 @@ impl Config {
         self.orchestrator
             .validate()
             .map_err(|(key, message)| invalid(&key, &message))?;
+        if let Some(sql) = &self.sql {
+            sql.validate()
+                .map_err(|message| invalid("sql.schedule", &message))?;
+        }
         Ok(())
     }
 

@@ -66,6 +66,10 @@ enum Command {
     },
     /// Print an app's log events from a running `vane run` (its API); `-f` follows.
     Logs(cli::logs::LogsArgs),
+    /// Run one roll-up query (polars SQL over `windows` and `decisions`) and print the result.
+    Sql(cli::sql::SqlArgs),
+    /// A live terminal view of a running `vane run` (its API): apps, windows, decisions.
+    Top(cli::top::TopArgs),
     /// Run rule unit tests (`*.test.yaml`): input window series, expected decisions.
     Test {
         /// Test files or folders (default: rules/).
@@ -243,6 +247,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(a) => generate_cmd(a),
         Command::Backtest(a) => cli::backtest::execute(a),
         Command::Logs(a) => cli::logs::execute(a),
+        Command::Sql(a) => cli::sql::execute(a),
+        Command::Top(a) => cli::top::execute(a),
     }
 }
 

@@ -2,3 +2,5 @@
 
 pub mod backtest;
 pub mod logs;
+pub mod sql;
+pub mod top;

@@ -329,6 +329,14 @@ pub async fn run(
     let api = server.as_ref().map(|s| std::sync::Arc::clone(&s.api));
     let api = api.as_deref();
     let mut hangup = hangup_signal();
+    let mut rollups = match &cfg.sql {
+        Some(c) => Some(
+            crate::rollup::schedule_runs(c, crate::rollup::Records::from_config(cfg))
+                .await
+                .map_err(|e| anyhow::anyhow!("sql.schedule: {e}"))?,
+        ),
+        None => None,
+    };
 
     let mut tick = tokio::time::interval(cfg.run.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -580,6 +588,9 @@ pub async fn run(
                 "stopping with undelivered alert notifications"
             );
         }
+    }
+    if let Some(s) = &mut rollups {
+        let _ = s.shutdown().await;
     }
     log_counts(&pipeline.counts);
     Ok(pipeline.counts)
