@@ -267,13 +267,17 @@ impl Pipeline {
         if let Some(lw) = self.low_water.get_mut(clock) {
             lw.clear();
         }
+        if let Some(l) = &mut self.logs {
+            l.assembler.drop_stream(stream);
+        }
         self.handoffs.remove(&clock);
         self.out.emit(&mut self.closed, &mut self.counts, false)?;
         Ok(n)
     }
 
     /// Per stream of `source`: the offset of the first record of a window
-    /// still open (streams without one are absent: their next offset is it).
+    /// still open, or of the first line of an app log event still open
+    /// (streams without one are absent: their next offset is it).
     pub fn low_water_marks(&mut self, source: usize) -> std::collections::BTreeMap<String, i64> {
         let len = self.windows.config().length_ns;
         let closed = self.windows.closed_through();
@@ -282,12 +286,17 @@ impl Pipeline {
             if *s != source {
                 continue;
             }
-            let Some(lw) = self.low_water.get_mut(*clock) else {
-                continue;
-            };
-            lw.retain(|(start, _)| closed.is_none_or(|c| start + len > c));
-            if let Some(min) = lw.iter().map(|(_, o)| *o).min() {
-                out.insert(stream.clone(), i64::try_from(min).unwrap_or(i64::MAX));
+            let mut min = None;
+            if let Some(lw) = self.low_water.get_mut(*clock) {
+                lw.retain(|(start, _)| closed.is_none_or(|c| start + len > c));
+                min = lw.iter().map(|(_, o)| *o).min();
+            }
+            let open_log = self
+                .logs
+                .as_ref()
+                .and_then(|l| l.assembler.first_open_offset(stream));
+            if let Some(m) = min.into_iter().chain(open_log).min() {
+                out.insert(stream.clone(), i64::try_from(m).unwrap_or(i64::MAX));
             }
         }
         out
@@ -963,4 +972,43 @@ pub fn replay(pipeline: &mut Pipeline, inputs: &[(usize, String)]) -> io::Result
         counts: pipeline.counts,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(offset: u64, line: &str) -> Chunk {
+        Chunk {
+            source: "logs/0".into(),
+            file: None,
+            offset,
+            data: format!("{line}\n").into_bytes(),
+            key: Some("shop/0".into()),
+            time_ns: None,
+        }
+    }
+
+    /// A Kafka partition of app logs is committed no further than the first
+    /// line of an event still open: whoever reads it next rebuilds the event.
+    #[test]
+    fn open_app_log_events_hold_the_low_water_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = |n: &str| JsonlFile::open(&dir.path().join(n), None).unwrap();
+        let mut p = Pipeline::new(WindowConfig::default(), out("w.jsonl"), out("d.jsonl"))
+            .with_logs(out("logs.jsonl"));
+        let idx = p.add_source(Format::AppLog, Mapping::new());
+        let clock = p.clock_for(idx, "logs/0");
+        let head = "2026-01-01 10:00:00,000 ERROR [main] Shop - failed";
+        p.process_on_clock(idx, clock, &record(5, head)).unwrap();
+        p.process_on_clock(idx, clock, &record(6, "\tat shop.Cart(Cart.java:1)"))
+            .unwrap();
+        assert_eq!(p.low_water_marks(idx).get("logs/0"), Some(&5));
+        p.process_on_clock(idx, clock, &record(7, head)).unwrap();
+        assert_eq!(p.counts.log_events, 1);
+        assert_eq!(p.low_water_marks(idx).get("logs/0"), Some(&7));
+        // The partition moves to another consumer: the open event goes too.
+        p.drop_stream(idx, "logs/0").unwrap();
+        assert_eq!(p.low_water_marks(idx).get("logs/0"), None);
+    }
 }

@@ -215,6 +215,13 @@ fn apps_and_decisions_are_served_and_rules_reload_safely() {
             .as_array()
             .is_some_and(Vec::is_empty)
     );
+    // SIGHUP reloads too, changed or not.
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    wait_for("the reload on SIGHUP", || {
+        get_json(&format!("{url}/api/v1/rules"))["reloads"] == 2
+    });
     append(&log, 60, 90, 20);
     wait_for("decisions of shop-v2", || {
         api_decisions(&url).iter().any(|d| d.policy == "shop-v2")
@@ -233,7 +240,7 @@ fn apps_and_decisions_are_served_and_rules_reload_safely() {
     );
     assert_eq!(
         value("vane_rule_reloads_total", ("result", "ok")),
-        Some(1.0)
+        Some(2.0)
     );
     assert_eq!(
         value("vane_source_records_total", ("outcome", "decoded")),
@@ -331,6 +338,12 @@ fn manual_scale_goes_through_the_local_orchestrator_and_is_recorded() {
             .filter(|d| d.source == DecisionSource::Manual)
             .count()
             == 3
+    });
+    // The actions are counted per app.
+    wait_for("three scale actions counted", || {
+        get(&format!("{url}/metrics")).contains(
+            "vane_app_actions_total{app=\"shop.example.com\",action=\"scale\",result=\"ok\"} 3",
+        )
     });
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

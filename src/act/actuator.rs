@@ -70,6 +70,8 @@ pub struct Actuator {
     rx: mpsc::UnboundedReceiver<Outcome>,
     pub succeeded: u64,
     pub failed: u64,
+    /// Finished actions by (app, action, result): `scale`/`restart`, `ok`/`failed`.
+    pub by_app: BTreeMap<(String, &'static str, &'static str), u64>,
 }
 
 impl Actuator {
@@ -85,6 +87,7 @@ impl Actuator {
             rx,
             succeeded: 0,
             failed: 0,
+            by_app: BTreeMap::new(),
         }
     }
 
@@ -183,10 +186,23 @@ impl Actuator {
     pub fn drain(&mut self) -> Vec<Outcome> {
         let mut out = Vec::new();
         while let Ok(o) = self.rx.try_recv() {
-            match (&o.action, &o.result) {
-                (Action::Read, _) => {}
-                (_, Ok(())) => self.succeeded += 1,
-                (_, Err(_)) => self.failed += 1,
+            let kind = match &o.action {
+                Action::Read => None,
+                Action::Scale { .. } => Some("scale"),
+                Action::Restart { .. } => Some("restart"),
+            };
+            if let Some(kind) = kind {
+                let result = if o.result.is_ok() {
+                    self.succeeded += 1;
+                    "ok"
+                } else {
+                    self.failed += 1;
+                    "failed"
+                };
+                *self
+                    .by_app
+                    .entry((o.target.app.clone(), kind, result))
+                    .or_default() += 1;
             }
             let app = o.target.app.clone();
             if let Some(s) = self.slots.get_mut(&app) {

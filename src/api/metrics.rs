@@ -136,12 +136,16 @@ pub fn render(s: &Snapshot, v: &LiveView) -> String {
     }
     family(
         &mut out,
-        "vane_actions_total",
-        "Orchestrator actions finished, by result.",
+        "vane_app_actions_total",
+        "Orchestrator actions finished, per app, action (scale, restart) and result (ok, failed).",
         "counter",
     );
-    for (result, n) in [("ok", s.actions_ok), ("failed", s.actions_failed)] {
-        let _ = writeln!(out, "vane_actions_total{{result=\"{result}\"}} {n}");
+    for ((app, action, result), n) in &s.actions {
+        let _ = writeln!(
+            out,
+            "vane_app_actions_total{{app=\"{}\",action=\"{action}\",result=\"{result}\"}} {n}",
+            escape(app)
+        );
     }
     family(
         &mut out,

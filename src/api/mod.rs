@@ -74,8 +74,8 @@ pub struct Snapshot {
     /// Consumer lag by Kafka `topic/partition`.
     pub kafka_lag: BTreeMap<String, i64>,
     pub sinks: BTreeMap<&'static str, SinkStats>,
-    pub actions_ok: u64,
-    pub actions_failed: u64,
+    /// Finished orchestrator actions by (app, action, result).
+    pub actions: BTreeMap<(String, &'static str, &'static str), u64>,
     /// Sources started and the checkpoint restored.
     pub ready: bool,
 }

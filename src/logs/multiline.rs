@@ -200,6 +200,33 @@ impl Assembler {
         out.sort_by_key(|e| (e.time_ns, e.offset));
     }
 
+    /// The offset of the first line of the oldest event still open in
+    /// `stream` (a Kafka partition must not be committed past it).
+    pub fn first_open_offset(&self, stream: &str) -> Option<u64> {
+        self.open
+            .values()
+            .filter(|e| e.source == stream)
+            .map(|e| e.offset)
+            .min()
+    }
+
+    /// Forgets the open events of `stream` (a Kafka partition that moved to
+    /// another consumer, which reads their lines again from the committed
+    /// low-water mark). Returns how many.
+    pub fn drop_stream(&mut self, stream: &str) -> usize {
+        let keys: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, e)| e.source == stream)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &keys {
+            self.open.remove(k);
+            self.touched.remove(k);
+        }
+        keys.len()
+    }
+
     /// Completes every open event (end of input).
     pub fn flush_all(&mut self, out: &mut Vec<LogEvent>) {
         self.touched.clear();
@@ -223,6 +250,33 @@ mod tests {
             instance: Some("0"),
             record_time_ns: None,
         }
+    }
+
+    #[test]
+    fn the_oldest_open_event_bounds_what_a_partition_may_commit() {
+        let mut a = Assembler::new();
+        let mut out = Vec::new();
+        let on = |stream: &'static str, offset: u64, instance: &'static str| LineMeta {
+            stream,
+            offset,
+            app: "shop",
+            instance: Some(instance),
+            record_time_ns: None,
+        };
+        let head = "2026-01-01 10:00:00,000 ERROR [main] Shop - failed";
+        a.push(on("t/0", 7, "0"), head, &mut out).unwrap();
+        a.push(on("t/0", 8, "0"), "\tat shop.Cart(Cart.java:1)", &mut out)
+            .unwrap();
+        a.push(on("t/0", 9, "1"), head, &mut out).unwrap();
+        a.push(on("t/1", 3, "2"), head, &mut out).unwrap();
+        assert!(out.is_empty());
+        assert_eq!(a.first_open_offset("t/0"), Some(7));
+        assert_eq!(a.first_open_offset("t/1"), Some(3));
+        assert_eq!(a.first_open_offset("t/2"), None);
+        // The partition moves away: its open events go with it.
+        assert_eq!(a.drop_stream("t/0"), 2);
+        assert_eq!(a.first_open_offset("t/0"), None);
+        assert_eq!(a.open_events(), 1);
     }
 
     fn feed(a: &mut Assembler, text: &str) -> (Vec<LogEvent>, Vec<String>) {

@@ -608,8 +608,7 @@ fn publish(
     let mut snap = crate::api::Snapshot {
         counts: pipeline.counts,
         ready: true,
-        actions_ok: actuator.map_or(0, |a| a.succeeded),
-        actions_failed: actuator.map_or(0, |a| a.failed),
+        actions: actuator.map(|a| a.by_app.clone()).unwrap_or_default(),
         ..Default::default()
     };
     for (idx, s) in sources {
