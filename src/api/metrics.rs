@@ -72,6 +72,11 @@ pub fn render(s: &Snapshot, v: &LiveView) -> String {
     if !s.sinks.is_empty() {
         for (name, help, kind) in [
             (
+                "vane_sink_batches_total",
+                "Requests the server acknowledged.",
+                "counter",
+            ),
+            (
                 "vane_sink_delivered_total",
                 "Points or documents acknowledged.",
                 "counter",
@@ -91,6 +96,7 @@ pub fn render(s: &Snapshot, v: &LiveView) -> String {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (sink, st) in &s.sinks {
                 let v = match name {
+                    "vane_sink_batches_total" => st.batches,
                     "vane_sink_delivered_total" => st.delivered,
                     "vane_sink_retries_total" => st.retries,
                     "vane_sink_rejected_total" => st.rejected,
@@ -208,6 +214,7 @@ mod tests {
         s.sinks.insert(
             "influxdb",
             SinkStats {
+                batches: 1,
                 delivered: 10,
                 retries: 2,
                 rejected: 0,

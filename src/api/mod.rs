@@ -52,6 +52,8 @@ fn listen() -> String {
 /// Per external sink: what it delivered and how often it had to retry.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SinkStats {
+    /// Requests acknowledged.
+    pub batches: u64,
     pub delivered: u64,
     pub retries: u64,
     pub rejected: u64,

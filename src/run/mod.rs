@@ -630,6 +630,7 @@ fn publish(
         snap.sinks.insert(
             "influxdb",
             crate::api::SinkStats {
+                batches: i.batches,
                 delivered: i.points_written,
                 retries: i.retries,
                 rejected: i.rejected_batches,
@@ -641,6 +642,7 @@ fn publish(
         snap.sinks.insert(
             "elasticsearch",
             crate::api::SinkStats {
+                batches: e.batches,
                 delivered: e.indexed + e.duplicates,
                 retries: e.retries,
                 rejected: e.rejected,

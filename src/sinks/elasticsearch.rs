@@ -113,6 +113,8 @@ pub struct ElasticSink {
     pub duplicates: u64,
     pub retries: u64,
     pub rejected: u64,
+    /// `_bulk` requests the server answered with 2xx.
+    pub batches: u64,
 }
 
 enum Sent {
@@ -171,6 +173,7 @@ impl ElasticSink {
             duplicates: 0,
             retries: 0,
             rejected: 0,
+            batches: 0,
         })
     }
 
@@ -385,6 +388,7 @@ impl ElasticSink {
         if !status.is_success() {
             return Sent::Refused(format!("HTTP {status}: {}", clip(&text)));
         }
+        self.batches += 1;
         let Ok(v) = serde_json::from_str::<Value>(&text) else {
             return Sent::Retry(format!("bulk response is not JSON: {}", clip(&text)), None);
         };

@@ -116,6 +116,8 @@ pub struct InfluxSink {
     pub points_written: u64,
     pub retries: u64,
     pub rejected_batches: u64,
+    /// Requests acknowledged.
+    pub batches: u64,
 }
 
 impl InfluxSink {
@@ -167,6 +169,7 @@ impl InfluxSink {
             points_written: 0,
             retries: 0,
             rejected_batches: 0,
+            batches: 0,
         })
     }
 
@@ -258,6 +261,7 @@ impl InfluxSink {
             match self.send(&batch.lines).await {
                 Ok(()) => {
                     self.points_written += batch.points as u64;
+                    self.batches += 1;
                     self.pending_bytes -= batch.lines.len();
                     self.queue.pop_front();
                     if self.attempts > 0 {
