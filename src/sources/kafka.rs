@@ -166,7 +166,7 @@ pub struct KafkaSource {
     /// each carry their own key and time).
     batch: bool,
     /// The last partition's `topic/partition` name (saves a format per record).
-    last_stream: Option<(String, i32, String)>,
+    last_stream: Option<(String, i32, std::sync::Arc<str>)>,
     paused: bool,
     watermarks: Watermarks,
     rebalances: Arc<Mutex<Vec<Rebalanced>>>,
@@ -273,7 +273,7 @@ impl KafkaSource {
         self.next.remove(stream);
         self.resume_from.remove(stream);
         self.last_committed.remove(stream);
-        self.held.retain(|r| r.stream != stream);
+        self.held.retain(|r| &*r.stream != stream);
     }
 
     /// Keeps this consumer's state of a partition it owns again: records
@@ -467,7 +467,7 @@ impl KafkaSource {
                         None => break,
                     },
                 };
-                if next.stream == chunk.source && next.offset == last + 1 && next.is_one_line() {
+                if *next.stream == *chunk.source && next.offset == last + 1 && next.is_one_line() {
                     chunk.data.extend_from_slice(&next.data);
                     last = next.offset;
                     records += 1;
@@ -492,17 +492,18 @@ impl KafkaSource {
             let msg = result.map_err(|e| format!("kafka: {e}"))?;
             let partition = msg.partition();
             let offset = msg.offset();
+            // Shared, not copied, per record.
             let stream = match &self.last_stream {
                 Some((t, p, name)) if *p == partition && t == msg.topic() => name.clone(),
                 _ => {
-                    let name = format!("{}/{partition}", msg.topic());
+                    let name: std::sync::Arc<str> = format!("{}/{partition}", msg.topic()).into();
                     self.last_stream = Some((msg.topic().to_string(), partition, name.clone()));
                     name
                 }
             };
             if self
                 .resume_from
-                .get(&stream)
+                .get(&*stream)
                 .is_some_and(|&from| offset < from)
             {
                 self.skipped += 1;
@@ -523,7 +524,7 @@ impl KafkaSource {
             };
             if data.is_empty() {
                 // Nothing to read, but read: it moves the partition on.
-                self.next.insert(stream, offset + 1);
+                self.next.insert(stream.to_string(), offset + 1);
                 continue;
             }
             if data.last() != Some(&b'\n') {
@@ -533,11 +534,15 @@ impl KafkaSource {
                 stream,
                 offset,
                 data,
-                key: msg
-                    .key()
-                    .and_then(|k| std::str::from_utf8(k).ok())
-                    .filter(|k| !k.is_empty())
-                    .map(str::to_string),
+                // Only app logs read the key (whose lines say who wrote them).
+                key: if self.batch {
+                    None
+                } else {
+                    msg.key()
+                        .and_then(|k| std::str::from_utf8(k).ok())
+                        .filter(|k| !k.is_empty())
+                        .map(str::to_string)
+                },
                 time_ns: msg
                     .timestamp()
                     .to_millis()
@@ -552,7 +557,7 @@ const MAX_BATCH_RECORDS: usize = 4_096;
 
 /// One record as fetched, before it is handed over.
 struct Record {
-    stream: String,
+    stream: std::sync::Arc<str>,
     offset: i64,
     data: Vec<u8>,
     key: Option<String>,
@@ -566,7 +571,7 @@ impl Record {
 
     fn into_chunk(self) -> Chunk {
         Chunk {
-            source: self.stream,
+            source: self.stream.to_string(),
             file: None,
             offset: u64::try_from(self.offset).unwrap_or(0),
             data: self.data,
