@@ -424,3 +424,56 @@ fn a_log_tail_streams_events_appended_while_it_watches() {
     run.kill().unwrap();
     run.wait().unwrap();
 }
+
+/// Rules mounted from a Kubernetes ConfigMap: the files are symlinks into a
+/// hidden, timestamped folder that the kubelet swaps atomically (`..data`).
+/// Each rule is loaded once, and a swap is a reload.
+#[test]
+fn rules_from_a_configmap_volume_load_once_and_reload_on_a_swap() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let version = |n: u32, files: &[(&str, String)]| {
+        let v = rules.join(format!("..2026_11_27_10_00_0{n}.{n}"));
+        std::fs::create_dir_all(&v).unwrap();
+        for (name, text) in files {
+            std::fs::write(v.join(name), text).unwrap();
+        }
+        // ..data → the version, swapped by renaming a new link over it.
+        let tmp = rules.join("..data_tmp");
+        symlink(v.file_name().unwrap(), &tmp).unwrap();
+        std::fs::rename(&tmp, rules.join("..data")).unwrap();
+        for (name, _) in files {
+            let link = rules.join(name);
+            if std::fs::symlink_metadata(&link).is_err() {
+                symlink(Path::new("..data").join(name), &link).unwrap();
+            }
+        }
+    };
+    version(1, &[("shop.yaml", shop_policy("shop-v1", 1, 6))]);
+    let check = vane().arg("check").arg(&rules).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, "").unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let cfg = api_config(dir.path(), port, &log, "");
+    let mut child = spawn_with_token(&cfg);
+    wait_for("readyz", || get(&format!("{url}/readyz")) == "ready\n");
+    assert_eq!(get_json(&format!("{url}/api/v1/rules"))["policies"], 1);
+    // The kubelet's update: a new version, then the swap.
+    version(2, &[("shop.yaml", shop_policy("shop-v2", 2, 8))]);
+    wait_for("the reload after the swap", || {
+        get_json(&format!("{url}/api/v1/rules"))["reloads"] == 1
+    });
+    let status = get_json(&format!("{url}/api/v1/rules"));
+    assert_eq!(status["policies"], 1, "{status}");
+    assert_eq!(status["reload_failures"], 0, "{status}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -187,7 +187,14 @@ pub fn run_once(cfg: &SqlConfig, records: &Records, now_s: i64) -> Result<RunSum
     }
     let out_dir = records.data_dir.join("rollups");
     std::fs::create_dir_all(&out_dir).map_err(|e| RollupError::io(&out_dir, e))?;
-    for file in query_files(&cfg.queries)? {
+    // Without the queries folder (the built-in configuration run elsewhere)
+    // the segments are still kept; `schedule_runs` said so at start.
+    let files = if cfg.queries.is_dir() {
+        query_files(&cfg.queries)?
+    } else {
+        Vec::new()
+    };
+    for file in files {
         let name = file
             .file_stem()
             .and_then(|s| s.to_str())
@@ -220,6 +227,9 @@ pub async fn schedule_runs(
     records: Records,
 ) -> Result<tokio_cron_scheduler::JobScheduler, tokio_cron_scheduler::JobSchedulerError> {
     use tokio_cron_scheduler::{Job, JobScheduler};
+    if !cfg.queries.is_dir() {
+        warn!(queries = %cfg.queries.display(), "sql.queries is not a folder: segments are kept, no roll-up query runs");
+    }
     let sched = JobScheduler::new().await?;
     let cfg = cfg.clone();
     let schedule = cfg.schedule.clone();

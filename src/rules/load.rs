@@ -149,13 +149,20 @@ fn first_line(s: &str) -> String {
 }
 
 /// The rule files under `path` (a file, or a folder searched recursively), sorted.
+/// Hidden entries are skipped: a Kubernetes ConfigMap volume holds its files
+/// twice more under `..data/` and `..2026_…/` (the symlinked current
+/// version), which would load every rule three times.
 pub fn rule_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut out = Vec::new();
     for e in std::fs::read_dir(path)? {
-        let p = e?.path();
+        let e = e?;
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let p = e.path();
         if p.is_dir() {
             out.extend(rule_files(&p)?);
         } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") && !is_test_file(&p) {
