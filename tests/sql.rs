@@ -153,7 +153,13 @@ fn roll_ups_agree_with_an_independent_computation() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The schedule ran while Vane did: results and segments are there.
+    // The schedule ran while Vane did (and once more at the end): results
+    // and segments are there.
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.matches("roll-ups done").count() >= 2,
+        "a scheduled run and the last one: {log}"
+    );
     for name in ["hourly_app_stats", "daily_app_stats"] {
         let p = dir.path().join(format!("data/rollups/{name}.parquet"));
         assert!(p.exists(), "{} missing", p.display());

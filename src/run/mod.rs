@@ -592,6 +592,22 @@ pub async fn run(
     if let Some(s) = &mut rollups {
         let _ = s.shutdown().await;
     }
+    // A last roll-up over everything checkpointed, so that a stopped run
+    // leaves its results behind (the schedule may not have come round).
+    if let (Some(c), true) = (&cfg.sql, delivered) {
+        let records = crate::rollup::Records::from_config(cfg);
+        let c = c.clone();
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        match tokio::task::spawn_blocking(move || crate::rollup::run_once(&c, &records, now_s))
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "last roll-ups failed"),
+            Err(e) => warn!(error = %e, "last roll-up task failed"),
+        }
+    }
     log_counts(&pipeline.counts);
     Ok(pipeline.counts)
 }
