@@ -7,7 +7,7 @@ use crate::rules::Decision;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("{url}: {source}")]
+    #[error("{url}: no answer (is `vane run` running with an [api] section listening there? --api or VANE_API sets the address)")]
     Http {
         url: String,
         #[source]
