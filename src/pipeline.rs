@@ -75,6 +75,8 @@ pub struct Pipeline {
     low_water: Vec<Vec<(i64, u64)>>,
     /// Kafka partitions taken over from another owner (by clock).
     handoffs: std::collections::HashMap<usize, Handoff>,
+    /// Access log records also become ECS documents (for Elasticsearch).
+    access_docs: bool,
 }
 
 /// Per Kafka partition clock: (clock, window start, first offset) of open
@@ -130,6 +132,8 @@ pub struct Exports {
     pub decisions: Vec<Decision>,
     pub logs: Vec<LogEvent>,
     pub alerts: Vec<AlertEvent>,
+    /// Access log records as ECS documents (with [`Pipeline::with_access_docs`]).
+    pub access: Vec<crate::logs::ecs::AccessDoc>,
 }
 
 impl Outputs {
@@ -247,7 +251,15 @@ impl Pipeline {
             current_clock: 0,
             low_water: Vec::new(),
             handoffs: std::collections::HashMap::new(),
+            access_docs: false,
         }
+    }
+
+    /// Every decoded access log record is also kept as an ECS document for
+    /// the external sinks (needs [`Pipeline::with_exports`]).
+    pub fn with_access_docs(mut self) -> Self {
+        self.access_docs = true;
+        self
     }
 
     /// A partition taken over from another consumer: its records in windows
@@ -733,6 +745,12 @@ impl Pipeline {
                         if !lw.iter().any(|(s, _)| *s == start) {
                             lw.push((start, offset));
                         }
+                    }
+                    if self.access_docs
+                        && let Some(x) = &mut self.out.exports
+                    {
+                        x.access
+                            .push(crate::logs::ecs::access_doc(&rec, text, name, offset));
                     }
                     if self.windows.push(&rec, &mut self.closed) == Pushed::Late {
                         self.counts.late += 1;

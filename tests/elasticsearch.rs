@@ -265,6 +265,95 @@ fn mapping_errors_index_the_good_documents_and_dead_letter_the_bad() {
 
 /// Against a recording server: a 413 splits the batch, per-item 429s are
 /// sent again alone, a 409 counts as indexed, a 400 is dead-lettered.
+/// With `access_logs`, every router log line is a document too (one per
+/// request, `event.dataset` `vane.access`), counted once across a replay,
+/// its fields those of the line.
+#[test]
+#[ignore = "needs services: scripts/test.sh"]
+fn access_logs_are_indexed_once_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("router.log");
+    let out = vane()
+        .args([
+            "generate",
+            "--lines",
+            "2000",
+            "--apps",
+            "4",
+            "--seed",
+            "11",
+            "--error-burst",
+            "20,60,0.4",
+            "--out",
+        ])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    // Counted from the text: the status follows the quoted request.
+    let status = |l: &str| -> u16 {
+        l.split('"')
+            .nth(2)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let want_5xx = text.lines().filter(|l| status(l) >= 500).count() as u64;
+    assert!(want_5xx > 0);
+    let index = prefix("access");
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n[run]\npoll_interval = \"50ms\"\nidle_timeout = \"1s\"\n[elasticsearch]\nurl = \"{ES}\"\nindex_prefix = \"{index}\"\naccess_logs = true\n",
+            log.display()
+        ),
+    );
+    run_to_idle(&cfg);
+    assert_eq!(count(&index), 2000);
+    let errors = search(
+        &index,
+        "q=http.response.status_code:%5B500%20TO%20599%5D&size=0",
+    );
+    assert_eq!(
+        errors["hits"]["total"]["value"].as_u64(),
+        Some(want_5xx),
+        "{errors}"
+    );
+    // One request, field by field.
+    let line = text.lines().nth(1234).unwrap();
+    let field = |key: &str| -> &str {
+        let at = line.find(&format!("{key}:")).unwrap() + key.len() + 1;
+        line[at..]
+            .split([' ', '"'])
+            .find(|s| !s.is_empty())
+            .unwrap()
+    };
+    let hit = search(
+        &index,
+        &format!("q=http.request.id:%22{}%22", field("vcap_request_id")),
+    );
+    assert_eq!(hit["hits"]["total"]["value"].as_u64(), Some(1), "{hit}");
+    let doc = &hit["hits"]["hits"][0]["_source"];
+    assert_eq!(doc["message"], line);
+    assert_eq!(doc["event"]["dataset"], "vane.access");
+    assert_eq!(doc["http"]["response"]["status_code"], status(line));
+    assert_eq!(doc["cloudfoundry"]["app"]["id"], field("app_id"));
+    assert_eq!(doc["service"]["node"]["name"], field("app_index"));
+    let request = line.split('"').nth(1).unwrap();
+    assert_eq!(doc["url"]["path"], request.split(' ').nth(1).unwrap());
+    let seconds: f64 = field("response_time").parse().unwrap();
+    let ns = doc["event"]["duration"].as_f64().unwrap();
+    assert!((ns - seconds * 1e9).abs() <= 1_000.0, "{ns} vs {seconds} s");
+    // Everything again from scratch: still one document per request.
+    std::fs::remove_dir_all(dir.path().join("data")).unwrap();
+    run_to_idle(&cfg);
+    assert_eq!(count(&index), 2000);
+}
+
 #[test]
 fn bulk_protocol_splits_on_413_and_retries_only_failed_items() {
     let busy_once = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -7,7 +7,9 @@ use crate::rules::Decision;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("{url}: no answer (is `vane run` running with an [api] section listening there? --api or VANE_API sets the address)")]
+    #[error(
+        "{url}: no answer (is `vane run` running with an [api] section listening there? --api or VANE_API sets the address)"
+    )]
     Http {
         url: String,
         #[source]

@@ -32,6 +32,100 @@ pub fn doc_id(ev: &LogEvent) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// An access log record as an ECS document (`event.dataset` `vane.access`),
+/// to be indexed beside the app logs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessDoc {
+    /// Deterministic: a hash of stream and position (like app log events).
+    pub id: String,
+    pub time_ns: i64,
+    /// The document, as JSON.
+    pub source: String,
+}
+
+/// The ECS document of one decoded access log line at `offset` of `stream`:
+/// `@timestamp`, `message` (the line), `http.request.method`,
+/// `http.request.bytes`, `http.response.status_code`,
+/// `http.response.body.bytes`, `http.version`, `url.path`, `url.domain`,
+/// `event.duration` (ns), `source.address`, `service.name` (the app),
+/// `service.node.name` (the instance), `cloudfoundry.app.id` for GUIDs,
+/// `http.request.id`.
+pub fn access_doc(
+    rec: &crate::model::AccessRecord<'_>,
+    line: &str,
+    stream: &str,
+    offset: u64,
+) -> AccessDoc {
+    let mut h = Sha256::new();
+    h.update(b"access\0");
+    h.update(stream.as_bytes());
+    h.update([0]);
+    h.update(offset.to_be_bytes());
+    let id: String = h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut request = Map::new();
+    if !rec.method.is_empty() {
+        request.insert("method".into(), json!(rec.method));
+    }
+    request.insert("bytes".into(), json!(rec.bytes_received));
+    if !rec.request_id.is_empty() && rec.request_id != "-" {
+        request.insert("id".into(), json!(rec.request_id));
+    }
+    let mut http = json!({
+        "request": Value::Object(request),
+        "response": { "status_code": rec.status, "body": { "bytes": rec.bytes_sent } },
+    });
+    if let Some(v) = rec.protocol.strip_prefix("HTTP/") {
+        http["version"] = json!(v);
+    }
+    let mut service = json!({ "name": rec.app });
+    if let Some(i) = &rec.instance {
+        service["node"] = json!({ "name": i });
+    }
+    let mut doc = json!({
+        "@timestamp": timestamp(rec.time_ns),
+        "message": line,
+        "http": http,
+        "url": { "path": rec.path, "domain": rec.host },
+        "service": service,
+        "log": { "file": { "path": stream }, "offset": offset },
+        "event": { "id": id, "dataset": "vane.access", "kind": "event" },
+    });
+    if let Some(us) = rec.response_time_us {
+        doc["event"]["duration"] = json!(us.saturating_mul(1_000));
+    }
+    let remote = host_of(rec.remote_addr);
+    if !remote.is_empty() {
+        doc["source"] = json!({ "address": remote });
+    }
+    if is_guid(&rec.app) {
+        let mut app = json!({ "id": rec.app });
+        if let Some(i) = &rec.instance {
+            app["instance_id"] = json!(i);
+        }
+        doc["cloudfoundry"] = json!({ "app": app });
+    }
+    AccessDoc {
+        id,
+        time_ns: rec.time_ns,
+        source: doc.to_string(),
+    }
+}
+
+/// The address without its port: `10.0.0.1:5000` → `10.0.0.1`,
+/// `[2001:db8::1]:443` → `2001:db8::1`; a bare IPv6 address stays whole.
+fn host_of(addr: &str) -> &str {
+    if let Some(rest) = addr.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match addr.matches(':').count() {
+        1 => addr.split(':').next().unwrap_or(addr),
+        _ => addr,
+    }
+}
+
 /// `{prefix}-yyyy.mm.dd` of the event's UTC day.
 pub fn index_name(prefix: &str, time_ns: i64) -> String {
     let (y, m, d) = civil_from_days(time_ns.div_euclid(NANOS_PER_SEC).div_euclid(86_400));
@@ -143,13 +237,17 @@ pub fn index_template(prefix: &str) -> Value {
                         "id": kw, "dataset": kw, "kind": kw, "duration": { "type": "long" }
                     } },
                     "http": { "properties": {
-                        "request": { "properties": { "method": kw } },
+                        "request": { "properties": {
+                            "method": kw, "id": kw, "bytes": { "type": "long" }
+                        } },
                         "response": { "properties": {
                             "status_code": { "type": "long" },
                             "body": { "properties": { "bytes": { "type": "long" } } }
-                        } }
+                        } },
+                        "version": kw
                     } },
-                    "url": { "properties": { "path": kw } }
+                    "url": { "properties": { "path": kw, "domain": kw } },
+                    "source": { "properties": { "address": kw } }
                 }
             }
         }
@@ -160,6 +258,33 @@ pub fn index_template(prefix: &str) -> Value {
 mod tests {
     use super::*;
     use crate::logs::Level;
+
+    #[test]
+    fn an_access_record_becomes_an_ecs_document() {
+        let line = r#"shop.example.com - [2026-01-01T00:00:01.250Z] "GET /cart?x=1 HTTP/1.1" 503 12 512 "-" "curl" "[2001:db8::1]:5000" "10.0.1.1:61000" x_forwarded_for:"-" x_forwarded_proto:"https" vcap_request_id:"r-1" response_time:0.020 gorouter_time:0.0001 app_id:"5b7c2a1e-0000-4000-8000-000000000001" app_index:"3""#;
+        let mapping = crate::decode::Mapping::new();
+        let rec = crate::decode::decode_gorouter(line, &mapping).unwrap();
+        let d = access_doc(&rec, line, "router/0", 41);
+        let v: Value = serde_json::from_str(&d.source).unwrap();
+        assert_eq!(v["@timestamp"], "2026-01-01T00:00:01.250Z");
+        assert_eq!(v["http"]["request"]["method"], "GET");
+        assert_eq!(v["http"]["response"]["status_code"], 503);
+        assert_eq!(v["http"]["response"]["body"]["bytes"], 512);
+        assert_eq!(v["http"]["version"], "1.1");
+        assert_eq!(v["event"]["duration"], 20_000_000);
+        assert_eq!(v["source"]["address"], "2001:db8::1");
+        assert_eq!(v["service"]["node"]["name"], "3");
+        assert_eq!(
+            v["cloudfoundry"]["app"]["id"],
+            "5b7c2a1e-0000-4000-8000-000000000001"
+        );
+        assert_eq!(v["event"]["id"], d.id.as_str());
+        // Same position, same id; another position, another id.
+        assert_eq!(access_doc(&rec, line, "router/0", 41).id, d.id);
+        assert_ne!(access_doc(&rec, line, "router/0", 42).id, d.id);
+        assert_eq!(host_of("10.0.0.1:5000"), "10.0.0.1");
+        assert_eq!(host_of("::1"), "::1");
+    }
 
     fn event() -> LogEvent {
         LogEvent {

@@ -317,6 +317,9 @@ pub async fn run(
     if sinks.any() || cfg.api.is_some() {
         pipeline = pipeline.with_exports();
     }
+    if cfg.elasticsearch.as_ref().is_some_and(|c| c.access_logs) {
+        pipeline = pipeline.with_access_docs();
+    }
 
     let mut server = match &cfg.api {
         Some(c) => Some(
@@ -729,6 +732,9 @@ impl Sinks {
         if let Some(sink) = &mut self.elastic {
             for ev in &x.logs {
                 sink.push_event(ev);
+            }
+            for d in &x.access {
+                sink.push_access(d);
             }
             for r in sink.pump(now, force).await {
                 let reason = format!("document {}: {}", r.id, r.reason);

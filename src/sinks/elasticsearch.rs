@@ -53,6 +53,10 @@ pub struct ElasticConfig {
     /// Above this many buffered bytes the pipeline stops reading input.
     #[serde(default = "max_pending_bytes")]
     pub max_pending_bytes: usize,
+    /// Index the access log records too (one document per request,
+    /// `event.dataset` `vane.access`, in the same indices as the app logs).
+    #[serde(default)]
+    pub access_logs: bool,
 }
 
 fn index_prefix() -> String {
@@ -189,11 +193,23 @@ impl ElasticSink {
 
     pub fn push_event(&mut self, ev: &LogEvent) {
         let source = to_ecs(ev).to_string();
-        let doc = Doc {
+        self.push(Doc {
             id: doc_id(ev),
             index: index_name(&self.cfg.index_prefix, ev.time_ns),
             source,
-        };
+        });
+    }
+
+    /// An access log record (see [`crate::logs::ecs::access_doc`]).
+    pub fn push_access(&mut self, d: &crate::logs::ecs::AccessDoc) {
+        self.push(Doc {
+            id: d.id.clone(),
+            index: index_name(&self.cfg.index_prefix, d.time_ns),
+            source: d.source.clone(),
+        });
+    }
+
+    fn push(&mut self, doc: Doc) {
         let n = doc.bytes();
         self.pending_bytes += n;
         self.open_bytes += n;
