@@ -152,7 +152,14 @@ fn two_hundred_thousand_records_from_kafka_reach_the_store_exactly() {
         String::from_utf8_lossy(&out.stderr)
     );
     let s = summary(&out.stderr);
-    assert_eq!(s["lines"], 200_000, "{s:?}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    assert_eq!(
+        s["lines"],
+        200_000,
+        "{s:?}; the log's end:\n{}",
+        tail.join("\n")
+    );
     assert_eq!(s["decoded"], 200_000, "{s:?}");
     assert_eq!(
         s["late"], 0,

@@ -486,7 +486,19 @@ impl KafkaSource {
     /// already covers.
     fn fetch(&mut self, timeout: Duration) -> Result<Option<Record>, String> {
         loop {
-            let Some(result) = self.consumer.poll(timeout) else {
+            // `poll` answers None both when nothing is queued and when it
+            // served one event that is not a message (statistics, a log
+            // line, a commit): look again a while before calling the queue
+            // empty, or a steady stream of such events (librdkafka's debug
+            // logs, a starved process catching up on statistics) keeps the
+            // messages behind them from ever being read.
+            let mut polled = self.consumer.poll(timeout);
+            let mut tries = 0;
+            while polled.is_none() && tries < MAX_EVENTS_PER_POLL {
+                polled = self.consumer.poll(Duration::ZERO);
+                tries += 1;
+            }
+            let Some(result) = polled else {
                 return Ok(None);
             };
             let msg = result.map_err(|e| format!("kafka: {e}"))?;
@@ -551,6 +563,9 @@ impl KafkaSource {
         }
     }
 }
+
+/// Non-message events served in a row before the queue counts as empty.
+const MAX_EVENTS_PER_POLL: usize = 256;
 
 /// Consecutive records handed over in one chunk, at most.
 const MAX_BATCH_RECORDS: usize = 4_096;
