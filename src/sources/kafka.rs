@@ -565,7 +565,7 @@ impl KafkaSource {
 }
 
 /// Non-message events served in a row before the queue counts as empty.
-const MAX_EVENTS_PER_POLL: usize = 256;
+const MAX_EVENTS_PER_POLL: usize = 64;
 
 /// Consecutive records handed over in one chunk, at most.
 const MAX_BATCH_RECORDS: usize = 4_096;
