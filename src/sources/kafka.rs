@@ -260,6 +260,16 @@ impl KafkaSource {
     }
 
     /// Changes of assignment since the last call.
+    /// A change of assignment waits to be applied (`take_rebalances`):
+    /// nothing more is read until it is, so that no record of a partition
+    /// is processed before its takeover is set up.
+    fn rebalance_pending(&self) -> bool {
+        self.rebalances
+            .lock()
+            .map(|r| !r.is_empty())
+            .unwrap_or(false)
+    }
+
     pub fn take_rebalances(&mut self) -> Vec<Rebalanced> {
         self.rebalances
             .lock()
@@ -439,6 +449,9 @@ impl KafkaSource {
     /// Like [`KafkaSource::poll`], waiting up to `timeout` for a record (the
     /// wait yields the CPU to librdkafka's fetcher threads).
     pub fn poll_timeout(&mut self, timeout: Duration) -> Result<Option<Chunk>, String> {
+        if self.rebalance_pending() {
+            return Ok(None);
+        }
         if self.paused {
             // Keep serving the consumer (it stays in its group); what was
             // already fetched waits.
@@ -494,7 +507,7 @@ impl KafkaSource {
             // messages behind them from ever being read.
             let mut polled = self.consumer.poll(timeout);
             let mut tries = 0;
-            while polled.is_none() && tries < MAX_EVENTS_PER_POLL {
+            while polled.is_none() && tries < MAX_EVENTS_PER_POLL && !self.rebalance_pending() {
                 polled = self.consumer.poll(Duration::ZERO);
                 tries += 1;
             }
