@@ -8,6 +8,7 @@ mod mapping;
 mod nginx_json;
 pub mod prometheus;
 mod scan;
+mod structure;
 pub mod text;
 
 use std::borrow::Cow;

@@ -183,7 +183,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// Bytes a `key:value` key may start with: ASCII letters and `_`.
-static KEY_START: [bool; 256] = {
+pub(crate) static KEY_START: [bool; 256] = {
     let mut t = [false; 256];
     let mut c = 0;
     while c < 256 {
