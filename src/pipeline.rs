@@ -69,6 +69,10 @@ pub struct Pipeline {
     logs: Option<LogOutputs>,
     /// The event clock of the chunk being processed.
     current_clock: usize,
+    /// The handoff of the current clock's partition: records of windows
+    /// ending by then were counted by its previous owner (looked up once
+    /// per chunk, not per record).
+    current_handoff_ns: Option<i64>,
     /// Kafka partitions (by clock): per open window, the offset of its first
     /// record — what the group may restart from without losing an open
     /// window's records (the low-water mark).
@@ -249,6 +253,7 @@ impl Pipeline {
             record_time_ns: None,
             logs: None,
             current_clock: 0,
+            current_handoff_ns: None,
             low_water: Vec::new(),
             handoffs: std::collections::HashMap::new(),
             access_docs: false,
@@ -651,6 +656,7 @@ impl Pipeline {
         // follows the slowest active one.
         self.windows.set_input(clock);
         self.current_clock = clock;
+        self.current_handoff_ns = self.handoffs.get(&clock).map(|h| h.closed_ns);
         self.counts.bytes += data.len() as u64;
         // Validate the whole chunk at once (fast, vectorised); only a chunk
         // with invalid UTF-8 somewhere is checked line by line to find it.
@@ -731,8 +737,9 @@ impl Pipeline {
                         let len = self.windows.config().length_ns;
                         let start = rec.time_ns.div_euclid(len) * len;
                         let clock = self.current_clock;
-                        if let Some(h) = self.handoffs.get(&clock)
-                            && start + len <= h.closed_ns
+                        if self
+                            .current_handoff_ns
+                            .is_some_and(|closed| start + len <= closed)
                         {
                             // Its window was emitted by the previous owner.
                             self.counts.handed_over += 1;

@@ -426,6 +426,9 @@ pub async fn run(
                         if clock != *idx {
                             pipeline.set_source_idle(clock, false)?;
                         }
+                        if let Source::Kafka(k) = source {
+                            k.recycle(chunk);
+                        }
                         got_input = true;
                         this_input = true;
                     }

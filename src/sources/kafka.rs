@@ -18,13 +18,15 @@
 //! order in one partition.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::Message;
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tracing::{info, warn};
@@ -47,6 +49,9 @@ struct PartitionStats {
 struct Context {
     watermarks: Watermarks,
     rebalances: Arc<Mutex<Vec<Rebalanced>>>,
+    /// Set while `rebalances` holds something: checked before every record,
+    /// cheaper than the lock.
+    rebalance_waiting: Arc<AtomicBool>,
     /// The shadow group `{group}.vane-closed`, whose committed "offset" per
     /// partition is the end of the newest window the owner emitted and had
     /// acknowledged (commit metadata would do, but not every broker keeps it).
@@ -147,6 +152,7 @@ impl ConsumerContext for Context {
         };
         if let Ok(mut r) = self.rebalances.lock() {
             r.push(event);
+            self.rebalance_waiting.store(true, Ordering::Release);
         }
     }
 }
@@ -165,11 +171,15 @@ pub struct KafkaSource {
     /// Batch consecutive one-line records (not for app logs, whose records
     /// each carry their own key and time).
     batch: bool,
-    /// The last partition's `topic/partition` name (saves a format per record).
-    last_stream: Option<(String, i32, std::sync::Arc<str>)>,
+    /// The last record's partition (saves a format and a lookup per record).
+    last_stream: Option<LastStream>,
     paused: bool,
+    /// A handed-back chunk buffer, reused for the next batch: a fresh one
+    /// each time costs page faults when the allocator maps it anew.
+    spare: Option<Vec<u8>>,
     watermarks: Watermarks,
     rebalances: Arc<Mutex<Vec<Rebalanced>>>,
+    rebalance_waiting: Arc<AtomicBool>,
     closed_group: Arc<BaseConsumer>,
     /// What this consumer last committed per partition (its low-water mark):
     /// a committed offset found different on assignment means another
@@ -189,6 +199,7 @@ impl KafkaSource {
     ) -> Result<Self, String> {
         let watermarks: Watermarks = Arc::default();
         let rebalances: Arc<Mutex<Vec<Rebalanced>>> = Arc::default();
+        let rebalance_waiting: Arc<AtomicBool> = Arc::default();
         let mut cfg = ClientConfig::new();
         cfg.set("bootstrap.servers", brokers)
             .set("group.id", group)
@@ -218,6 +229,7 @@ impl KafkaSource {
             .create_with_context(Context {
                 watermarks: Arc::clone(&watermarks),
                 rebalances: Arc::clone(&rebalances),
+                rebalance_waiting: Arc::clone(&rebalance_waiting),
                 closed_group: Arc::clone(&closed_group),
             })
             .map_err(|e| format!("kafka consumer for {brokers}: {e}"))?;
@@ -235,8 +247,10 @@ impl KafkaSource {
             batch,
             last_stream: None,
             paused: false,
+            spare: None,
             watermarks,
             rebalances,
+            rebalance_waiting,
             closed_group,
             last_committed: BTreeMap::new(),
             skipped: 0,
@@ -250,6 +264,7 @@ impl KafkaSource {
     /// Offsets from a checkpoint (`topic/partition` → next offset).
     pub fn resume(&mut self, offsets: &BTreeMap<String, i64>) {
         self.resume_from = offsets.clone();
+        self.last_stream = None;
         self.next
             .extend(offsets.iter().map(|(k, v)| (k.clone(), *v)));
     }
@@ -264,16 +279,16 @@ impl KafkaSource {
     /// nothing more is read until it is, so that no record of a partition
     /// is processed before its takeover is set up.
     fn rebalance_pending(&self) -> bool {
-        self.rebalances
-            .lock()
-            .map(|r| !r.is_empty())
-            .unwrap_or(false)
+        self.rebalance_waiting.load(Ordering::Acquire)
     }
 
     pub fn take_rebalances(&mut self) -> Vec<Rebalanced> {
         self.rebalances
             .lock()
-            .map(|mut r| std::mem::take(&mut *r))
+            .map(|mut r| {
+                self.rebalance_waiting.store(false, Ordering::Release);
+                std::mem::take(&mut *r)
+            })
             .unwrap_or_default()
     }
 
@@ -282,6 +297,7 @@ impl KafkaSource {
     pub fn forget(&mut self, stream: &str) {
         self.next.remove(stream);
         self.resume_from.remove(stream);
+        self.last_stream = None;
         self.last_committed.remove(stream);
         self.held.retain(|r| &*r.stream != stream);
     }
@@ -291,6 +307,7 @@ impl KafkaSource {
     /// committed low-water mark, before it).
     pub fn keep_from(&mut self, stream: &str, next: i64) {
         self.resume_from.insert(stream.to_string(), next);
+        self.last_stream = None;
         self.next.insert(stream.to_string(), next);
     }
 
@@ -446,6 +463,13 @@ impl KafkaSource {
         self.poll_timeout(Duration::ZERO)
     }
 
+    /// Gives a processed chunk's buffer back for the next batch.
+    pub fn recycle(&mut self, chunk: Chunk) {
+        if chunk.data.capacity() >= CHUNK_BYTES {
+            self.spare = Some(chunk.data);
+        }
+    }
+
     /// Like [`KafkaSource::poll`], waiting up to `timeout` for a record (the
     /// wait yields the CPU to librdkafka's fetcher threads).
     pub fn poll_timeout(&mut self, timeout: Duration) -> Result<Option<Chunk>, String> {
@@ -469,25 +493,38 @@ impl KafkaSource {
         };
         let mut last = first.offset;
         let batching = self.batch && first.is_one_line();
-        let mut chunk = first.into_chunk();
+        let mut chunk = if batching {
+            let mut data = self.spare.take().unwrap_or_default();
+            data.clear();
+            data.reserve(CHUNK_BYTES + 4096);
+            first.into_chunk_in(data)
+        } else {
+            first.into_chunk_in(Vec::new())
+        };
         if batching {
             let mut records = 1;
-            while records < MAX_BATCH_RECORDS && chunk.data.len() < super::MAX_CHUNK {
+            while records < MAX_BATCH_RECORDS && chunk.data.len() < CHUNK_BYTES {
                 let next = match self.held.pop_front() {
-                    Some(r) => r,
-                    None => match self.fetch(Duration::ZERO)? {
-                        Some(r) => r,
-                        None => break,
-                    },
+                    Some(r) => Next::Record(r),
+                    None => self.append_next(&mut chunk.data, &chunk.source, last)?,
                 };
-                if *next.stream == *chunk.source && next.offset == last + 1 && next.is_one_line() {
-                    chunk.data.extend_from_slice(&next.data);
-                    last = next.offset;
-                    records += 1;
-                } else {
-                    self.held.push_front(next);
-                    break;
+                match next {
+                    Next::Appended(offset) => last = offset,
+                    Next::Record(r)
+                        if *r.stream == *chunk.source
+                            && r.offset == last + 1
+                            && r.is_one_line() =>
+                    {
+                        chunk.data.extend_from_slice(&r.data);
+                        last = r.offset;
+                    }
+                    Next::Record(r) => {
+                        self.held.push_front(r);
+                        break;
+                    }
+                    Next::Empty => break,
                 }
+                records += 1;
             }
         }
         // Only what is handed over counts as read (for the checkpoint).
@@ -499,83 +536,194 @@ impl KafkaSource {
     /// already covers.
     fn fetch(&mut self, timeout: Duration) -> Result<Option<Record>, String> {
         loop {
-            // `poll` answers None both when nothing is queued and when it
-            // served one event that is not a message (statistics, a log
-            // line, a commit): look again a while before calling the queue
-            // empty, or a steady stream of such events (librdkafka's debug
-            // logs, a starved process catching up on statistics) keeps the
-            // messages behind them from ever being read.
-            let mut polled = self.consumer.poll(timeout);
-            let mut tries = 0;
-            while polled.is_none() && tries < MAX_EVENTS_PER_POLL && !self.rebalance_pending() {
-                polled = self.consumer.poll(Duration::ZERO);
-                tries += 1;
-            }
-            let Some(result) = polled else {
+            let Some(result) = poll_message(&self.consumer, &self.rebalance_waiting, timeout)
+            else {
                 return Ok(None);
             };
             let msg = result.map_err(|e| format!("kafka: {e}"))?;
-            let partition = msg.partition();
-            let offset = msg.offset();
-            // Shared, not copied, per record.
-            let stream = match &self.last_stream {
-                Some((t, p, name)) if *p == partition && t == msg.topic() => name.clone(),
-                _ => {
-                    let name: std::sync::Arc<str> = format!("{}/{partition}", msg.topic()).into();
-                    self.last_stream = Some((msg.topic().to_string(), partition, name.clone()));
-                    name
-                }
-            };
-            if self
-                .resume_from
-                .get(&*stream)
-                .is_some_and(|&from| offset < from)
-            {
+            let stream = stream_of(&mut self.last_stream, &self.resume_from, &msg);
+            if stream.covers(msg.offset()) {
                 self.skipped += 1;
                 continue;
             }
-            let payload = msg.payload().unwrap_or_default();
-            let mut data = match &self.json_field {
-                Some(field) => serde_json::from_slice::<serde_json::Value>(payload)
-                    .ok()
-                    .and_then(|v| {
-                        v.get(field)
-                            .and_then(|s| s.as_str())
-                            .map(|s| s.as_bytes().to_vec())
-                    })
-                    // Not the expected wrapper: the record as it is, to be dead-lettered.
-                    .unwrap_or_else(|| payload.to_vec()),
-                None => payload.to_vec(),
-            };
-            if data.is_empty() {
+            let name = Arc::clone(&stream.name);
+            match record_of(&msg, name, self.json_field.as_deref(), self.batch) {
+                Some(r) => return Ok(Some(r)),
                 // Nothing to read, but read: it moves the partition on.
-                self.next.insert(stream.to_string(), offset + 1);
+                None => {
+                    self.next.insert(stream.name.to_string(), msg.offset() + 1);
+                }
+            }
+        }
+    }
+
+    /// The next record, copied straight to the end of `data` when it is the
+    /// one-line record right after `last` in partition `stream` (the common
+    /// case: one copy, no allocation), else returned whole.
+    fn append_next(&mut self, data: &mut Vec<u8>, stream: &str, last: i64) -> Result<Next, String> {
+        loop {
+            let Some(result) =
+                poll_message(&self.consumer, &self.rebalance_waiting, Duration::ZERO)
+            else {
+                return Ok(Next::Empty);
+            };
+            let msg = result.map_err(|e| format!("kafka: {e}"))?;
+            let offset = msg.offset();
+            let known = stream_of(&mut self.last_stream, &self.resume_from, &msg);
+            if known.covers(offset) {
+                self.skipped += 1;
                 continue;
             }
-            if data.last() != Some(&b'\n') {
-                data.push(b'\n');
+            if self.json_field.is_none()
+                && offset == last + 1
+                && *known.name == *stream
+                && let Some(payload) = msg.payload().filter(|p| is_one_line(p))
+            {
+                data.extend_from_slice(payload);
+                if payload.last() != Some(&b'\n') {
+                    data.push(b'\n');
+                }
+                return Ok(Next::Appended(offset));
             }
-            return Ok(Some(Record {
-                stream,
-                offset,
-                data,
-                // Only app logs read the key (whose lines say who wrote them).
-                key: if self.batch {
-                    None
-                } else {
-                    msg.key()
-                        .and_then(|k| std::str::from_utf8(k).ok())
-                        .filter(|k| !k.is_empty())
-                        .map(str::to_string)
-                },
-                time_ns: msg
-                    .timestamp()
-                    .to_millis()
-                    .and_then(|ms| ms.checked_mul(1_000_000)),
-            }));
+            let name = Arc::clone(&known.name);
+            match record_of(&msg, name, self.json_field.as_deref(), self.batch) {
+                Some(r) => return Ok(Next::Record(r)),
+                None => {
+                    self.next.insert(known.name.to_string(), offset + 1);
+                }
+            }
         }
     }
 }
+
+/// What [`KafkaSource::append_next`] found.
+enum Next {
+    /// The record at this offset was appended to the chunk.
+    Appended(i64),
+    /// A record that may not belong to the chunk.
+    Record(Record),
+    /// Nothing more queued.
+    Empty,
+}
+
+/// The partition of the last record seen.
+struct LastStream {
+    topic: String,
+    partition: i32,
+    /// `topic/partition`, shared by the records of a chunk.
+    name: Arc<str>,
+    /// From the checkpoint: records below it are already counted.
+    resume_from: Option<i64>,
+}
+
+impl LastStream {
+    fn covers(&self, offset: i64) -> bool {
+        self.resume_from.is_some_and(|from| offset < from)
+    }
+}
+
+/// The message's partition, from the cache when it is the last one's.
+fn stream_of<'s>(
+    last: &'s mut Option<LastStream>,
+    resume_from: &BTreeMap<String, i64>,
+    msg: &BorrowedMessage<'_>,
+) -> &'s LastStream {
+    let partition = msg.partition();
+    let topic = msg.topic();
+    if !matches!(last, Some(l) if l.partition == partition && l.topic == topic) {
+        *last = None;
+    }
+    last.get_or_insert_with(|| {
+        let name: Arc<str> = format!("{topic}/{partition}").into();
+        LastStream {
+            topic: topic.to_string(),
+            partition,
+            resume_from: resume_from.get(&*name).copied(),
+            name,
+        }
+    })
+}
+
+/// One message from the consumer, if one is queued (up to `timeout`).
+///
+/// `poll` answers None both when nothing is queued and when it served one
+/// event that is not a message (statistics, a log line, a commit): look
+/// again a while before calling the queue empty, or a steady stream of such
+/// events (librdkafka's debug logs, a starved process catching up on
+/// statistics) keeps the messages behind them from ever being read. A
+/// change of assignment stops the search at once.
+fn poll_message<'c>(
+    consumer: &'c BaseConsumer<Context>,
+    rebalance_waiting: &AtomicBool,
+    timeout: Duration,
+) -> Option<KafkaResult<BorrowedMessage<'c>>> {
+    let mut polled = consumer.poll(timeout);
+    let mut tries = 0;
+    while polled.is_none()
+        && tries < MAX_EVENTS_PER_POLL
+        && !rebalance_waiting.load(Ordering::Acquire)
+    {
+        polled = consumer.poll(Duration::ZERO);
+        tries += 1;
+    }
+    polled
+}
+
+/// The message as a record of its own (`None` when it is empty).
+fn record_of(
+    msg: &BorrowedMessage<'_>,
+    stream: Arc<str>,
+    json_field: Option<&str>,
+    batch: bool,
+) -> Option<Record> {
+    let payload = msg.payload().unwrap_or_default();
+    let mut data = match json_field {
+        Some(field) => serde_json::from_slice::<serde_json::Value>(payload)
+            .ok()
+            .and_then(|v| {
+                v.get(field)
+                    .and_then(|s| s.as_str())
+                    .map(|s| s.as_bytes().to_vec())
+            })
+            // Not the expected wrapper: the record as it is, to be dead-lettered.
+            .unwrap_or_else(|| payload.to_vec()),
+        None => payload.to_vec(),
+    };
+    if data.is_empty() {
+        return None;
+    }
+    if data.last() != Some(&b'\n') {
+        data.push(b'\n');
+    }
+    Some(Record {
+        stream,
+        offset: msg.offset(),
+        data,
+        // Only app logs read the key (whose lines say who wrote them).
+        key: if batch {
+            None
+        } else {
+            msg.key()
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+        },
+        time_ns: msg
+            .timestamp()
+            .to_millis()
+            .and_then(|ms| ms.checked_mul(1_000_000)),
+    })
+}
+
+/// No line break before the last byte.
+fn is_one_line(data: &[u8]) -> bool {
+    !data.is_empty() && memchr::memchr(b'\n', &data[..data.len() - 1]).is_none()
+}
+
+/// A chunk of batched records ends past this many bytes: small enough to
+/// stay in the CPU's cache between the copy and the decoding, and to be
+/// reused by the allocator rather than mapped fresh each time.
+const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Non-message events served in a row before the queue counts as empty.
 const MAX_EVENTS_PER_POLL: usize = 64;
@@ -585,7 +733,7 @@ const MAX_BATCH_RECORDS: usize = 4_096;
 
 /// One record as fetched, before it is handed over.
 struct Record {
-    stream: std::sync::Arc<str>,
+    stream: Arc<str>,
     offset: i64,
     data: Vec<u8>,
     key: Option<String>,
@@ -594,15 +742,24 @@ struct Record {
 
 impl Record {
     fn is_one_line(&self) -> bool {
-        memchr::memchr(b'\n', &self.data) == Some(self.data.len() - 1)
+        is_one_line(&self.data)
     }
 
-    fn into_chunk(self) -> Chunk {
+    /// A chunk starting with this record, in `buffer` when it has room
+    /// (else in the record's own).
+    fn into_chunk_in(self, mut buffer: Vec<u8>) -> Chunk {
+        let data = if buffer.capacity() > self.data.len() {
+            buffer.clear();
+            buffer.extend_from_slice(&self.data);
+            buffer
+        } else {
+            self.data
+        };
         Chunk {
             source: self.stream.to_string(),
             file: None,
             offset: u64::try_from(self.offset).unwrap_or(0),
-            data: self.data,
+            data,
             key: self.key,
             time_ns: self.time_ns,
         }
