@@ -16,12 +16,22 @@ pub fn new_histogram() -> Histogram<u32> {
         .expect("constant histogram bounds are valid")
 }
 
-/// Latencies waiting to go into the histogram, per series. Recording one value
-/// touches a random slot of a ~10 KiB histogram; with thousands of instances
-/// that is a cache and TLB miss per request. Buffering a few dozen values in the
-/// (small, contiguous) aggregate and recording them in a burst lets those
-/// misses overlap instead of stalling each line.
-const PENDING: usize = 24;
+/// Latencies kept in the aggregate itself. A window with at most this many
+/// (most instances: 10 requests/s over 10 s is 100) never gets a histogram:
+/// its percentiles are read from the sorted values, mapped to the bucket
+/// the histogram would have answered with, so the numbers are the same —
+/// without 10 KiB to clear, fill and walk per series and window. Beyond it,
+/// the values go to a histogram in bursts: recording one value touches a
+/// random slot of ~10 KiB, a cache and TLB miss, and misses in a burst overlap.
+pub const BUFFERED: usize = 128;
+
+/// The histogram all histograms are shaped like, for its bucket arithmetic.
+fn shape() -> &'static Histogram<u32> {
+    static SHAPE: std::sync::OnceLock<Histogram<u32>> = std::sync::OnceLock::new();
+    SHAPE.get_or_init(new_histogram)
+}
+
+const QUANTILES: [f64; 4] = [0.50, 0.90, 0.95, 0.99];
 
 /// A running mean.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -53,17 +63,24 @@ pub struct Agg {
     pub status: StatusCounts,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    hist: Histogram<u32>,
-    pending: [u32; PENDING],
-    pending_len: usize,
+    /// Absent while every latency of the window fits in `buffered`.
+    hist: Option<Histogram<u32>>,
+    buffered: [u32; BUFFERED],
+    buffered_len: usize,
     /// Container metrics: CPU %, memory bytes and memory % of quota.
     pub cpu_pct: Mean,
     pub memory_bytes: Mean,
     pub memory_pct: Mean,
 }
 
+impl Default for Agg {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Agg {
-    pub fn new(hist: Histogram<u32>) -> Self {
+    pub fn new() -> Self {
         Agg {
             requests: 0,
             sum_rt_us: 0,
@@ -71,9 +88,9 @@ impl Agg {
             status: StatusCounts::default(),
             bytes_in: 0,
             bytes_out: 0,
-            hist,
-            pending: [0; PENDING],
-            pending_len: 0,
+            hist: None,
+            buffered: [0; BUFFERED],
+            buffered_len: 0,
             cpu_pct: Mean::default(),
             memory_bytes: Mean::default(),
             memory_pct: Mean::default(),
@@ -87,19 +104,36 @@ impl Agg {
         self.memory_pct.add(m.memory_pct());
     }
 
-    /// Moves buffered latencies into the histogram.
+    /// The next latency would not fit without a histogram (give it one
+    /// from a pool with [`Agg::attach`]; else it makes its own).
+    #[inline]
+    pub fn wants_histogram(&self) -> bool {
+        self.hist.is_none() && self.buffered_len == BUFFERED
+    }
+
+    /// Gives the aggregate an empty histogram and moves its values there.
+    pub fn attach(&mut self, hist: Histogram<u32>) {
+        self.hist = Some(hist);
+        self.drain();
+    }
+
+    /// Moves buffered latencies into the histogram (if there is one).
     #[inline(never)]
     fn drain(&mut self) {
-        for &v in &self.pending[..self.pending_len] {
-            self.hist.saturating_record(u64::from(v));
+        if let Some(h) = &mut self.hist {
+            for &v in &self.buffered[..self.buffered_len] {
+                h.saturating_record(u64::from(v));
+            }
+            self.buffered_len = 0;
         }
-        self.pending_len = 0;
     }
 
     /// Gives the histogram back (emptied) for reuse.
-    pub fn into_histogram(mut self) -> Histogram<u32> {
-        self.hist.reset();
-        self.hist
+    pub fn into_histogram(self) -> Option<Histogram<u32>> {
+        self.hist.map(|mut h| {
+            h.reset();
+            h
+        })
     }
 
     /// Folds one request in.
@@ -112,29 +146,56 @@ impl Agg {
         if let Some(rt) = rt_us {
             self.sum_rt_us += rt;
             self.max_rt_us = self.max_rt_us.max(rt);
-            // Above u32::MAX µs (71 min) is above the histogram's range anyway.
-            self.pending[self.pending_len] = rt.min(u64::from(u32::MAX)) as u32;
-            self.pending_len += 1;
-            if self.pending_len == PENDING {
+            if self.buffered_len == BUFFERED {
+                if self.hist.is_none() {
+                    self.hist = Some(new_histogram());
+                }
                 self.drain();
             }
+            // Above u32::MAX µs (71 min) is above the histogram's range anyway.
+            self.buffered[self.buffered_len] = rt.min(u64::from(u32::MAX)) as u32;
+            self.buffered_len += 1;
         }
     }
 
     pub fn latency_ms(&mut self) -> LatencyMs {
-        self.drain();
-        if self.hist.is_empty() {
-            return LatencyMs::default();
+        // Beyond the histogram's range only the histogram knows where a
+        // value lands (it clamps): let it answer.
+        if self.hist.is_none()
+            && self.buffered[..self.buffered_len]
+                .iter()
+                .any(|&v| u64::from(v) > shape().high())
+        {
+            self.attach(new_histogram());
         }
+        self.drain();
+        let at = match &self.hist {
+            Some(h) if h.is_empty() => return LatencyMs::default(),
+            Some(h) => QUANTILES.map(|q| h.value_at_quantile(q)),
+            None => {
+                let n = self.buffered_len;
+                if n == 0 {
+                    return LatencyMs::default();
+                }
+                let sorted = &mut self.buffered[..n];
+                sorted.sort_unstable();
+                // As hdrhistogram: the value of rank ⌈q·n⌉ (at least 1),
+                // reported as the highest value of its bucket.
+                QUANTILES.map(|q| {
+                    let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+                    shape().highest_equivalent(u64::from(sorted[rank - 1]))
+                })
+            }
+        };
+        // The highest value of a bucket may exceed what was seen: never
+        // report a percentile above the exact maximum.
         let max = self.max_rt_us;
-        // hdrhistogram answers with the highest value equivalent to the bucket;
-        // never report a percentile above the exact maximum.
-        let q = |p: f64| Some(us_to_ms(self.hist.value_at_quantile(p).min(max)));
+        let ms = |v: u64| Some(us_to_ms(v.min(max)));
         LatencyMs {
-            p50: q(0.50),
-            p90: q(0.90),
-            p95: q(0.95),
-            p99: q(0.99),
+            p50: ms(at[0]),
+            p90: ms(at[1]),
+            p95: ms(at[2]),
+            p99: ms(at[3]),
             max: Some(us_to_ms(max)),
         }
     }
@@ -149,10 +210,11 @@ impl Agg {
             bytes_out: self.bytes_out,
             latencies: self
                 .hist
-                .iter_recorded()
+                .iter()
+                .flat_map(|h| h.iter_recorded())
                 .map(|v| (v.value_iterated_to(), v.count_at_value()))
                 .chain(
-                    self.pending[..self.pending_len]
+                    self.buffered[..self.buffered_len]
                         .iter()
                         .map(|&v| (u64::from(v), 1)),
                 )
@@ -163,7 +225,8 @@ impl Agg {
         }
     }
 
-    pub fn from_snapshot(s: &AggSnapshot, mut hist: Histogram<u32>) -> Self {
+    pub fn from_snapshot(s: &AggSnapshot) -> Self {
+        let mut hist = new_histogram();
         for &(value, count) in &s.latencies {
             hist.saturating_record_n(value, count);
         }
@@ -174,9 +237,9 @@ impl Agg {
             status: s.status,
             bytes_in: s.bytes_in,
             bytes_out: s.bytes_out,
-            hist,
-            pending: [0; PENDING],
-            pending_len: 0,
+            hist: Some(hist),
+            buffered: [0; BUFFERED],
+            buffered_len: 0,
             cpu_pct: s.cpu_pct,
             memory_bytes: s.memory_bytes,
             memory_pct: s.memory_pct,
@@ -204,4 +267,60 @@ pub struct AggSnapshot {
     pub memory_bytes: Mean,
     #[serde(default)]
     pub memory_pct: Mean,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn latencies(values: &[u64], with_histogram: bool) -> LatencyMs {
+        let mut a = Agg::new();
+        if with_histogram {
+            a.attach(new_histogram());
+        }
+        for &v in values {
+            a.record(200, 0, 0, Some(v));
+        }
+        a.latency_ms()
+    }
+
+    proptest! {
+        /// Percentiles read from the buffered values are the histogram's.
+        #[test]
+        fn buffered_percentiles_equal_the_histogram_ones(
+            values in proptest::collection::vec(
+                prop_oneof![0u64..2_000, 0u64..200_000, 0u64..5_000_000_000], 1..=BUFFERED)
+        ) {
+            prop_assert_eq!(latencies(&values, false), latencies(&values, true));
+        }
+
+        /// Past the buffer, values move to a histogram and nothing is lost.
+        #[test]
+        fn a_full_buffer_moves_to_a_histogram(values in proptest::collection::vec(0u64..100_000, BUFFERED + 1..3 * BUFFERED)) {
+            let mut a = Agg::new();
+            for &v in &values {
+                a.record(200, 0, 0, Some(v));
+            }
+            prop_assert!(a.hist.is_some());
+            prop_assert_eq!(a.latency_ms(), latencies(&values, true));
+            let snap = a.to_snapshot();
+            prop_assert_eq!(snap.latencies.iter().map(|&(_, c)| u64::from(c)).sum::<u64>(), values.len() as u64);
+        }
+    }
+
+    #[test]
+    fn a_small_window_needs_no_histogram() {
+        let mut a = Agg::new();
+        for v in 1..=100 {
+            a.record(200, 0, 0, Some(v * 1000));
+        }
+        assert!(a.hist.is_none());
+        let l = a.latency_ms();
+        // The top of the value's bucket, as the histogram answers (1 %).
+        let near = |got: Option<f64>, want: f64| got.is_some_and(|g| g >= want && g <= want * 1.01);
+        assert!(near(l.p50, 50.0) && near(l.p99, 99.0), "{l:?}");
+        assert_eq!(l.max, Some(100.0));
+        assert!(a.into_histogram().is_none());
+    }
 }

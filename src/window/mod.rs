@@ -283,7 +283,7 @@ impl WindowAggregator {
             };
             for b in &mut self.open {
                 if let Some(a) = b.aggs.get_mut(id).and_then(Option::take) {
-                    self.hist_pool.push(a.into_histogram());
+                    self.hist_pool.extend(a.into_histogram());
                 }
             }
             match &s.instance {
@@ -310,7 +310,7 @@ impl WindowAggregator {
                 self.series[id] = None;
                 for b in &mut self.open {
                     if let Some(a) = b.aggs.get_mut(id).and_then(Option::take) {
-                        self.hist_pool.push(a.into_histogram());
+                        self.hist_pool.extend(a.into_histogram());
                     }
                 }
                 self.free_slots.push(id);
@@ -435,10 +435,6 @@ impl WindowAggregator {
             e.instances.insert(inst.into(), id);
         }
         (app_id, Some(id))
-    }
-
-    fn new_agg(&mut self) -> Agg {
-        Agg::new(self.hist_pool.pop().unwrap_or_else(agg::new_histogram))
     }
 
     /// The load of each app so far in the newest open window, as of the
@@ -573,13 +569,11 @@ impl WindowAggregator {
             if self.open[bucket].aggs.len() <= id {
                 self.open[bucket].aggs.resize_with(id + 1, || None);
             }
-            if self.open[bucket].aggs[id].is_none() {
-                let a = self.new_agg();
-                self.open[bucket].aggs[id] = Some(a);
+            let a = self.open[bucket].aggs[id].get_or_insert_with(Agg::new);
+            if a.wants_histogram() {
+                a.attach(self.hist_pool.pop().unwrap_or_else(agg::new_histogram));
             }
-            if let Some(a) = self.open[bucket].aggs[id].as_mut() {
-                record(a);
-            }
+            record(a);
         }
         let input = &mut self.inputs[self.current_input];
         if input.max_ns.is_none_or(|m| t > m) {
@@ -714,7 +708,7 @@ impl WindowAggregator {
             });
             s.pending_late = 0;
             if let Some(a) = agg {
-                self.hist_pool.push(a.into_histogram());
+                self.hist_pool.extend(a.into_histogram());
             }
         }
         out[first_out..].sort_unstable_by(|a, b| (&a.app, &a.instance).cmp(&(&b.app, &b.instance)));

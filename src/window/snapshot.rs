@@ -133,7 +133,7 @@ impl WindowAggregator {
                 aggs.resize_with(self.series.len(), || None);
                 for (id, a) in &b.aggs {
                     if let Some(slot) = aggs.get_mut(*id) {
-                        *slot = Some(Agg::from_snapshot(a, super::agg::new_histogram()));
+                        *slot = Some(Agg::from_snapshot(a));
                     }
                 }
                 Bucket {
