@@ -15,6 +15,8 @@ use crate::window::WindowConfig;
 /// from a fresh clone without arguments.
 pub const DEFAULT_CONFIG: &str = include_str!("../vane.toml");
 pub const DEFAULT_CONFIG_NAME: &str = "vane.toml";
+/// How the compiled-in default names itself in logs and errors.
+pub const BUILT_IN_ORIGIN: &str = "(built-in vane.toml)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -560,10 +562,27 @@ impl Config {
                 DEFAULT_CONFIG_NAME.to_string(),
             )),
             None => Ok((
-                Config::from_toml(DEFAULT_CONFIG, "(built-in vane.toml)")?,
-                "(built-in vane.toml)".into(),
+                Config::from_toml(DEFAULT_CONFIG, BUILT_IN_ORIGIN)?,
+                BUILT_IN_ORIGIN.into(),
             )),
         }
+    }
+
+    /// Rule paths and followed files that do not exist (relative paths
+    /// resolve against the working directory): the built-in default reads
+    /// the repository's `rules/` and `examples/`, so outside it they are
+    /// missing, and saying so beats a bare "cannot read".
+    pub fn missing_paths(&self) -> Vec<&Path> {
+        let files = self.sources.iter().filter_map(|s| match s {
+            SourceConfig::File { path, .. } => Some(path.as_path()),
+            _ => None,
+        });
+        self.rules
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(files)
+            .filter(|p| !p.exists())
+            .collect()
     }
 
     /// The checks serde cannot express. Pure: no filesystem access.

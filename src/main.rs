@@ -197,6 +197,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             exit_when_idle,
         } => {
             let (cfg, origin) = Config::load_or_default(config.as_deref())?;
+            if origin == vane::config::BUILT_IN_ORIGIN {
+                let missing = cfg.missing_paths();
+                if !missing.is_empty() {
+                    anyhow::bail!(
+                        "no vane.toml here, and the built-in default reads the repository's bundled rules and example input, which are not in {}: missing {}. Run `vane run` from the repository root, or write a vane.toml (README, \"Configuration\") or pass --config FILE",
+                        std::env::current_dir()
+                            .map(|d| d.display().to_string())
+                            .unwrap_or_else(|_| "this directory".into()),
+                        missing
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+            }
             tracing::info!(config = %origin, data_dir = %cfg.data_dir.display(), "starting");
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -140,6 +140,21 @@ fn a_bad_config_names_the_file_the_key_and_the_choices() {
 }
 
 #[test]
+fn the_built_in_default_outside_the_repository_says_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = vane().arg("run").current_dir(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no vane.toml here"), "{err}");
+    assert!(
+        err.contains("missing rules, examples/input/gorouter.log"),
+        "{err}"
+    );
+    assert!(err.contains("--config"), "{err}");
+    assert!(!dir.path().join("data").exists(), "nothing written");
+}
+
+#[test]
 fn replay_reads_stdin_and_detects_the_format() {
     let dir = tempfile::tempdir().unwrap();
     let text = fs::read(common::shared_data(
