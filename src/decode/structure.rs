@@ -28,23 +28,49 @@ impl Structure {
     /// The index of `line`, or `None` when it is longer than [`MAX_LINE`].
     /// Uses the widest compares this CPU has (AVX-512 finds the four
     /// masks of 64 bytes in four instructions; SSE2 needs sixteen).
-    #[inline]
+    #[cfg(test)]
     pub fn of(line: &[u8]) -> Option<Structure> {
+        let mut s = Structure::new();
+        s.index(line).then_some(s)
+    }
+
+    /// An empty index, to be filled by [`Structure::index`] (kept in the
+    /// caller's frame: returned by value, its half kilobyte was copied).
+    #[inline(always)]
+    pub fn new() -> Structure {
+        Structure {
+            sep: [0; WORDS],
+            key_ends: [0; WORDS],
+            len: 0,
+            quotes: 0,
+            backslash: false,
+            doubled: false,
+        }
+    }
+
+    /// Indexes `line`; false when it is longer than [`MAX_LINE`]. Uses the
+    /// widest compares this CPU has (AVX-512 finds the four masks of 64
+    /// bytes in four instructions; SSE2 needs sixteen).
+    #[inline]
+    pub fn index(&mut self, line: &[u8]) -> bool {
         if line.len() > MAX_LINE {
-            return None;
+            return false;
         }
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512bw") {
                 // SAFETY: the CPU has AVX-512BW (checked just above).
-                return Some(unsafe { x86::index_avx512(line) });
+                unsafe { x86::index_avx512(line, self) };
+                return true;
             }
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU has AVX2 (checked just above).
-                return Some(unsafe { x86::index_avx2(line) });
+                unsafe { x86::index_avx2(line, self) };
+                return true;
             }
         }
-        Some(index_with(line, masks))
+        index_with(line, masks, self);
+        true
     }
 
     /// The first separator at or after `from`, or the line's length.
@@ -81,16 +107,12 @@ impl Structure {
 
 /// The index, with `masks` giving the space, quote, backslash and colon
 /// masks of 64 bytes (the line's tail is padded with zeros).
+/// Words past the line's are left as they are: no search reads them.
 #[inline(always)]
-fn index_with(line: &[u8], masks: impl Fn(&[u8; 64]) -> [u64; 4]) -> Structure {
-    let mut s = Structure {
-        sep: [0; WORDS],
-        key_ends: [0; WORDS],
-        len: line.len(),
-        quotes: 0,
-        backslash: false,
-        doubled: false,
-    };
+fn index_with(line: &[u8], masks: impl Fn(&[u8; 64]) -> [u64; 4], s: &mut Structure) {
+    s.len = line.len();
+    s.quotes = 0;
+    s.doubled = false;
     // All ones while the previous block ended inside quotes.
     let mut carry = 0u64;
     // The previous block's last byte was a separator (a line that starts
@@ -117,7 +139,6 @@ fn index_with(line: &[u8], masks: impl Fn(&[u8; 64]) -> [u64; 4]) -> Structure {
         prev_sep = sep >> 63;
     }
     s.backslash = backslashes != 0;
-    s
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -130,34 +151,43 @@ mod x86 {
     use super::{Structure, index_with};
 
     #[target_feature(enable = "avx512bw")]
-    pub(super) fn index_avx512(line: &[u8]) -> Structure {
-        index_with(line, |block| {
-            // SAFETY: `block` is 64 readable bytes; the load is unaligned.
-            let v = unsafe { _mm512_loadu_si512(block.as_ptr().cast()) };
-            [
-                _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b' ' as i8)),
-                _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'"' as i8)),
-                _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'\\' as i8)),
-                _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b':' as i8)),
-            ]
-        })
+    pub(super) fn index_avx512(line: &[u8], s: &mut Structure) {
+        index_with(
+            line,
+            |block| {
+                // SAFETY: `block` is 64 readable bytes; the load is unaligned.
+                let v = unsafe { _mm512_loadu_si512(block.as_ptr().cast()) };
+                [
+                    _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b' ' as i8)),
+                    _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'"' as i8)),
+                    _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'\\' as i8)),
+                    _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b':' as i8)),
+                ]
+            },
+            s,
+        )
     }
 
     #[target_feature(enable = "avx2")]
-    pub(super) fn index_avx2(line: &[u8]) -> Structure {
-        index_with(line, |block| {
-            let mut out = [0u64; 4];
-            for half in 0..2 {
-                // SAFETY: bytes 32 * half .. + 32 of `block` are readable;
-                // the load is unaligned.
-                let v = unsafe { _mm256_loadu_si256(block[32 * half..].as_ptr().cast()) };
-                for (i, c) in [b' ', b'"', b'\\', b':'].into_iter().enumerate() {
-                    let m = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8)));
-                    out[i] |= u64::from(m as u32) << (32 * half);
+    pub(super) fn index_avx2(line: &[u8], s: &mut Structure) {
+        index_with(
+            line,
+            |block| {
+                let mut out = [0u64; 4];
+                for half in 0..2 {
+                    // SAFETY: bytes 32 * half .. + 32 of `block` are readable;
+                    // the load is unaligned.
+                    let v = unsafe { _mm256_loadu_si256(block[32 * half..].as_ptr().cast()) };
+                    for (i, c) in [b' ', b'"', b'\\', b':'].into_iter().enumerate() {
+                        let m =
+                            _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8)));
+                        out[i] |= u64::from(m as u32) << (32 * half);
+                    }
                 }
-            }
-            out
-        })
+                out
+            },
+            s,
+        )
     }
 
     #[cfg(test)]
@@ -289,24 +319,51 @@ mod tests {
         #[test]
         fn every_instruction_set_agrees(line in proptest::collection::vec(
             prop_oneof![Just(b' '), Just(b'"'), Just(b'\\'), Just(b':'), any::<u8>()], 0..300)) {
-            let base = index_with(&line, scalar_masks);
-            let mut all = vec![index_with(&line, masks)];
+            let build = |f: &dyn Fn(&mut Structure)| {
+                let mut s = Structure::new();
+                f(&mut s);
+                s
+            };
+            let base = build(&|s| index_with(&line, scalar_masks, s));
+            let mut all = vec![build(&|s| index_with(&line, masks, s))];
             #[cfg(target_arch = "x86_64")]
             {
                 let (avx512, avx2) = x86::detected();
                 if avx512 {
                     // SAFETY: detected.
-                    all.push(unsafe { x86::index_avx512(&line) });
+                    all.push(build(&|s| unsafe { x86::index_avx512(&line, s) }));
                 }
                 if avx2 {
                     // SAFETY: detected.
-                    all.push(unsafe { x86::index_avx2(&line) });
+                    all.push(build(&|s| unsafe { x86::index_avx2(&line, s) }));
                 }
             }
             for s in all {
                 prop_assert_eq!(s.sep, base.sep);
+                prop_assert_eq!(s.len, base.len);
                 prop_assert_eq!(s.key_ends, base.key_ends);
                 prop_assert_eq!((s.quotes, s.backslash, s.doubled), (base.quotes, base.backslash, base.doubled));
+            }
+        }
+    }
+
+    proptest! {
+        /// An index filled again for another line answers for that line
+        /// only (the words past it keep the old line's bits).
+        #[test]
+        fn a_reused_index_forgets_the_longer_line(
+            long in proptest::collection::vec(prop_oneof![Just(b' '), Just(b'"'), Just(b':'), Just(b'a')], 0..600),
+            short in proptest::collection::vec(prop_oneof![Just(b' '), Just(b'"'), Just(b':'), Just(b'a')], 0..300),
+        ) {
+            let mut s = Structure::new();
+            prop_assert!(s.index(&long));
+            prop_assert!(s.index(&short));
+            let fresh = Structure::of(&short).unwrap();
+            prop_assert_eq!(walk(&s, short.len()), walk(&fresh, short.len()));
+            prop_assert_eq!(s.next_sep(short.len()), short.len());
+            prop_assert_eq!((s.quotes, s.backslash, s.doubled), (fresh.quotes, fresh.backslash, fresh.doubled));
+            for from in 0..=short.len() + 1 {
+                prop_assert_eq!(s.next_key_end(from), fresh.next_key_end(from));
             }
         }
     }

@@ -25,15 +25,16 @@ use crate::model::AccessRecord;
 use crate::time;
 
 /// Fields of a line in order, split at its separators.
-struct Fields<'a> {
+struct Fields<'a, 's> {
     line: &'a str,
-    index: Structure,
+    /// Borrowed, not moved: it is over half a kilobyte.
+    index: &'s Structure,
     pos: usize,
     /// Fields taken as quoted (each holds exactly two quotes if all is well).
     quoted: u32,
 }
 
-impl<'a> Fields<'a> {
+impl<'a> Fields<'a, '_> {
     fn at_end(&self) -> bool {
         self.pos >= self.line.len()
     }
@@ -84,14 +85,17 @@ impl<'a> Fields<'a> {
 /// The record, or `None` when the byte-by-byte decoder must decide.
 #[inline]
 pub(super) fn decode<'a>(line: &'a str, mapping: &'a Mapping) -> Option<AccessRecord<'a>> {
-    let index = Structure::of(line.as_bytes())?;
+    let mut index = Structure::new();
+    if !index.index(line.as_bytes()) {
+        return None;
+    }
     if index.backslash || index.doubled {
         return None;
     }
     let total_quotes = index.quotes;
     let mut f = Fields {
         line,
-        index,
+        index: &index,
         pos: 0,
         quoted: 0,
     };
@@ -101,12 +105,18 @@ pub(super) fn decode<'a>(line: &'a str, mapping: &'a Mapping) -> Option<AccessRe
         return None;
     }
     // `[time]`: up to the first `]`, which a space must follow (a CLF time
-    // holds a space of its own, so this is not one field).
+    // holds a space of its own, so this is not one field). An ISO time
+    // holds none: its `]` ends the field (a `]` inside fails the parse).
     let open = f.pos;
     if b.get(open) != Some(&b'[') {
         return None;
     }
-    let close = open + 1 + memchr::memchr(b']', &b[open + 1..])?;
+    let field_end = f.index.next_sep(open);
+    let close = if field_end > open + 1 && b[field_end - 1] == b']' {
+        field_end - 1
+    } else {
+        open + 1 + memchr::memchr(b']', &b[open + 1..])?
+    };
     if b.get(close + 1) != Some(&b' ') {
         return None;
     }
@@ -131,23 +141,10 @@ pub(super) fn decode<'a>(line: &'a str, mapping: &'a Mapping) -> Option<AccessRe
     if !f.at_end() && (b[f.pos] == b'"' || !starts_with_key(&line[f.pos..])) {
         backend_addr = f.address()?;
     }
-    let mut rec = AccessRecord {
-        time_ns,
-        app: Cow::Borrowed(""),
-        host,
-        instance: None,
-        method,
-        path,
-        protocol,
-        status,
-        bytes_received,
-        bytes_sent,
-        response_time_us: None,
-        remote_addr,
-        backend_addr,
-        request_id: "",
-        instance_id: "",
-    };
+    // Collected in locals and built at the end, straight into the caller's
+    // slot (a record built first and filled in was copied on return).
+    let (mut response_time_us, mut instance) = (None, None);
+    let (mut request_id, mut instance_id) = ("", "");
     let mut app_id: Option<&'a str> = None;
     while !f.at_end() {
         let start = f.pos;
@@ -167,7 +164,7 @@ pub(super) fn decode<'a>(line: &'a str, mapping: &'a Mapping) -> Option<AccessRe
         match Key::of(&pair[..colon]) {
             Key::Other => {}
             Key::ResponseTime => {
-                rec.response_time_us = match value {
+                response_time_us = match value {
                     "-" | "" => None,
                     v => Some(seconds_to_us(v)?),
                 }
@@ -176,21 +173,36 @@ pub(super) fn decode<'a>(line: &'a str, mapping: &'a Mapping) -> Option<AccessRe
             Key::AppIndex => {
                 if value != "-" && !value.is_empty() {
                     parse_u64(value)?;
-                    rec.instance = Some(Cow::Borrowed(value));
+                    instance = Some(Cow::Borrowed(value));
                 }
             }
-            Key::RequestId => rec.request_id = value,
-            Key::InstanceId => rec.instance_id = value,
+            Key::RequestId => request_id = value,
+            Key::InstanceId => instance_id = value,
         }
     }
     if total_quotes != 2 * f.quoted {
         return None;
     }
-    rec.app = match app_id {
-        Some(id) => Cow::Borrowed(id),
-        None => mapping.app_for_host(host),
-    };
-    Some(rec)
+    Some(AccessRecord {
+        time_ns,
+        app: match app_id {
+            Some(id) => Cow::Borrowed(id),
+            None => mapping.app_for_host(host),
+        },
+        host,
+        instance,
+        method,
+        path,
+        protocol,
+        status,
+        bytes_received,
+        bytes_sent,
+        response_time_us,
+        remote_addr,
+        backend_addr,
+        request_id,
+        instance_id,
+    })
 }
 
 #[cfg(test)]
