@@ -6,6 +6,10 @@
 //! Run: `scripts/services.sh start && taskset -c 0 cargo bench --bench kafka`
 //! (`BENCH_RECORDS` to change the count, default 1,000,000; 3 partitions;
 //! `BENCH_ROUNDS` alternating rounds, default 3, medians compared).
+//!
+//! Two limits: the rdkafka crate's consumer, one `poll` per record (what a
+//! plain rdkafka user gets), and a bare consumer taking each partition's
+//! records in batches the way Vane does (`rd_kafka_consume_batch_queue`).
 //! Each side is timed from its first record to its last (the group join is
 //! not counted), reading the topic from the start in its own consumer group.
 //!
@@ -17,7 +21,8 @@
 //!
 //! For profiling one side: `BENCH_TOPIC=name` reads a topic produced by an
 //! earlier run (its name is printed; nothing is produced), and
-//! `BENCH_SIDES=vane` (or `bare`) runs only that side.
+//! `BENCH_SIDES=vane` (or `bare`, `bare-batch`, comma-separated) runs only
+//! those sides.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -70,7 +75,7 @@ fn main() {
             (t, bytes)
         }
     };
-    let sides = std::env::var("BENCH_SIDES").unwrap_or_else(|_| "bare,vane".into());
+    let sides = std::env::var("BENCH_SIDES").unwrap_or_else(|_| "bare,bare-batch,vane".into());
     println!(
         "kafka bench: {n} records, {:.0} MB, 3 partitions, topic {topic}, {rounds} rounds (each side in turn, fresh consumer group each time)",
         bytes as f64 / 1e6
@@ -78,17 +83,25 @@ fn main() {
     let rate = |s: f64| n as f64 / s.max(1e-9);
     // Alternating rounds, medians compared: one side's slow moment (the
     // broker, the VM) does not decide the ratio.
-    let (mut bare, mut vane) = (Vec::new(), Vec::new());
+    let (mut bare, mut bare_batch, mut vane) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         // Fresh groups every time, so the topic is read from its start.
         let group = |side: &str| format!("{topic}-{side}-{}-{round}", std::process::id());
-        if sides.contains("bare") {
+        if sides.split(',').any(|s| s == "bare") {
             let (s, _, _) = in_child("bare", &topic, &group("bare"), n);
             println!(
                 "  round {round}: bare rdkafka consumer      {s:>7.3} s  {:>10.0} records/s",
                 rate(s)
             );
             bare.push(s);
+        }
+        if sides.contains("bare-batch") {
+            let (s, _, _) = in_child("bare-batch", &topic, &group("bare-batch"), n);
+            println!(
+                "  round {round}: bare batch consumer       {s:>7.3} s  {:>10.0} records/s",
+                rate(s)
+            );
+            bare_batch.push(s);
         }
         if sides.contains("vane") {
             let (s, pipeline_s, chunks) = in_child("vane", &topic, &group("vane"), n);
@@ -100,24 +113,26 @@ fn main() {
             vane.push(s);
         }
     }
-    let (bare_s, vane_s) = (median(&mut bare), median(&mut vane));
-    if let (Some(b), Some(v)) = (bare_s, vane_s) {
-        println!(
-            "median: bare {:.0} records/s, vane {:.0} records/s: vane at {:.0}% of bare",
-            rate(b),
-            rate(v),
-            rate(v) / rate(b) * 100.0
-        );
-    }
-    // Best against best: what each side does when nothing else gets in its
-    // way (a round's slow moments come from the VM and the broker).
-    if let (Some(b), Some(v)) = (bare.first(), vane.first()) {
-        println!(
-            "best:   bare {:.0} records/s, vane {:.0} records/s: vane at {:.0}% of bare",
-            rate(*b),
-            rate(*v),
-            rate(*v) / rate(*b) * 100.0
-        );
+    let vane_median = median(&mut vane);
+    for (name, limit) in [("bare", &mut bare), ("bare batch", &mut bare_batch)] {
+        if let (Some(b), Some(v)) = (median(limit), vane_median) {
+            println!(
+                "median: {name} {:.0} records/s, vane {:.0} records/s: vane at {:.0}% of {name}",
+                rate(b),
+                rate(v),
+                rate(v) / rate(b) * 100.0
+            );
+        }
+        // Best against best: what each side does when nothing else gets in
+        // its way (a round's slow moments come from the VM and the broker).
+        if let (Some(b), Some(v)) = (limit.first(), vane.first()) {
+            println!(
+                "best:   {name} {:.0} records/s, vane {:.0} records/s: vane at {:.0}% of {name}",
+                rate(*b),
+                rate(*v),
+                rate(*v) / rate(*b) * 100.0
+            );
+        }
     }
 }
 
@@ -156,6 +171,7 @@ fn run_child(side: &str) {
     let n: usize = var("BENCH_RECORDS").parse().expect("BENCH_RECORDS");
     let run = |group: &str| match side {
         "bare" => (run_bare(&topic, group, n), 0.0, 0),
+        "bare-batch" => (run_bare_batch(&topic, group, n), 0.0, 0),
         _ => run_vane(&topic, group, n),
     };
     // A first pass, not timed, unless BENCH_WARM=0: a long-running consumer
@@ -197,6 +213,64 @@ fn run_bare(topic: &str, group: &str, n: usize) -> f64 {
             seen += 1;
         }
     }
+    std::hint::black_box(sum);
+    first.map_or(0.0, |t| t.elapsed().as_secs_f64())
+}
+
+/// A bare consumer taking records in batches (`rd_kafka_consume_batch_queue`,
+/// which the rdkafka crate does not wrap), as Vane's source does: every
+/// assigned partition forwarded to one queue of its own, drained up to 256
+/// records at a time, the consumer's queue polled for the group's events.
+fn run_bare_batch(topic: &str, group: &str, n: usize) -> f64 {
+    use rdkafka::bindings as rd;
+    let bare: BaseConsumer = config(group).create().expect("consumer");
+    bare.subscribe(&[topic]).expect("subscribe");
+    let rk = bare.client().native_ptr();
+    // SAFETY (every block below): `rk` is live while `bare` is, the queue
+    // is destroyed before it, and each message the batch call hands over is
+    // destroyed once.
+    let queue = unsafe { rd::rd_kafka_queue_new(rk) };
+    assert!(!queue.is_null(), "a queue");
+    let (mut seen, mut first, mut routed) = (0usize, None, false);
+    let mut sum = 0usize;
+    let mut batch = [std::ptr::null_mut::<rd::rd_kafka_message_t>(); 256];
+    while seen < n {
+        // Records fetched before the partitions were forwarded come here.
+        if let Some(Ok(m)) = bare.poll(Duration::ZERO) {
+            first.get_or_insert_with(Instant::now);
+            sum += m.payload().map_or(0, <[u8]>::len);
+            seen += 1;
+            continue;
+        }
+        if !routed {
+            let assigned = bare.assignment().expect("assignment");
+            for e in assigned.elements() {
+                let t = std::ffi::CString::new(e.topic()).expect("topic");
+                unsafe {
+                    let part = rd::rd_kafka_queue_get_partition(rk, t.as_ptr(), e.partition());
+                    if !part.is_null() {
+                        rd::rd_kafka_queue_forward(part, queue);
+                        rd::rd_kafka_queue_destroy(part);
+                        routed = true;
+                    }
+                }
+            }
+            if !routed {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        }
+        let k = unsafe { rd::rd_kafka_consume_batch_queue(queue, 100, batch.as_mut_ptr(), 256) };
+        for &m in &batch[..usize::try_from(k).unwrap_or(0)] {
+            first.get_or_insert_with(Instant::now);
+            unsafe {
+                sum += (*m).len;
+                rd::rd_kafka_message_destroy(m);
+            }
+            seen += 1;
+        }
+    }
+    unsafe { rd::rd_kafka_queue_destroy(queue) };
     std::hint::black_box(sum);
     first.map_or(0.0, |t| t.elapsed().as_secs_f64())
 }

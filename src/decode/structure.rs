@@ -37,7 +37,7 @@ impl Structure {
     /// An empty index, to be filled by [`Structure::index`] (kept in the
     /// caller's frame: returned by value, its half kilobyte was copied).
     #[inline(always)]
-    pub fn new() -> Structure {
+    pub const fn new() -> Structure {
         Structure {
             sep: [0; WORDS],
             key_ends: [0; WORDS],

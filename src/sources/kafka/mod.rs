@@ -16,6 +16,11 @@
 //!
 //! Producers should key records by app id, so that an app's records stay in
 //! order in one partition.
+//!
+//! Sources of one-line records take them from librdkafka in batches
+//! ([`batch`]); app logs and JSON-wrapped records one poll at a time.
+
+mod batch;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +36,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
+use self::batch::{Queue, RawMessage};
 use super::Chunk;
 
 /// Per `topic/partition`, from librdkafka's statistics: the high watermark,
@@ -158,6 +164,12 @@ impl ConsumerContext for Context {
 }
 
 pub struct KafkaSource {
+    /// Records taken from `batches` in one pull, not looked at yet (in
+    /// order). Declared before the consumer: freed before it.
+    pulled: VecDeque<RawMessage>,
+    /// Where the assigned partitions' records are forwarded when they are
+    /// taken in batches (`None`: one poll each). Before the consumer too.
+    batches: Option<Batches>,
     consumer: BaseConsumer<Context>,
     name: String,
     json_field: Option<String>,
@@ -237,7 +249,17 @@ impl KafkaSource {
         consumer
             .subscribe(&names)
             .map_err(|e| format!("kafka subscribe to {names:?}: {e}"))?;
+        let batches = (batch && json_field.is_none())
+            .then(|| {
+                Some(Batches {
+                    records: Queue::new(&consumer)?,
+                    consumer_queue: Queue::of_consumer(&consumer)?,
+                })
+            })
+            .flatten();
         Ok(KafkaSource {
+            pulled: VecDeque::new(),
+            batches,
             consumer,
             name: format!("kafka:{}", topics.join(",")),
             json_field,
@@ -283,13 +305,37 @@ impl KafkaSource {
     }
 
     pub fn take_rebalances(&mut self) -> Vec<Rebalanced> {
-        self.rebalances
+        let events = self
+            .rebalances
             .lock()
             .map(|mut r| {
                 self.rebalance_waiting.store(false, Ordering::Release);
                 std::mem::take(&mut *r)
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Some(b) = &self.batches {
+            // Every assignment: librdkafka drops a partition's forwarding
+            // when it is revoked.
+            for event in &events {
+                let Rebalanced::Assigned(parts) = event else {
+                    continue;
+                };
+                let mut routed = 0;
+                for (stream, _) in parts {
+                    if let Some((topic, p)) = stream.rsplit_once('/')
+                        && let Ok(p) = p.parse::<i32>()
+                    {
+                        if b.records.route_partition(&self.consumer, topic, p) {
+                            routed += 1;
+                        } else {
+                            warn!(partition = %stream, "kafka: partition unknown to librdkafka, its records are polled one by one");
+                        }
+                    }
+                }
+                info!(partitions = routed, "kafka: records taken in batches");
+            }
+        }
+        events
     }
 
     /// Forgets a partition this consumer no longer owns (or whose state here
@@ -299,13 +345,23 @@ impl KafkaSource {
         self.resume_from.remove(stream);
         self.last_stream = None;
         self.last_committed.remove(stream);
+        self.drop_fetched(stream);
+    }
+
+    /// Drops the records of `stream` fetched but not handed over.
+    fn drop_fetched(&mut self, stream: &str) {
         self.held.retain(|r| &*r.stream != stream);
+        self.pulled
+            .retain(|m| format!("{}/{}", m.topic(), m.partition()) != stream);
     }
 
     /// Keeps this consumer's state of a partition it owns again: records
     /// before `next` are already counted here (the group restarts from the
-    /// committed low-water mark, before it).
+    /// committed low-water mark, before it). Records fetched before the
+    /// change and not handed over yet are dropped: the group fetches them
+    /// again (from that older commit), and they would count twice.
     pub fn keep_from(&mut self, stream: &str, next: i64) {
+        self.drop_fetched(stream);
         self.resume_from.insert(stream.to_string(), next);
         self.last_stream = None;
         self.next.insert(stream.to_string(), next);
@@ -479,14 +535,16 @@ impl KafkaSource {
         if self.paused {
             // Keep serving the consumer (it stays in its group); what was
             // already fetched waits.
-            while let Some(r) = self.fetch(Duration::ZERO)? {
+            // (Not those forwarded for batches: they wait in librdkafka,
+            // within its bounds.)
+            while let Some(r) = self.fetch(Duration::ZERO, false)? {
                 self.held.push_back(r);
             }
             return Ok(None);
         }
         let first = match self.held.pop_front() {
             Some(r) => r,
-            None => match self.fetch(timeout)? {
+            None => match self.fetch(timeout, true)? {
                 Some(r) => r,
                 None => return Ok(None),
             },
@@ -533,14 +591,20 @@ impl KafkaSource {
     }
 
     /// The next record from the consumer, skipping those the checkpoint
-    /// already covers.
-    fn fetch(&mut self, timeout: Duration) -> Result<Option<Record>, String> {
+    /// already covers (`batched`: also from the batches' queue).
+    fn fetch(&mut self, timeout: Duration, batched: bool) -> Result<Option<Record>, String> {
         loop {
-            let Some(result) = poll_message(&self.consumer, &self.rebalance_waiting, timeout)
-            else {
+            let batches = self.batches.as_ref().filter(|_| batched);
+            let Some(result) = next_message(
+                &self.consumer,
+                batches,
+                &mut self.pulled,
+                &self.rebalance_waiting,
+                timeout,
+            ) else {
                 return Ok(None);
             };
-            let msg = result.map_err(|e| format!("kafka: {e}"))?;
+            let msg = result?;
             let stream = stream_of(&mut self.last_stream, &self.resume_from, &msg);
             if stream.covers(msg.offset()) {
                 self.skipped += 1;
@@ -562,12 +626,16 @@ impl KafkaSource {
     /// case: one copy, no allocation), else returned whole.
     fn append_next(&mut self, data: &mut Vec<u8>, stream: &str, last: i64) -> Result<Next, String> {
         loop {
-            let Some(result) =
-                poll_message(&self.consumer, &self.rebalance_waiting, Duration::ZERO)
-            else {
+            let Some(result) = next_message(
+                &self.consumer,
+                self.batches.as_ref(),
+                &mut self.pulled,
+                &self.rebalance_waiting,
+                Duration::ZERO,
+            ) else {
                 return Ok(Next::Empty);
             };
-            let msg = result.map_err(|e| format!("kafka: {e}"))?;
+            let msg = result?;
             let offset = msg.offset();
             let known = stream_of(&mut self.last_stream, &self.resume_from, &msg);
             if known.covers(offset) {
@@ -626,7 +694,7 @@ impl LastStream {
 fn stream_of<'s>(
     last: &'s mut Option<LastStream>,
     resume_from: &BTreeMap<String, i64>,
-    msg: &BorrowedMessage<'_>,
+    msg: &Fetched<'_>,
 ) -> &'s LastStream {
     let partition = msg.partition();
     let topic = msg.topic();
@@ -641,6 +709,103 @@ fn stream_of<'s>(
             resume_from: resume_from.get(&*name).copied(),
             name,
         }
+    })
+}
+
+/// The queues of a source whose records are taken in batches.
+struct Batches {
+    /// Where the assigned partitions' records are forwarded.
+    records: Queue,
+    /// The consumer's queue (events, and records of partitions not
+    /// forwarded yet): drained first, to keep each partition in order.
+    consumer_queue: Queue,
+}
+
+/// A fetched record: polled from the consumer's queue, or taken in a batch.
+enum Fetched<'c> {
+    Polled(BorrowedMessage<'c>),
+    Batched(RawMessage),
+}
+
+impl Fetched<'_> {
+    fn topic(&self) -> &str {
+        match self {
+            Fetched::Polled(m) => m.topic(),
+            Fetched::Batched(m) => m.topic(),
+        }
+    }
+
+    fn partition(&self) -> i32 {
+        match self {
+            Fetched::Polled(m) => m.partition(),
+            Fetched::Batched(m) => m.partition(),
+        }
+    }
+
+    fn offset(&self) -> i64 {
+        match self {
+            Fetched::Polled(m) => m.offset(),
+            Fetched::Batched(m) => m.offset(),
+        }
+    }
+
+    fn payload(&self) -> Option<&[u8]> {
+        match self {
+            Fetched::Polled(m) => m.payload(),
+            Fetched::Batched(m) => m.payload(),
+        }
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        match self {
+            Fetched::Polled(m) => m.key(),
+            Fetched::Batched(m) => m.key(),
+        }
+    }
+
+    fn timestamp_ms(&self) -> Option<i64> {
+        match self {
+            Fetched::Polled(m) => m.timestamp().to_millis(),
+            Fetched::Batched(m) => m.timestamp_ms(),
+        }
+    }
+}
+
+/// The next record, if one is queued (waiting up to `timeout`): one pulled
+/// earlier, else from the consumer's queue, else (with `batches`, and only
+/// once the consumer's queue is empty) a new pull.
+fn next_message<'c>(
+    consumer: &'c BaseConsumer<Context>,
+    batches: Option<&Batches>,
+    pulled: &mut VecDeque<RawMessage>,
+    rebalance_waiting: &AtomicBool,
+    timeout: Duration,
+) -> Option<Result<Fetched<'c>, String>> {
+    let polled = |timeout| {
+        poll_message(consumer, rebalance_waiting, timeout)
+            .map(|r| r.map(Fetched::Polled).map_err(|e| format!("kafka: {e}")))
+    };
+    let Some(b) = batches else {
+        return polled(timeout);
+    };
+    if pulled.is_empty() {
+        if !b.consumer_queue.is_empty() {
+            if let Some(m) = polled(Duration::ZERO) {
+                return Some(m);
+            }
+            if !b.consumer_queue.is_empty() {
+                return None;
+            }
+        }
+        if rebalance_waiting.load(Ordering::Acquire) {
+            return None;
+        }
+        b.records.pull(timeout, pulled);
+    }
+    let m = pulled.pop_front()?;
+    Some(match m.error() {
+        Some(e) => Err(format!("kafka: {e}")),
+        None => Ok(Fetched::Batched(m)),
     })
 }
 
@@ -671,7 +836,7 @@ fn poll_message<'c>(
 
 /// The message as a record of its own (`None` when it is empty).
 fn record_of(
-    msg: &BorrowedMessage<'_>,
+    msg: &Fetched<'_>,
     stream: Arc<str>,
     json_field: Option<&str>,
     batch: bool,
@@ -708,10 +873,7 @@ fn record_of(
                 .filter(|k| !k.is_empty())
                 .map(str::to_string)
         },
-        time_ns: msg
-            .timestamp()
-            .to_millis()
-            .and_then(|ms| ms.checked_mul(1_000_000)),
+        time_ns: msg.timestamp_ms().and_then(|ms| ms.checked_mul(1_000_000)),
     })
 }
 
