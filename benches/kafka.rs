@@ -284,11 +284,16 @@ fn run_vane(topic: &str, group: &str, n: usize) -> (f64, f64, usize) {
         group,
         &[topic.to_string()],
         None,
-        &std::env::var("BENCH_OPTS")
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+        // As for the bare consumers (it only shortens the group join: tansu
+        // holds a new group's first join for half the session timeout).
+        &std::iter::once(("session.timeout.ms".to_string(), "6000".to_string()))
+            .chain(
+                std::env::var("BENCH_OPTS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string())),
+            )
             .collect(),
         // One record per chunk with BENCH_NOBATCH (what app-log sources do).
         std::env::var_os("BENCH_NOBATCH").is_none(),

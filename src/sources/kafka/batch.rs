@@ -183,6 +183,23 @@ impl RawMessage {
             .then(|| unsafe { std::slice::from_raw_parts(m.key.cast::<u8>(), m.key_len) })
     }
 
+    /// Asks the CPU to start loading the payload (its first kilobyte) while
+    /// the record before it is copied: the fetcher thread wrote it long
+    /// enough ago that it left the nearer caches, and the first look at it
+    /// (the newline check) waited on memory (~5 % of the Kafka bench).
+    #[inline]
+    pub(super) fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(p) = self.payload() {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            for line in p.chunks(64).take(16) {
+                // SAFETY: a prefetch never faults, and SSE is part of every
+                // x86-64 CPU.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+            }
+        }
+    }
+
     /// The record's timestamp in milliseconds, when it has one.
     pub(super) fn timestamp_ms(&self) -> Option<i64> {
         let mut kind = rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;

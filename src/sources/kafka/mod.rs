@@ -527,7 +527,9 @@ impl KafkaSource {
     }
 
     /// Like [`KafkaSource::poll`], waiting up to `timeout` for a record (the
-    /// wait yields the CPU to librdkafka's fetcher threads).
+    /// wait yields the CPU to librdkafka's fetcher threads). With batches the
+    /// wait lasts until a whole pull's worth arrived or `timeout` passed, and
+    /// the group's events wait meanwhile: `vane run` never waits here.
     pub fn poll_timeout(&mut self, timeout: Duration) -> Result<Option<Chunk>, String> {
         if self.rebalance_pending() {
             return Ok(None);
@@ -803,6 +805,9 @@ fn next_message<'c>(
         b.records.pull(timeout, pulled);
     }
     let m = pulled.pop_front()?;
+    if let Some(next) = pulled.front() {
+        next.prefetch();
+    }
     Some(match m.error() {
         Some(e) => Err(format!("kafka: {e}")),
         None => Ok(Fetched::Batched(m)),
