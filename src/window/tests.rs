@@ -237,3 +237,35 @@ fn a_dropped_input_takes_its_apps_and_no_longer_holds_the_watermark() {
     assert_eq!(restored.drop_input(1, &mut out2), 2);
     assert!(out2.iter().all(|r| r.app == "kept"), "{out2:?}");
 }
+
+/// An app that expired and comes back gets series of its own again, not the
+/// slots another app took over meanwhile (series ids are reused).
+#[test]
+fn an_expired_app_coming_back_does_not_count_into_its_old_slots() {
+    let cfg = WindowConfig {
+        idle_expiry_ns: 30 * S,
+        ..WindowConfig::default()
+    };
+    let mut w = WindowAggregator::new(cfg);
+    let mut out = Vec::new();
+    w.push(&rec(1_000, "a", Some("0"), 200, Some(5)), &mut out);
+    // "a" expires; "b" takes the freed slots.
+    w.push(&rec(100_000, "b", Some("0"), 200, Some(5)), &mut out);
+    assert!(w.counters().series_expired >= 2);
+    w.push(&rec(101_000, "a", Some("0"), 500, Some(5)), &mut out);
+    w.push(&rec(200_000, "c", None, 200, Some(5)), &mut out);
+    let in_window = |app: &str| -> Vec<(Option<String>, u64, u64)> {
+        out.iter()
+            .filter(|s| s.app == app && s.start == "1970-01-01T00:01:40Z")
+            .map(|s| (s.instance.clone(), s.requests, s.status.c5xx))
+            .collect()
+    };
+    assert_eq!(
+        in_window("a"),
+        vec![(None, 1, 1), (Some("0".to_string()), 1, 1)]
+    );
+    assert_eq!(
+        in_window("b"),
+        vec![(None, 1, 0), (Some("0".to_string()), 1, 0)]
+    );
+}
