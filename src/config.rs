@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+pub use crate::sources::StartAt;
+pub use crate::time::{duration, parse_duration};
 
 use crate::decode::{Format, Mapping};
 use crate::time::NANOS_PER_SEC;
@@ -399,15 +402,6 @@ impl NotifierConfig {
     }
 }
 
-/// Where a followed file starts when there is no checkpoint for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StartAt {
-    #[default]
-    Beginning,
-    End,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSection {
@@ -491,46 +485,6 @@ impl Default for RunSection {
             idle_timeout: d2s(),
             multiline_timeout: d2s(),
         }
-    }
-}
-
-/// `250ms`, `10s`, `5m`, `1h`, `1d`; or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num.parse().map_err(|_| {
-        format!("`{s}` is not a duration: use a number and a unit, like `10s`, `250ms`, `5m`")
-    })?;
-    let secs = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86_400.0,
-        other => {
-            return Err(format!(
-                "`{other}` is not a duration unit: one of ms, s, m, h, d"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is not a duration Vane can hold"))
-}
-
-pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Text(String),
-        Secs(f64),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
-        Raw::Secs(v) => Duration::try_from_secs_f64(v).map_err(|_| {
-            serde::de::Error::custom("a duration must be a non-negative number of seconds")
-        }),
     }
 }
 
@@ -799,17 +753,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("window.length"), "{e}");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("ten").is_err());
-        assert!(
-            parse_duration("99999999999999999999999d").is_err(),
-            "too large: an error, not a panic"
-        );
     }
 }

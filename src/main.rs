@@ -11,12 +11,13 @@ use clap::{Args, Parser, Subcommand};
 
 mod cli;
 
-use vane::config::{Config, parse_duration};
+use vane::config::Config;
 use vane::decode::{Format, Mapping};
 use vane::generate::{ErrorBurst, Spike, TrafficSpec, generate};
 use vane::pipeline::{Pipeline, replay};
 use vane::run::{RunOptions, run};
 use vane::sinks::JsonlFile;
+use vane::time::parse_duration;
 use vane::window::WindowConfig;
 
 #[derive(Parser)]
@@ -218,7 +219,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             let opts = RunOptions { exit_when_idle };
-            let counts = rt.block_on(run(&cfg, &opts, shutdown_signal()))?;
+            let report = rt.block_on(run(&cfg, &opts, shutdown_signal()))?;
+            let counts = report.counts;
+            eprintln!(
+                "run: input read in {:.3} s, {:.0} lines/s | {} checkpoints in {:.3} s | slowest tick closing windows {:.3} s",
+                report.input_seconds,
+                counts.lines as f64 / report.input_seconds.max(1e-9),
+                report.checkpoints,
+                report.checkpoint_seconds,
+                report.slowest_closing_tick_seconds
+            );
             eprintln!(
                 "lines {} decoded {} late {} dead_letters {} windows_written {}",
                 counts.lines,

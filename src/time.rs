@@ -263,6 +263,50 @@ pub fn parse_decimal_seconds(b: &[u8]) -> Result<i64, TimeError> {
         .ok_or("number of seconds is too large")
 }
 
+// Durations as configuration and rule files write them.
+
+/// `250ms`, `10s`, `5m`, `1h`, `1d`; or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num.parse().map_err(|_| {
+        format!("`{s}` is not a duration: use a number and a unit, like `10s`, `250ms`, `5m`")
+    })?;
+    let secs = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86_400.0,
+        other => {
+            return Err(format!(
+                "`{other}` is not a duration unit: one of ms, s, m, h, d"
+            ));
+        }
+    };
+    std::time::Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("`{s}` is not a duration Vane can hold"))
+}
+
+/// Serde helper: a duration as text (`10s`) or as a number of seconds.
+pub fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Secs(f64),
+    }
+    match <Raw as serde::Deserialize>::deserialize(d)? {
+        Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
+        Raw::Secs(v) => std::time::Duration::try_from_secs_f64(v).map_err(|_| {
+            serde::de::Error::custom("a duration must be a non-negative number of seconds")
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,5 +379,26 @@ mod tests {
             let want = DateTime::from_timestamp(secs, 0).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string();
             prop_assert_eq!(format_rfc3339(secs), want);
         }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("250ms").unwrap(),
+            std::time::Duration::from_millis(250)
+        );
+        assert_eq!(
+            parse_duration("5m").unwrap(),
+            std::time::Duration::from_secs(300)
+        );
+        assert_eq!(
+            parse_duration("1.5s").unwrap(),
+            std::time::Duration::from_millis(1500)
+        );
+        assert!(parse_duration("ten").is_err());
+        assert!(
+            parse_duration("99999999999999999999999d").is_err(),
+            "too large: an error, not a panic"
+        );
     }
 }

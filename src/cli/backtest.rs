@@ -14,12 +14,12 @@ use serde::Serialize;
 
 use vane::backtest::series::{self, Shape};
 use vane::backtest::{self as bt, Aim, Contender, Run, SimSettings};
-use vane::config::parse_duration;
 use vane::decode::{Format, Mapping};
 use vane::model::WindowStats;
 use vane::pipeline::{Pipeline, replay};
 use vane::rules::RuleSet;
 use vane::sinks::JsonlFile;
+use vane::time::parse_duration;
 use vane::window::WindowConfig;
 
 #[derive(Args)]

@@ -6,7 +6,7 @@ use clap::Args;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyModifiers};
 
 use vane::api::client::Client;
-use vane::config::parse_duration;
+use vane::time::parse_duration;
 use vane::top::{TopState, draw};
 
 #[derive(Args)]

@@ -60,7 +60,7 @@ pub struct SqlConfig {
     /// Segments whose newest record is this much older than the newest
     /// record of the table are deleted (event time, like the windows: a
     /// replay of last year's traffic keeps its own last 30 days).
-    #[serde(default = "retention", deserialize_with = "crate::config::duration")]
+    #[serde(default = "retention", deserialize_with = "crate::time::duration")]
     pub retention: Duration,
     /// Segments with fewer rows are merged with their neighbours.
     #[serde(default = "compact_below_rows")]

@@ -23,8 +23,8 @@ use serde_saphyr::Spanned;
 use super::error::RuleError;
 use super::model::{Metadata, Selector as SelectorSpec};
 use super::policy::Selector;
-use crate::config::parse_duration;
 use crate::model::WindowStats;
+use crate::time::parse_duration;
 use crate::time::{NANOS_PER_SEC, format_rfc3339};
 
 #[derive(Debug, Clone, Deserialize)]

@@ -30,8 +30,8 @@ use super::error::RuleError;
 use super::load::Labels;
 use super::model::{Metadata, Selector as SelectorSpec};
 use super::policy::Selector;
-use crate::config::parse_duration;
 use crate::model::WindowStats;
+use crate::time::parse_duration;
 use crate::time::{NANOS_PER_SEC, format_rfc3339};
 
 #[derive(Debug, Clone, Deserialize)]

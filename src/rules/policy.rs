@@ -10,7 +10,7 @@ use serde_saphyr::Spanned;
 use super::error::{RuleError, did_you_mean};
 use super::model::{Algorithm, DirectionBehavior, Metric, RuleDocument};
 use super::schedule::Schedule;
-use crate::config::parse_duration;
+use crate::time::parse_duration;
 
 pub const API_VERSION: &str = "vane/v1";
 pub const KINDS: [&str; 3] = ["ScalingPolicy", "AlertRule", "HealthRule"];

@@ -10,7 +10,7 @@ use croner::Cron;
 use serde_saphyr::Location;
 
 use super::model;
-use crate::config::parse_duration;
+use crate::time::parse_duration;
 
 #[derive(Debug, Clone)]
 pub struct Schedule {

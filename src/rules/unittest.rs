@@ -23,8 +23,8 @@ use super::alert::{AlertEvent, AlertState, Alerter};
 use super::decider::Decider;
 use super::error::{RuleError, hint_for_serde_message};
 use super::{Decision, Direction, load_paths};
-use crate::config::parse_duration;
 use crate::model::{LatencyMs, WindowStats};
+use crate::time::parse_duration;
 use crate::time::{NANOS_PER_SEC, format_rfc3339};
 
 #[derive(Debug, Deserialize)]

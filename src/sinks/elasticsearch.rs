@@ -45,10 +45,7 @@ pub struct ElasticConfig {
     #[serde(default = "batch_bytes")]
     pub batch_bytes: usize,
     /// Send what is buffered at least this often.
-    #[serde(
-        default = "flush_interval",
-        deserialize_with = "crate::config::duration"
-    )]
+    #[serde(default = "flush_interval", deserialize_with = "crate::time::duration")]
     pub flush_interval: Duration,
     /// Above this many buffered bytes the pipeline stops reading input.
     #[serde(default = "max_pending_bytes")]

@@ -51,10 +51,7 @@ pub struct InfluxConfig {
     #[serde(default = "batch_points")]
     pub batch_points: usize,
     /// Send what is buffered at least this often.
-    #[serde(
-        default = "flush_interval",
-        deserialize_with = "crate::config::duration"
-    )]
+    #[serde(default = "flush_interval", deserialize_with = "crate::time::duration")]
     pub flush_interval: Duration,
     /// Above this many buffered bytes the pipeline stops reading input.
     #[serde(default = "max_pending_bytes")]

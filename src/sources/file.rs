@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
 
+use super::StartAt;
 use super::{Chunk, FileId, FilePosition, MAX_CHUNK};
-use crate::config::StartAt;
 
 /// Follows one path like `tail -F`.
 ///

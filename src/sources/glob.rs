@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use tracing::warn;
 
+use super::StartAt;
 use super::{Chunk, FilePosition, FileTail};
-use crate::config::StartAt;
 
 /// Follows every file that matches a glob pattern; the pattern is expanded
 /// again on every poll, so new files are picked up (from their start).

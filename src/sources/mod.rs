@@ -20,6 +20,15 @@ pub use rlp::RlpSource;
 pub use scrape::ScrapeSource;
 pub use stdin::StdinSource;
 
+/// Where a followed file starts when there is no checkpoint for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartAt {
+    #[default]
+    Beginning,
+    End,
+}
+
 /// Identity of a file independent of its name, so a renamed (rotated) file is
 /// still recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
