@@ -864,6 +864,21 @@ impl Pipeline {
         self.dead_out.flush()
     }
 
+    /// Hands what is buffered for the output files to the kernel (no fsync).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.windows.flush()?;
+        if let Some((_, d)) = &mut self.out.decisions {
+            d.flush()?;
+        }
+        if let Some((_, a)) = &mut self.out.alerts {
+            a.flush()?;
+        }
+        if let Some(l) = &mut self.logs {
+            l.out.flush()?;
+        }
+        self.dead_out.flush()
+    }
+
     /// Flushes and fsyncs every output; returns their lengths (for a checkpoint).
     pub fn sync(&mut self) -> io::Result<OutputLengths> {
         self.out.windows.sync()?;

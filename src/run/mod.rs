@@ -2,7 +2,6 @@
 //! around the synchronous [`Pipeline`]: poll sources, feed the pipeline, move
 //! the watermark when input is idle, checkpoint after flushing the sinks.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::time::{Duration, Instant};
@@ -24,7 +23,10 @@ use crate::sources::{
     Checkpoint, Chunk, FileTail, GlobTail, KafkaSource, RlpSource, ScrapeSource, StdinSource,
 };
 
+mod checkpointing;
 mod operate;
+
+use checkpointing::{CheckpointSchedule, write_checkpoint};
 
 /// How many chunks one source may hand over per tick, so one busy source cannot
 /// starve the others or the checkpoint.
@@ -106,12 +108,29 @@ pub struct RunOptions {
     pub exit_when_idle: Option<Duration>,
 }
 
+/// What a run did, printed when it stops.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunReport {
+    pub counts: Counts,
+    /// From the start to the end of the last tick that read input.
+    pub input_seconds: f64,
+    pub checkpoints: u64,
+    /// Spent writing checkpoints (outputs fsynced, state serialized and stored).
+    pub checkpoint_seconds: f64,
+    /// The longest tick in which windows closed: a bound on how long after
+    /// the watermark passed a window its rows and decisions reached the
+    /// output files (they are flushed at the end of such a tick).
+    pub slowest_closing_tick_seconds: f64,
+}
+
 /// Runs until `shutdown` resolves, all sources are finished, or the idle limit.
 pub async fn run(
     cfg: &Config,
     opts: &RunOptions,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<Counts> {
+) -> anyhow::Result<RunReport> {
+    let started = Instant::now();
+    let mut report = RunReport::default();
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
     let checkpoint_path = cfg.checkpoint_path();
@@ -347,7 +366,11 @@ pub async fn run(
     let mut last_input = Instant::now();
     let mut source_input: std::collections::HashMap<usize, Instant> =
         std::collections::HashMap::new();
-    let mut last_checkpoint = Instant::now();
+    let mut schedule = CheckpointSchedule::new(
+        cfg.run.checkpoint_interval,
+        Instant::now(),
+        pipeline.windows.counters().windows_closed,
+    );
     let mut last_stats = Instant::now();
     loop {
         tokio::select! {
@@ -378,6 +401,7 @@ pub async fn run(
         }
         let mut got_input = false;
         let now = Instant::now();
+        let closed_before = pipeline.windows.counters().windows_closed;
         // A sink that cannot keep up holds the input back (nothing is dropped).
         let held_back = sinks.is_full();
         for (_, s) in sources.iter_mut() {
@@ -466,6 +490,9 @@ pub async fn run(
                 pipeline.set_source_idle(*idx, true)?;
             }
         }
+        if got_input {
+            report.input_seconds = started.elapsed().as_secs_f64();
+        }
         // Input held back by a sink is not idle input (nor a reason to exit).
         if got_input || held_back {
             last_input = now;
@@ -494,14 +521,25 @@ pub async fn run(
         // A checkpoint promises that everything before it was delivered: with
         // an external sink, it first sends all it holds, and only when that
         // was acknowledged is the checkpoint written.
-        let due = now - last_checkpoint >= cfg.run.checkpoint_interval;
+        let windows_closed = pipeline.windows.counters().windows_closed;
+        let due = schedule.due(now, windows_closed, pipeline.windows.open_aggregates());
         if due {
             sinks.export(&mut pipeline, api, now, true).await?;
         }
         let delivered = sinks.is_idle();
         if due && delivered {
+            let t = Instant::now();
             write_checkpoint(&mut pipeline, &mut sources, &checkpoint_path)?;
-            last_checkpoint = now;
+            report.checkpoints += 1;
+            report.checkpoint_seconds += t.elapsed().as_secs_f64();
+            schedule.done(now, windows_closed);
+        }
+        if windows_closed != closed_before {
+            // What closed reaches the files now, not when a buffer fills.
+            pipeline.flush()?;
+            report.slowest_closing_tick_seconds = report
+                .slowest_closing_tick_seconds
+                .max(now.elapsed().as_secs_f64());
         }
         if now - last_stats >= cfg.run.stats_interval {
             log_counts(&pipeline.counts);
@@ -615,7 +653,8 @@ pub async fn run(
         }
     }
     log_counts(&pipeline.counts);
-    Ok(pipeline.counts)
+    report.counts = pipeline.counts;
+    Ok(report)
 }
 
 /// Publishes this tick's counters and state to the HTTP API.
@@ -800,62 +839,6 @@ fn record_outcome(
         && let (Some(n), Some(decider)) = (o.instances, pipeline.decider_mut())
     {
         decider.observe_instances(&o.target.app, n);
-    }
-    Ok(())
-}
-
-fn write_checkpoint(
-    pipeline: &mut Pipeline,
-    sources: &mut [(usize, Source)],
-    path: &std::path::Path,
-) -> anyhow::Result<()> {
-    let lengths = pipeline.sync()?;
-    let mut positions = BTreeMap::new();
-    for (_, s) in sources.iter() {
-        match s {
-            Source::File(t) => {
-                if let Some(p) = t.position() {
-                    positions.insert(t.name().to_string(), p);
-                }
-            }
-            Source::Glob(g) => positions.extend(g.positions()),
-            Source::Stdin(_) | Source::Scrape(_) | Source::Rlp(_) | Source::Kafka(_) => {}
-        }
-    }
-    let mut kafka_offsets = BTreeMap::new();
-    for (_, s) in sources.iter() {
-        if let Source::Kafka(k) = s {
-            kafka_offsets.extend(k.offsets().iter().map(|(p, o)| (p.clone(), *o)));
-        }
-    }
-    let cp = Checkpoint {
-        version: Checkpoint::VERSION,
-        positions,
-        windows: pipeline.windows.snapshot(),
-        windows_file_len: lengths.windows,
-        dead_letters_file_len: lengths.dead_letters,
-        decisions_file_len: lengths.decisions,
-        alerts_file_len: lengths.alerts,
-        alerter: pipeline.alerter_mut().map(|a| a.clone()),
-        decider: pipeline.decider_mut().map(|d| d.state.clone()),
-        health: pipeline.health_mut().map(|h| h.clone()),
-        counts: pipeline.counts,
-        kafka_offsets,
-        stream_clocks: pipeline.stream_clocks(),
-        logs_file_len: lengths.logs,
-        log_assembler: pipeline.log_assembler().cloned(),
-        kafka_low_water: pipeline.kafka_state().0,
-        kafka_handoffs: pipeline.kafka_state().1,
-    };
-    cp.store(path)
-        .with_context(|| format!("cannot write checkpoint {}", path.display()))?;
-    // Only now is it safe for the group to move on: each partition from
-    // the first record of a window still open.
-    let closed = pipeline.windows.closed_through();
-    for (idx, s) in sources.iter_mut() {
-        if let Source::Kafka(k) = s {
-            k.commit(&pipeline.low_water_marks(*idx), closed);
-        }
     }
     Ok(())
 }

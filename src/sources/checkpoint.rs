@@ -62,30 +62,53 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// The layout this build writes and reads. A checkpoint of another
+    /// version is refused with a message rather than half understood.
     pub const VERSION: u32 = 1;
 
     pub fn load(path: &Path) -> io::Result<Option<Checkpoint>> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: {e}", path.display()),
-                )
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
+        let cp: Checkpoint = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+        if cp.version != Self::VERSION {
+            return Err(invalid(format!(
+                "{}: checkpoint format version {}, this vane reads version {}: move the data directory aside to start afresh",
+                path.display(),
+                cp.version,
+                Self::VERSION
+            )));
         }
+        Ok(Some(cp))
     }
 
-    /// Writes atomically: a temporary file, fsync, rename.
+    /// Writes atomically and durably: a temporary file written through a
+    /// buffer (one `write(2)` per megabyte, not per JSON token), fsynced,
+    /// renamed over the old one, and the directory fsynced so the rename
+    /// itself survives a crash.
     pub fn store(&self, path: &Path) -> io::Result<()> {
         let tmp = path.with_extension("json.tmp");
         {
-            let mut f = std::fs::File::create(&tmp)?;
-            serde_json::to_writer(&mut f, self)?;
-            f.flush()?;
-            f.sync_all()?;
+            let file = std::fs::File::create(&tmp)?;
+            let mut out = io::BufWriter::with_capacity(1 << 20, file);
+            serde_json::to_writer(&mut out, self)?;
+            out.flush()?;
+            out.get_ref().sync_all()?;
         }
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        sync_dir(path)
     }
+}
+
+/// fsyncs the directory holding `path` (where its entry lives).
+fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }

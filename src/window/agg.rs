@@ -63,10 +63,13 @@ pub struct Agg {
     pub status: StatusCounts,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    /// Absent while every latency of the window fits in `buffered`.
-    hist: Option<Histogram<u32>>,
-    buffered: [u32; BUFFERED],
-    buffered_len: usize,
+    /// Absent while every latency of the window fits in `buffered`. Boxed,
+    /// and the values in a `Vec` rather than inline: an aggregate exists per
+    /// series and open window (100k series × 2–3 windows), so it stays small
+    /// (~170 bytes) and only series with traffic pay for their latencies.
+    hist: Option<Box<Histogram<u32>>>,
+    /// At most [`BUFFERED`] latencies not yet in the histogram.
+    buffered: Vec<u32>,
     /// Container metrics: CPU %, memory bytes and memory % of quota.
     pub cpu_pct: Mean,
     pub memory_bytes: Mean,
@@ -89,8 +92,7 @@ impl Agg {
             bytes_in: 0,
             bytes_out: 0,
             hist: None,
-            buffered: [0; BUFFERED],
-            buffered_len: 0,
+            buffered: Vec::new(),
             cpu_pct: Mean::default(),
             memory_bytes: Mean::default(),
             memory_pct: Mean::default(),
@@ -108,11 +110,11 @@ impl Agg {
     /// from a pool with [`Agg::attach`]; else it makes its own).
     #[inline]
     pub fn wants_histogram(&self) -> bool {
-        self.hist.is_none() && self.buffered_len == BUFFERED
+        self.hist.is_none() && self.buffered.len() == BUFFERED
     }
 
     /// Gives the aggregate an empty histogram and moves its values there.
-    pub fn attach(&mut self, hist: Histogram<u32>) {
+    pub fn attach(&mut self, hist: Box<Histogram<u32>>) {
         self.hist = Some(hist);
         self.drain();
     }
@@ -121,15 +123,15 @@ impl Agg {
     #[inline(never)]
     fn drain(&mut self) {
         if let Some(h) = &mut self.hist {
-            for &v in &self.buffered[..self.buffered_len] {
+            for &v in &self.buffered {
                 h.saturating_record(u64::from(v));
             }
-            self.buffered_len = 0;
+            self.buffered.clear();
         }
     }
 
     /// Gives the histogram back (emptied) for reuse.
-    pub fn into_histogram(self) -> Option<Histogram<u32>> {
+    pub fn into_histogram(self) -> Option<Box<Histogram<u32>>> {
         self.hist.map(|mut h| {
             h.reset();
             h
@@ -146,38 +148,33 @@ impl Agg {
         if let Some(rt) = rt_us {
             self.sum_rt_us += rt;
             self.max_rt_us = self.max_rt_us.max(rt);
-            if self.buffered_len == BUFFERED {
+            if self.buffered.len() == BUFFERED {
                 if self.hist.is_none() {
-                    self.hist = Some(new_histogram());
+                    self.hist = Some(Box::new(new_histogram()));
                 }
                 self.drain();
             }
             // Above u32::MAX µs (71 min) is above the histogram's range anyway.
-            self.buffered[self.buffered_len] = rt.min(u64::from(u32::MAX)) as u32;
-            self.buffered_len += 1;
+            self.buffered.push(rt.min(u64::from(u32::MAX)) as u32);
         }
     }
 
     pub fn latency_ms(&mut self) -> LatencyMs {
         // Beyond the histogram's range only the histogram knows where a
         // value lands (it clamps): let it answer.
-        if self.hist.is_none()
-            && self.buffered[..self.buffered_len]
-                .iter()
-                .any(|&v| u64::from(v) > shape().high())
-        {
-            self.attach(new_histogram());
+        if self.hist.is_none() && self.buffered.iter().any(|&v| u64::from(v) > shape().high()) {
+            self.attach(Box::new(new_histogram()));
         }
         self.drain();
         let at = match &self.hist {
             Some(h) if h.is_empty() => return LatencyMs::default(),
             Some(h) => QUANTILES.map(|q| h.value_at_quantile(q)),
             None => {
-                let n = self.buffered_len;
+                let n = self.buffered.len();
                 if n == 0 {
                     return LatencyMs::default();
                 }
-                let sorted = &mut self.buffered[..n];
+                let sorted = &mut self.buffered[..];
                 sorted.sort_unstable();
                 // As hdrhistogram: the value of rank ⌈q·n⌉ (at least 1),
                 // reported as the highest value of its bucket.
@@ -213,11 +210,7 @@ impl Agg {
                 .iter()
                 .flat_map(|h| h.iter_recorded())
                 .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                .chain(
-                    self.buffered[..self.buffered_len]
-                        .iter()
-                        .map(|&v| (u64::from(v), 1)),
-                )
+                .chain(self.buffered.iter().map(|&v| (u64::from(v), 1)))
                 .collect(),
             cpu_pct: self.cpu_pct,
             memory_bytes: self.memory_bytes,
@@ -226,10 +219,25 @@ impl Agg {
     }
 
     pub fn from_snapshot(s: &AggSnapshot) -> Self {
-        let mut hist = new_histogram();
-        for &(value, count) in &s.latencies {
-            hist.saturating_record_n(value, count);
-        }
+        // Few values go back to the buffer, as they were before the
+        // checkpoint (restored state costs what live state costs).
+        let total: u64 = s.latencies.iter().map(|&(_, c)| u64::from(c)).sum();
+        let small =
+            total <= BUFFERED as u64 && s.latencies.iter().all(|&(v, _)| v <= u64::from(u32::MAX));
+        let (hist, buffered) = if small {
+            let values = s
+                .latencies
+                .iter()
+                .flat_map(|&(v, c)| std::iter::repeat_n(v as u32, c as usize))
+                .collect();
+            (None, values)
+        } else {
+            let mut hist = new_histogram();
+            for &(value, count) in &s.latencies {
+                hist.saturating_record_n(value, count);
+            }
+            (Some(Box::new(hist)), Vec::new())
+        };
         Agg {
             requests: s.requests,
             sum_rt_us: s.sum_rt_us,
@@ -237,9 +245,8 @@ impl Agg {
             status: s.status,
             bytes_in: s.bytes_in,
             bytes_out: s.bytes_out,
-            hist: Some(hist),
-            buffered: [0; BUFFERED],
-            buffered_len: 0,
+            hist,
+            buffered,
             cpu_pct: s.cpu_pct,
             memory_bytes: s.memory_bytes,
             memory_pct: s.memory_pct,
@@ -277,7 +284,7 @@ mod tests {
     fn latencies(values: &[u64], with_histogram: bool) -> LatencyMs {
         let mut a = Agg::new();
         if with_histogram {
-            a.attach(new_histogram());
+            a.attach(Box::new(new_histogram()));
         }
         for &v in values {
             a.record(200, 0, 0, Some(v));

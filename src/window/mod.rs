@@ -167,6 +167,8 @@ struct Bucket {
     start_ns: i64,
     /// Indexed by `SeriesId`; `None` for series without records in this window.
     aggs: Vec<Option<Agg>>,
+    /// How many of `aggs` are `Some`.
+    live: usize,
 }
 
 pub struct WindowAggregator {
@@ -189,7 +191,10 @@ pub struct WindowAggregator {
     external_watermark: Option<i64>,
     /// End of the newest closed window: a record before it is late.
     closed_through: Option<i64>,
-    hist_pool: Vec<Histogram<u32>>,
+    /// Emptied histograms, kept boxed as the aggregates hold them (moving
+    /// one in or out of the pool moves a pointer, not the struct).
+    #[allow(clippy::vec_box)]
+    hist_pool: Vec<Box<Histogram<u32>>>,
     counters: WindowCounters,
 }
 
@@ -283,6 +288,7 @@ impl WindowAggregator {
             };
             for b in &mut self.open {
                 if let Some(a) = b.aggs.get_mut(id).and_then(Option::take) {
+                    b.live -= 1;
                     self.hist_pool.extend(a.into_histogram());
                 }
             }
@@ -310,6 +316,7 @@ impl WindowAggregator {
                 self.series[id] = None;
                 for b in &mut self.open {
                     if let Some(a) = b.aggs.get_mut(id).and_then(Option::take) {
+                        b.live -= 1;
                         self.hist_pool.extend(a.into_histogram());
                     }
                 }
@@ -330,6 +337,12 @@ impl WindowAggregator {
     /// End of the newest closed window (a record before it is late).
     pub fn closed_through(&self) -> Option<i64> {
         self.closed_through
+    }
+
+    /// Aggregates held in open windows (one per series with records in a
+    /// window): the part of the state that grows with traffic.
+    pub fn open_aggregates(&self) -> usize {
+        self.open.iter().map(|b| b.live).sum()
     }
 
     /// Number of series (apps and instances) held.
@@ -569,9 +582,20 @@ impl WindowAggregator {
             if self.open[bucket].aggs.len() <= id {
                 self.open[bucket].aggs.resize_with(id + 1, || None);
             }
-            let a = self.open[bucket].aggs[id].get_or_insert_with(Agg::new);
+            let b = &mut self.open[bucket];
+            let a = match &mut b.aggs[id] {
+                Some(a) => a,
+                empty => {
+                    b.live += 1;
+                    empty.insert(Agg::new())
+                }
+            };
             if a.wants_histogram() {
-                a.attach(self.hist_pool.pop().unwrap_or_else(agg::new_histogram));
+                a.attach(
+                    self.hist_pool
+                        .pop()
+                        .unwrap_or_else(|| Box::new(agg::new_histogram())),
+                );
             }
             record(a);
         }
@@ -595,6 +619,7 @@ impl WindowAggregator {
                 Bucket {
                     start_ns: start,
                     aggs: Vec::new(),
+                    live: 0,
                 },
             );
             return i + 1;
@@ -604,6 +629,7 @@ impl WindowAggregator {
             Bucket {
                 start_ns: start,
                 aggs: Vec::new(),
+                live: 0,
             },
         );
         0

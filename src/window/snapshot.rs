@@ -21,17 +21,26 @@ pub struct WindowSnapshot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesSnapshot {
     pub app: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     pub last_data_end: Option<i64>,
+    /// Zero and `false` are left out: at 100k series the checkpoint is
+    /// mostly this table.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub pending_late: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pinned: bool,
     /// The input whose records last went into it.
     #[serde(default)]
     pub input: u32,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,14 +140,17 @@ impl WindowAggregator {
             .map(|b| {
                 let mut aggs: Vec<Option<Agg>> = Vec::new();
                 aggs.resize_with(self.series.len(), || None);
+                let mut live = 0;
                 for (id, a) in &b.aggs {
                     if let Some(slot) = aggs.get_mut(*id) {
+                        live += usize::from(slot.is_none());
                         *slot = Some(Agg::from_snapshot(a));
                     }
                 }
                 Bucket {
                     start_ns: b.start_ns,
                     aggs,
+                    live,
                 }
             })
             .collect();

@@ -1,0 +1,133 @@
+//! When `vane run` checkpoints, and what goes into a checkpoint.
+//!
+//! A checkpoint holds the window state at the source positions it names,
+//! and at 100k series the open windows are most of it. They are smallest
+//! just after windows close (the next window holds only the allowed
+//! lateness' worth of records), so a checkpoint is written then, once per
+//! `checkpoint_interval` at most — its cost follows the windows closed, not
+//! the seconds passed. While little is open (a quiet or small stream) it is
+//! written every interval, and input whose event time stands still still
+//! gets one every [`LONGEST_WAIT`] intervals.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::Source;
+use crate::pipeline::Pipeline;
+use crate::sources::Checkpoint;
+
+/// Open aggregates below which a checkpoint costs little whenever it is written.
+const SMALL_OPEN_STATE: usize = 4096;
+/// At most this many intervals between checkpoints, whatever is open.
+const LONGEST_WAIT: u32 = 60;
+
+pub struct CheckpointSchedule {
+    interval: Duration,
+    last: Instant,
+    /// Windows closed as of the last checkpoint.
+    closed: u64,
+}
+
+impl CheckpointSchedule {
+    pub fn new(interval: Duration, now: Instant, windows_closed: u64) -> Self {
+        CheckpointSchedule {
+            interval,
+            last: now,
+            closed: windows_closed,
+        }
+    }
+
+    /// Whether a checkpoint is due now, given how many windows have closed
+    /// so far and how many aggregates are open.
+    pub fn due(&self, now: Instant, windows_closed: u64, open_aggregates: usize) -> bool {
+        let since = now.saturating_duration_since(self.last);
+        since >= self.interval
+            && (windows_closed != self.closed
+                || open_aggregates <= SMALL_OPEN_STATE
+                || since >= self.interval.saturating_mul(LONGEST_WAIT))
+    }
+
+    pub fn done(&mut self, now: Instant, windows_closed: u64) {
+        self.last = now;
+        self.closed = windows_closed;
+    }
+}
+
+/// Syncs the outputs, writes the checkpoint, then lets Kafka commit.
+pub fn write_checkpoint(
+    pipeline: &mut Pipeline,
+    sources: &mut [(usize, Source)],
+    path: &Path,
+) -> anyhow::Result<()> {
+    let lengths = pipeline.sync()?;
+    let mut positions = BTreeMap::new();
+    let mut kafka_offsets = BTreeMap::new();
+    for (_, s) in sources.iter() {
+        match s {
+            Source::File(t) => {
+                if let Some(p) = t.position() {
+                    positions.insert(t.name().to_string(), p);
+                }
+            }
+            Source::Glob(g) => positions.extend(g.positions()),
+            Source::Kafka(k) => {
+                kafka_offsets.extend(k.offsets().iter().map(|(p, o)| (p.clone(), *o)));
+            }
+            Source::Stdin(_) | Source::Scrape(_) | Source::Rlp(_) => {}
+        }
+    }
+    let (kafka_low_water, kafka_handoffs) = pipeline.kafka_state();
+    let cp = Checkpoint {
+        version: Checkpoint::VERSION,
+        positions,
+        windows: pipeline.windows.snapshot(),
+        windows_file_len: lengths.windows,
+        dead_letters_file_len: lengths.dead_letters,
+        decisions_file_len: lengths.decisions,
+        alerts_file_len: lengths.alerts,
+        alerter: pipeline.alerter_mut().map(|a| a.clone()),
+        decider: pipeline.decider_mut().map(|d| d.state.clone()),
+        health: pipeline.health_mut().map(|h| h.clone()),
+        counts: pipeline.counts,
+        kafka_offsets,
+        stream_clocks: pipeline.stream_clocks(),
+        logs_file_len: lengths.logs,
+        log_assembler: pipeline.log_assembler().cloned(),
+        kafka_low_water,
+        kafka_handoffs,
+    };
+    cp.store(path)
+        .with_context(|| format!("cannot write checkpoint {}", path.display()))?;
+    // Only now is it safe for the group to move on: each partition from
+    // the first record of a window still open.
+    let closed = pipeline.windows.closed_through();
+    for (idx, s) in sources.iter_mut() {
+        if let Source::Kafka(k) = s {
+            k.commit(&pipeline.low_water_marks(*idx), closed);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_big_open_state_waits_for_windows_to_close() {
+        let t0 = Instant::now();
+        let s = CheckpointSchedule::new(Duration::from_secs(1), t0, 5);
+        let later = t0 + Duration::from_secs(2);
+        assert!(!s.due(t0, 6, 0), "not before the interval");
+        assert!(s.due(later, 5, 100), "little open: every interval");
+        assert!(!s.due(later, 5, 100_000), "much open, nothing closed");
+        assert!(s.due(later, 6, 100_000), "a window closed");
+        assert!(
+            s.due(t0 + Duration::from_secs(60), 5, 100_000),
+            "waited long enough"
+        );
+    }
+}
