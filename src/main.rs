@@ -14,11 +14,10 @@ mod cli;
 use vane::config::Config;
 use vane::decode::{Format, Mapping};
 use vane::generate::{ErrorBurst, Spike, TrafficSpec, generate};
-use vane::pipeline::{Pipeline, replay};
-use vane::run::{RunOptions, run};
+use vane::pipeline::replay;
+use vane::run::{RunOptions, build, run};
 use vane::sinks::JsonlFile;
 use vane::time::parse_duration;
-use vane::window::WindowConfig;
 
 #[derive(Parser)]
 #[command(
@@ -368,70 +367,63 @@ fn test_cmd(paths: Vec<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The configuration key a `vane replay` flag sets, for error messages.
+fn replay_flag(key: &str) -> Option<&'static str> {
+    match key {
+        "window.length" => Some("--window"),
+        "window.allowed_lateness" => Some("--allowed-lateness"),
+        "window.idle_expiry" => Some("--idle-expiry"),
+        _ => None,
+    }
+}
+
+/// A new, empty output file (one replay's results, not appended to an older one's).
+fn fresh(p: &std::path::Path) -> anyhow::Result<JsonlFile> {
+    if p.exists() {
+        std::fs::remove_file(p).with_context(|| format!("cannot replace {}", p.display()))?;
+    }
+    JsonlFile::open(p, None).with_context(|| format!("cannot open {}", p.display()))
+}
+
 fn replay_cmd(a: ReplayArgs) -> anyhow::Result<()> {
-    let day = Duration::from_secs(86_400);
-    anyhow::ensure!(!a.window.is_zero(), "--window must be more than 0");
-    anyhow::ensure!(
-        a.window <= day && a.allowed_lateness <= day,
-        "--window and --allowed-lateness must be at most 1d"
-    );
-    anyhow::ensure!(
-        a.idle_expiry <= 30 * day,
-        "--idle-expiry must be at most 30d"
-    );
-    let window = WindowConfig {
-        length_ns: a.window.as_nanos() as i64,
-        allowed_lateness_ns: a.allowed_lateness.as_nanos() as i64,
-        idle_expiry_ns: a.idle_expiry.as_nanos() as i64,
-    };
+    // The flags are a configuration like any other: the same defaults, the
+    // same validation and the same build as `vane run`.
+    let cfg = build::config_from_flags(
+        |c| {
+            c.window.length = a.window;
+            c.window.allowed_lateness = a.allowed_lateness;
+            c.window.idle_expiry = a.idle_expiry;
+            c.rules.clone_from(&a.rules);
+        },
+        replay_flag,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let rules = build::load_rules(&cfg).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        Reported(format!("{} error(s) in rule files", errors.len()))
+    })?;
     let out = if a.out == "-" {
         JsonlFile::writer(io::stdout())
     } else {
-        let p = PathBuf::from(&a.out);
-        if p.exists() {
-            std::fs::remove_file(&p).with_context(|| format!("cannot replace {}", p.display()))?;
-        }
-        JsonlFile::open(&p, None).with_context(|| format!("cannot open {}", p.display()))?
+        fresh(std::path::Path::new(&a.out))?
     };
-    if a.dead_letters.exists() {
-        std::fs::remove_file(&a.dead_letters)?;
-    }
-    let dead = JsonlFile::open(&a.dead_letters, None)
-        .with_context(|| format!("cannot open {}", a.dead_letters.display()))?;
     // App logs: the output receives their events (ECS documents), not windows.
-    let mut pipeline = if a.format == Format::AppLog {
-        Pipeline::new(window, JsonlFile::writer(io::sink()), dead).with_logs(out)
+    let app_logs = a.format == Format::AppLog;
+    let (windows, logs) = if app_logs {
+        (JsonlFile::writer(io::sink()), Some(out))
     } else {
-        Pipeline::new(window, out, dead)
+        (out, None)
     };
-    if !a.rules.is_empty() {
-        let rules = vane::rules::load_paths(&a.rules).map_err(|errors| {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            Reported(format!("{} error(s) in rule files", errors.len()))
-        })?;
-        let fresh = |p: &PathBuf| -> anyhow::Result<JsonlFile> {
-            if p.exists() {
-                std::fs::remove_file(p)
-                    .with_context(|| format!("cannot replace {}", p.display()))?;
-            }
-            JsonlFile::open(p, None).with_context(|| format!("cannot open {}", p.display()))
-        };
-        if !rules.alerts.is_empty() || !rules.health.is_empty() {
-            pipeline = pipeline.with_alerts(
-                vane::rules::alert::Alerter::new(rules.alerts.clone()),
-                fresh(&a.alerts)?,
-            );
-        }
-        if !rules.health.is_empty() {
-            pipeline = pipeline.with_health(vane::rules::health::HealthWatcher::new(
-                rules.health.clone(),
-            ));
-        }
-        let decider = vane::rules::decider::Decider::new(rules, window.length_ns);
-        pipeline = pipeline.with_decisions(decider, fresh(&a.decisions)?);
-    }
+    let files = build::OutputFiles {
+        windows,
+        dead_letters: fresh(&a.dead_letters)?,
+        decisions: rules.as_ref().map(|_| fresh(&a.decisions)).transpose()?,
+        alerts: rules.as_ref().map(|_| fresh(&a.alerts)).transpose()?,
+        logs,
+    };
+    let mut pipeline = build::pipeline(&cfg, rules.as_ref(), files, None);
     let mapping = Mapping {
         default_app: a.default_app,
         ..Mapping::new()

@@ -278,3 +278,65 @@ fn container_metrics_join_the_request_windows_of_the_same_apps() {
     assert!((w.memory_bytes.unwrap() - instances).abs() < 1.0);
     assert!(w.memory_pct.unwrap() > 0.0 && w.memory_pct.unwrap() < 100.0);
 }
+
+/// `vane replay`'s flags go through the same validation as `vane run`'s
+/// configuration: a setting one refuses, the other refuses with the same words.
+#[test]
+fn replay_and_run_reject_the_same_settings_with_the_same_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "window",
+            "length",
+            "0s",
+            "must be a positive whole number of milliseconds",
+        ),
+        (
+            "window",
+            "allowed_lateness",
+            "2d",
+            "must be at most 1d (windows stay open this long",
+        ),
+        ("window", "idle_expiry", "40d", "must be at most 30d"),
+        (
+            "window",
+            "idle_expiry",
+            "1s",
+            "must be at least one window length",
+        ),
+    ];
+    for (section, key, value, message) in cases {
+        let cfg = dir.path().join(format!("{key}-{value}.toml"));
+        fs::write(
+            &cfg,
+            format!(
+                "data_dir = \"{}\"\n[{section}]\n{key} = \"{value}\"\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let run = vane()
+            .args(["run", "--exit-when-idle", "1s", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let flag = match key {
+            "length" => "--window".to_string(),
+            k => format!("--{}", k.replace('_', "-")),
+        };
+        let replay = vane()
+            .args(["replay", &format!("{flag}={value}")])
+            .arg(example())
+            .output()
+            .unwrap();
+        for (what, out) in [("run", &run), ("replay", &replay)] {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{what} {key}={value}: {stderr}");
+            assert!(stderr.contains(message), "{what} {key}={value}: {stderr}");
+        }
+        assert!(
+            String::from_utf8_lossy(&replay.stderr).contains(&flag),
+            "replay names its flag"
+        );
+    }
+}

@@ -16,11 +16,11 @@ use vane::backtest::series::{self, Shape};
 use vane::backtest::{self as bt, Aim, Contender, Run, SimSettings};
 use vane::decode::{Format, Mapping};
 use vane::model::WindowStats;
-use vane::pipeline::{Pipeline, replay};
+use vane::pipeline::replay;
 use vane::rules::RuleSet;
+use vane::run::build;
 use vane::sinks::JsonlFile;
 use vane::time::parse_duration;
-use vane::window::WindowConfig;
 
 #[derive(Args)]
 pub struct BacktestArgs {
@@ -322,15 +322,18 @@ fn read_input(path: &Path, a: &BacktestArgs, window_ns: i64) -> anyhow::Result<I
 /// Access logs through the same decoders and windows as `vane run`, into memory.
 fn log_windows(path: &Path, format: Format, window_ns: i64) -> anyhow::Result<Vec<WindowStats>> {
     let buf = SharedBuf::default();
-    let window = WindowConfig {
-        length_ns: window_ns,
-        ..WindowConfig::default()
+    // The same build as `vane run` and `vane replay`, at this window length.
+    let length = std::time::Duration::from_nanos(u64::try_from(window_ns).unwrap_or(0));
+    let cfg = build::config_from_flags(|c| c.window.length = length, |_| Some("--window"))
+        .map_err(anyhow::Error::msg)?;
+    let files = build::OutputFiles {
+        windows: JsonlFile::writer(buf.clone()),
+        dead_letters: JsonlFile::writer(io::sink()),
+        decisions: None,
+        alerts: None,
+        logs: None,
     };
-    let mut pipeline = Pipeline::new(
-        window,
-        JsonlFile::writer(buf.clone()),
-        JsonlFile::writer(io::sink()),
-    );
+    let mut pipeline = build::pipeline(&cfg, None, files, None);
     let src = pipeline.add_source(format, Mapping::new());
     let summary = replay(&mut pipeline, &[(src, path.display().to_string())])?;
     if summary.counts.dead_letters > 0 && window_ns > 1_000_000_000 {

@@ -118,7 +118,8 @@ impl Decider {
         for r in rows.iter().filter(|r| r.instance.is_some()) {
             *instances_seen.entry(&r.app).or_default() += 1;
         }
-        let mut decided: Vec<&str> = Vec::new();
+        // A set: `contains` on a list was O(apps²) per window.
+        let mut decided: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for (i, row) in rows
             .iter()
             .enumerate()
@@ -178,14 +179,14 @@ impl Decider {
             let d = decide(policy, &mut tracked.engine, &obs);
             tracked.instances = d.desired;
             out.push(d);
-            decided.push(&row.app);
+            decided.insert(&row.app);
         }
         // Tracked apps without a row in this window: their data is missing.
         let missing: Vec<String> = self
             .state
             .apps
             .keys()
-            .filter(|a| !decided.contains(&a.as_str()))
+            .filter(|a| !decided.contains(a.as_str()))
             .cloned()
             .collect();
         for app in missing {

@@ -15,14 +15,11 @@ use crate::act::orchestrator::{Orchestrator, RetryPolicy};
 use crate::act::webhook::WebhookNotifier;
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::{Counts, Pipeline};
-use crate::rules::alert::Alerter;
-use crate::rules::decider::Decider;
-use crate::rules::load_paths;
-use crate::sinks::JsonlFile;
 use crate::sources::{
     Checkpoint, Chunk, FileTail, GlobTail, KafkaSource, RlpSource, ScrapeSource, StdinSource,
 };
 
+pub mod build;
 mod checkpointing;
 mod operate;
 
@@ -135,76 +132,16 @@ pub async fn run(
         .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
     let checkpoint_path = cfg.checkpoint_path();
     let checkpoint = Checkpoint::load(&checkpoint_path)?;
-    let windows_out = JsonlFile::open(
-        &cfg.windows_path(),
-        checkpoint.as_ref().map(|c| c.windows_file_len),
-    )
-    .with_context(|| format!("cannot open {}", cfg.windows_path().display()))?;
-    let dead_out = JsonlFile::open(
-        &cfg.dead_letters_path(),
-        checkpoint.as_ref().map(|c| c.dead_letters_file_len),
-    )
-    .with_context(|| format!("cannot open {}", cfg.dead_letters_path().display()))?;
-    let mut pipeline = Pipeline::new(cfg.window.window_config(), windows_out, dead_out);
-    let mut rule_watch = None;
-    if !cfg.rules.is_empty() {
-        let rules = load_paths(&cfg.rules).map_err(|errors| {
-            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            anyhow::anyhow!("invalid rules:\n{}", list.join("\n"))
-        })?;
-        info!(
-            policies = rules.policies.len(),
-            alerts = rules.alerts.len(),
-            health_rules = rules.health.len(),
-            "rules loaded"
-        );
-        rule_watch = Some(operate::RuleWatch::new(&cfg.rules, &rules));
-        let out = JsonlFile::open(
-            &cfg.decisions_path(),
-            checkpoint.as_ref().and_then(|c| c.decisions_file_len),
-        )
-        .with_context(|| format!("cannot open {}", cfg.decisions_path().display()))?;
-        let mut decider = Decider::new(rules.clone(), cfg.window.window_config().length_ns)
-            .with_labels(cfg.labels.clone());
-        if let Some(state) = checkpoint.as_ref().and_then(|c| c.decider.clone()) {
-            decider.state = state;
-        }
-        // Health and alert rules are evaluated even when there are none yet,
-        // so that a reload can add them.
-        let mut watcher = crate::rules::health::HealthWatcher::new(rules.health.clone())
-            .with_labels(cfg.labels.clone());
-        if let Some(saved) = checkpoint.as_ref().and_then(|c| c.health.clone()) {
-            watcher.restore(saved);
-        }
-        pipeline = pipeline.with_health(watcher);
-        let alerts_out = JsonlFile::open(
-            &cfg.alerts_path(),
-            checkpoint.as_ref().and_then(|c| c.alerts_file_len),
-        )
-        .with_context(|| format!("cannot open {}", cfg.alerts_path().display()))?;
-        let mut alerter = Alerter::new(rules.alerts.clone());
-        if let Some(saved) = checkpoint.as_ref().and_then(|c| c.alerter.clone()) {
-            alerter.restore(saved);
-        }
-        pipeline = pipeline.with_alerts(alerter, alerts_out);
-        pipeline = pipeline.with_decisions(decider, out);
+    let rules = build::load_rules(cfg)
+        .map_err(|errors| anyhow::anyhow!("invalid rules:\n{}", errors.join("\n")))?;
+    let mut rule_watch = rules
+        .as_ref()
+        .map(|r| operate::RuleWatch::new(&cfg.rules, r));
+    let files = build::OutputFiles::open(cfg, checkpoint.as_ref())?;
+    if checkpoint.is_some() {
+        info!(path = %checkpoint_path.display(), "resuming from checkpoint");
     }
-
-    if cfg
-        .sources
-        .iter()
-        .any(|s| s.format() == crate::decode::Format::AppLog)
-    {
-        let out = JsonlFile::open(
-            &cfg.logs_path(),
-            checkpoint.as_ref().and_then(|c| c.logs_file_len),
-        )
-        .with_context(|| format!("cannot open {}", cfg.logs_path().display()))?;
-        pipeline = pipeline.with_logs(out);
-        if let Some(saved) = checkpoint.as_ref().and_then(|c| c.log_assembler.clone()) {
-            pipeline.restore_log_assembler(saved);
-        }
-    }
+    let mut pipeline = build::pipeline(cfg, rules.as_ref(), files, checkpoint.as_ref());
     let mut sources = Vec::new();
     for sc in &cfg.sources {
         let idx = pipeline.add_source(sc.format(), sc.mapping());
@@ -245,11 +182,6 @@ pub async fn run(
         sources.push((idx, source));
     }
     if let Some(cp) = &checkpoint {
-        info!(path = %checkpoint_path.display(), "resuming from checkpoint");
-        pipeline.windows.restore(&cp.windows);
-        pipeline.restore_stream_clocks(&cp.stream_clocks);
-        pipeline.restore_kafka_state(&cp.kafka_low_water, &cp.kafka_handoffs);
-        pipeline.counts = cp.counts;
         for (idx, s) in sources.iter_mut() {
             if let Source::Kafka(k) = s {
                 k.resume(&cp.kafka_offsets);
@@ -317,9 +249,6 @@ pub async fn run(
         }
         Some(actuator)
     };
-    for app in &cfg.window.apps {
-        pipeline.windows.register_app(app);
-    }
     let mut sinks = Sinks::default();
     if let Some(c) = &cfg.influxdb {
         let sink = crate::sinks::influx::InfluxSink::new(c)
