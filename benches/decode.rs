@@ -50,7 +50,7 @@ fn decode_and_window(format: Format, data: &[u8]) -> u64 {
     p.process_bytes(src, "bench", 0, data)
         .expect("sink never fails");
     p.finish().expect("sink never fails");
-    p.counts.windows_written
+    p.core.counts.windows_written
 }
 
 fn benches(c: &mut Criterion) {

@@ -326,7 +326,7 @@ fn run_vane(topic: &str, group: &str, n: usize) -> (f64, f64, usize) {
                         .expect("pipeline");
                     pipeline_s += t.elapsed().as_secs_f64();
                     // Every record is one line: the pipeline counted them.
-                    seen = (pipeline.counts.lines + pipeline.counts.blank) as usize;
+                    seen = (pipeline.core.counts.lines + pipeline.core.counts.blank) as usize;
                 }
                 source.recycle(chunk);
             }
@@ -337,10 +337,10 @@ fn run_vane(topic: &str, group: &str, n: usize) -> (f64, f64, usize) {
     let vane_s = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
     pipeline.finish().expect("finish");
     assert!(
-        nopipe || pipeline.counts.decoded as usize == n,
+        nopipe || pipeline.core.counts.decoded as usize == n,
         "every record decoded"
     );
-    assert_eq!(pipeline.counts.late, 0, "no record late");
+    assert_eq!(pipeline.core.counts.late, 0, "no record late");
     (vane_s, pipeline_s, chunks)
 }
 

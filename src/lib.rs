@@ -7,6 +7,7 @@ pub mod act;
 pub mod api;
 pub mod backtest;
 pub mod config;
+pub mod core;
 pub mod decode;
 pub mod generate;
 pub mod logs;

@@ -180,6 +180,6 @@ proptest! {
         let dead_letters = dead.0.lock().unwrap().split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() as u64;
         prop_assert_eq!(dead_letters, garbage.len() as u64);
         prop_assert_eq!(in_windows + late + dead_letters, lines.len() as u64);
-        prop_assert_eq!(p.counts.lines, lines.len() as u64);
+        prop_assert_eq!(p.core.counts.lines, lines.len() as u64);
     }
 }

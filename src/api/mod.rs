@@ -29,7 +29,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{info, warn};
 
 use crate::logs::LogEvent;
-use crate::pipeline::{Counts, SourceCounts};
+use crate::core::{Counts, SourceCounts};
 use crate::rules::Decision;
 pub use view::{AppView, LiveView, RulesStatus};
 

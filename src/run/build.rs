@@ -114,13 +114,13 @@ pub fn pipeline(
         }
     }
     if let Some(cp) = restored {
-        p.windows.restore(&cp.windows);
+        p.core.windows.restore(&cp.windows);
         p.restore_stream_clocks(&cp.stream_clocks);
         p.restore_kafka_state(&cp.kafka_low_water, &cp.kafka_handoffs);
-        p.counts = cp.counts;
+        p.core.counts = cp.counts;
     }
     for app in &cfg.window.apps {
-        p.windows.register_app(app);
+        p.core.windows.register_app(app);
     }
     p
 }

@@ -83,7 +83,7 @@ pub fn write_checkpoint(
     let cp = Checkpoint {
         version: Checkpoint::VERSION,
         positions,
-        windows: pipeline.windows.snapshot(),
+        windows: pipeline.core.windows.snapshot(),
         windows_file_len: lengths.windows,
         dead_letters_file_len: lengths.dead_letters,
         decisions_file_len: lengths.decisions,
@@ -91,7 +91,7 @@ pub fn write_checkpoint(
         alerter: pipeline.alerter_mut().map(|a| a.clone()),
         decider: pipeline.decider_mut().map(|d| d.state.clone()),
         health: pipeline.health_mut().map(|h| h.clone()),
-        counts: pipeline.counts,
+        counts: pipeline.core.counts,
         kafka_offsets,
         stream_clocks: pipeline.stream_clocks(),
         logs_file_len: lengths.logs,
@@ -103,7 +103,7 @@ pub fn write_checkpoint(
         .with_context(|| format!("cannot write checkpoint {}", path.display()))?;
     // Only now is it safe for the group to move on: each partition from
     // the first record of a window still open.
-    let closed = pipeline.windows.closed_through();
+    let closed = pipeline.core.windows.closed_through();
     for (idx, s) in sources.iter_mut() {
         if let Source::Kafka(k) = s {
             k.commit(&pipeline.low_water_marks(*idx), closed);

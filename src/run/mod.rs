@@ -298,7 +298,7 @@ pub async fn run(
     let mut schedule = CheckpointSchedule::new(
         cfg.run.checkpoint_interval,
         Instant::now(),
-        pipeline.windows.counters().windows_closed,
+        pipeline.core.windows.counters().windows_closed,
     );
     let mut last_stats = Instant::now();
     loop {
@@ -330,7 +330,7 @@ pub async fn run(
         }
         let mut got_input = false;
         let now = Instant::now();
-        let closed_before = pipeline.windows.counters().windows_closed;
+        let closed_before = pipeline.core.windows.counters().windows_closed;
         // A sink that cannot keep up holds the input back (nothing is dropped).
         let held_back = sinks.is_full();
         for (_, s) in sources.iter_mut() {
@@ -450,8 +450,8 @@ pub async fn run(
         // A checkpoint promises that everything before it was delivered: with
         // an external sink, it first sends all it holds, and only when that
         // was acknowledged is the checkpoint written.
-        let windows_closed = pipeline.windows.counters().windows_closed;
-        let due = schedule.due(now, windows_closed, pipeline.windows.open_aggregates());
+        let windows_closed = pipeline.core.windows.counters().windows_closed;
+        let due = schedule.due(now, windows_closed, pipeline.core.windows.open_aggregates());
         if due {
             sinks.export(&mut pipeline, api, now, true).await?;
         }
@@ -471,7 +471,7 @@ pub async fn run(
                 .max(now.elapsed().as_secs_f64());
         }
         if now - last_stats >= cfg.run.stats_interval {
-            log_counts(&pipeline.counts);
+            log_counts(&pipeline.core.counts);
             for (_, s) in &sources {
                 if let Source::Kafka(k) = s {
                     let lag = k.lag();
@@ -581,8 +581,8 @@ pub async fn run(
             Err(e) => warn!(error = %e, "last roll-up task failed"),
         }
     }
-    log_counts(&pipeline.counts);
-    report.counts = pipeline.counts;
+    log_counts(&pipeline.core.counts);
+    report.counts = pipeline.core.counts;
     Ok(report)
 }
 
@@ -596,7 +596,7 @@ fn publish(
     rules: Option<&operate::RuleWatch>,
 ) {
     let mut snap = crate::api::Snapshot {
-        counts: pipeline.counts,
+        counts: pipeline.core.counts,
         ready: true,
         actions: actuator.map(|a| a.by_app.clone()).unwrap_or_default(),
         ..Default::default()
@@ -609,6 +609,7 @@ fn publish(
             name: s.label(),
             format: pipeline.source_format(*idx).name(),
             counts: pipeline
+                .core
                 .source_counts
                 .get(*idx)
                 .copied()

@@ -6,4 +6,5 @@ pub mod elasticsearch;
 pub mod influx;
 mod jsonl;
 
-pub use jsonl::{DeadLetter, JsonlFile};
+pub use crate::model::DeadLetter;
+pub use jsonl::JsonlFile;

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::FileId;
-use crate::pipeline::Counts;
+use crate::core::Counts;
 use crate::rules::decider::DeciderState;
 use crate::window::WindowSnapshot;
 
@@ -57,7 +57,7 @@ pub struct Checkpoint {
     #[serde(default)]
     pub kafka_low_water: Vec<(usize, i64, u64)>,
     #[serde(default)]
-    pub kafka_handoffs: Vec<(usize, crate::pipeline::Handoff)>,
+    pub kafka_handoffs: Vec<(usize, crate::core::Handoff)>,
     pub counts: Counts,
 }
 

@@ -1,0 +1,521 @@
+//! The pure core: lines → decode → windows → evaluate (policies, alerts,
+//! health). Synchronous `&mut self` state that takes records and time and
+//! returns what it produced in a [`Produced`] — window rows, decisions,
+//! alert transitions, app log events, dead letters, access documents. No
+//! file or network I/O: the shell decides where each of those goes.
+
+mod streams;
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use streams::{Handoff, KafkaState, Streams};
+
+use crate::decode::{Format, Mapping, SourceDecoder};
+use crate::logs::ecs::AccessDoc;
+use crate::logs::{Assembler, LineMeta, LogEvent};
+use crate::model::{ContainerMetric, DeadLetter, WindowStats};
+use crate::rules::Decision;
+use crate::rules::alert::{AlertEvent, Alerter};
+use crate::rules::decider::Decider;
+use crate::rules::health::HealthWatcher;
+use crate::sources::Chunk;
+use crate::time::NANOS_PER_SEC;
+use crate::window::{Pushed, WindowAggregator, WindowConfig};
+
+/// Counts that must add up: every non-blank line read is decoded (then either
+/// in a window or late) or a dead letter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Counts {
+    pub lines: u64,
+    pub blank: u64,
+    pub decoded: u64,
+    pub late: u64,
+    pub dead_letters: u64,
+    pub windows_written: u64,
+    #[serde(default)]
+    pub decisions: u64,
+    /// Container metric samples read (Loggregator sources).
+    #[serde(default)]
+    pub metric_samples: u64,
+    #[serde(default)]
+    pub alert_events: u64,
+    /// App log events completed (each of one or more lines).
+    #[serde(default)]
+    pub log_events: u64,
+    /// Kafka records read again after a rebalance that the partition's
+    /// previous owner had already counted in windows it emitted.
+    #[serde(default)]
+    pub handed_over: u64,
+    pub bytes: u64,
+}
+
+/// What one source's lines became (for `/metrics`; not checkpointed, so
+/// these count from the start of the process, as Prometheus counters do).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceCounts {
+    pub lines: u64,
+    pub decoded: u64,
+    pub late: u64,
+    pub dead_letters: u64,
+}
+
+/// What the core produced since the shell last took it, in order.
+#[derive(Debug, Default)]
+pub struct Produced {
+    /// Closed windows' rows, window by window, each sorted by app then instance.
+    pub windows: Vec<WindowStats>,
+    pub decisions: Vec<Decision>,
+    pub alerts: Vec<AlertEvent>,
+    pub logs: Vec<LogEvent>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// Access log records as ECS documents (with [`Core::access_docs`]).
+    pub access: Vec<AccessDoc>,
+}
+
+impl Produced {
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+            && self.decisions.is_empty()
+            && self.alerts.is_empty()
+            && self.logs.is_empty()
+            && self.dead_letters.is_empty()
+            && self.access.is_empty()
+    }
+}
+
+/// What evaluates closed windows: each present when configured.
+#[derive(Default)]
+pub struct Evaluators {
+    pub decider: Option<Decider>,
+    pub alerter: Option<Alerter>,
+    /// Restart decisions go with the decisions, budget alerts with the alerts.
+    pub health: Option<HealthWatcher>,
+}
+
+impl Evaluators {
+    fn any(&self) -> bool {
+        self.decider.is_some() || self.alerter.is_some() || self.health.is_some()
+    }
+
+    /// Evaluates the rows of closed windows, window by window. `by_clock`:
+    /// they were closed by the processing-time heartbeat, so rows without
+    /// requests are no evidence (left out of policies and alerts).
+    fn on_closed(&mut self, closed: &[WindowStats], by_clock: bool, out: &mut Produced) {
+        let mut i = 0;
+        while i < closed.len() {
+            let end = closed[i].end.as_str();
+            let j = closed[i..]
+                .iter()
+                .position(|r| r.end != end)
+                .map_or(closed.len(), |k| i + k);
+            let group = &closed[i..j];
+            let evidence: Vec<WindowStats>;
+            let rows = if by_clock {
+                evidence = group
+                    .iter()
+                    .filter(|r| {
+                        group
+                            .iter()
+                            .any(|a| a.instance.is_none() && a.app == r.app && a.requests > 0)
+                    })
+                    .cloned()
+                    .collect();
+                &evidence[..]
+            } else {
+                group
+            };
+            if let Ok(end_ns) = crate::time::parse_iso8601(end.as_bytes()) {
+                if let Some(d) = &mut self.decider {
+                    d.on_window(end_ns, rows, &mut out.decisions);
+                }
+                if let Some(a) = &mut self.alerter {
+                    a.on_window(end_ns, rows, &mut out.alerts);
+                }
+                // Health sees every row (an idle source's silence is told
+                // apart inside: it needs other instances reporting).
+                if let Some(h) = &mut self.health {
+                    h.on_window(end_ns, group, &mut out.decisions, &mut out.alerts);
+                }
+            }
+            i = j;
+        }
+    }
+}
+
+/// The record being processed: how its lines are numbered and what a
+/// Kafka record carries besides its value.
+#[derive(Default)]
+struct Current {
+    clock: usize,
+    /// Lines are numbered by record (Kafka), not by byte.
+    record_numbered: bool,
+    key: Option<String>,
+    time_ns: Option<i64>,
+    /// Records of windows ending by then were counted by the stream's
+    /// previous owner (looked up once per chunk, not per record).
+    handoff_ns: Option<i64>,
+}
+
+pub struct Core {
+    pub windows: WindowAggregator,
+    decoders: Vec<SourceDecoder>,
+    pub evaluate: Evaluators,
+    /// App log lines joined into events (with an app-log source).
+    pub assembler: Option<Assembler>,
+    /// Access log records also become ECS documents (for Elasticsearch).
+    pub access_docs: bool,
+    pub streams: Streams,
+    pub counts: Counts,
+    /// Per source (by index): what its lines became.
+    pub source_counts: Vec<SourceCounts>,
+    /// Event time of the next burst probe (with policies that have a burst
+    /// factor): once per second of event time, on the open window.
+    next_probe_ns: Option<i64>,
+    current: Current,
+    closed: Vec<WindowStats>,
+}
+
+impl Core {
+    pub fn new(window: WindowConfig) -> Self {
+        Core {
+            windows: WindowAggregator::new(window),
+            decoders: Vec::new(),
+            evaluate: Evaluators::default(),
+            assembler: None,
+            access_docs: false,
+            streams: Streams::default(),
+            counts: Counts::default(),
+            source_counts: Vec::new(),
+            next_probe_ns: None,
+            current: Current::default(),
+            closed: Vec::new(),
+        }
+    }
+
+    /// Probes (once per second of event time) only when a policy has a burst factor.
+    pub fn rules_changed(&mut self) {
+        let probes = self.evaluate.decider.as_ref().is_some_and(Decider::probes);
+        self.next_probe_ns = probes.then_some(i64::MIN);
+    }
+
+    /// Adds a source's decoder; returns the index to pass with its input.
+    pub fn add_source(&mut self, format: Format, mapping: Mapping) -> usize {
+        self.decoders.push(SourceDecoder::new(format, mapping));
+        self.source_counts.push(SourceCounts::default());
+        let idx = self.decoders.len() - 1;
+        self.windows.set_input(idx);
+        idx
+    }
+
+    /// The format a source is decoded with (the detected one for `auto`).
+    pub fn source_format(&self, source: usize) -> Format {
+        self.decoders
+            .get(source)
+            .map_or(Format::Auto, SourceDecoder::format)
+    }
+
+    /// The event clock of one stream of a source (see [`Streams::clock_for`]).
+    pub fn clock_for(&mut self, source: usize, stream: &str) -> usize {
+        self.streams.clock_for(source, stream, self.decoders.len())
+    }
+
+    /// Drops a stream's state (a revoked Kafka partition): its apps' series
+    /// and open windows (another consumer now counts them), its low-water
+    /// marks and handoff. Returns the series dropped.
+    pub fn drop_stream(&mut self, source: usize, stream: &str, out: &mut Produced) -> usize {
+        let Some(clock) = self.streams.clock_of(source, stream) else {
+            return 0;
+        };
+        let n = self.windows.drop_input(clock, &mut self.closed);
+        self.streams.forget_clock(clock);
+        if let Some(a) = &mut self.assembler {
+            a.drop_stream(stream);
+        }
+        self.emit(false, out);
+        n
+    }
+
+    /// Per stream of `source`: the offset of the first record of a window
+    /// still open, or of the first line of an app log event still open
+    /// (streams without one are absent: their next offset is it).
+    pub fn low_water_marks(&mut self, source: usize) -> std::collections::BTreeMap<String, i64> {
+        let len = self.windows.config().length_ns;
+        let closed = self.windows.closed_through();
+        let assembler = self.assembler.as_ref();
+        self.streams.low_water_marks(source, closed, len, |stream| {
+            assembler.and_then(|a| a.first_open_offset(stream))
+        })
+    }
+
+    /// Decodes and windows every line of a chunk of whole lines.
+    pub fn process(&mut self, source: usize, chunk: &Chunk, out: &mut Produced) {
+        self.process_bytes(source, &chunk.source, chunk.offset, &chunk.data, out);
+    }
+
+    pub fn process_bytes(
+        &mut self,
+        source: usize,
+        name: &str,
+        offset: u64,
+        data: &[u8],
+        out: &mut Produced,
+    ) {
+        self.lines(source, source, name, offset, data, out);
+    }
+
+    /// Like [`Core::process`], on the event clock `clock` ([`Core::clock_for`]).
+    /// A chunk of records (Kafka) numbers its lines by record: dead letters
+    /// name the record offset, `chunk.offset` + the line's index.
+    pub fn process_on_clock(
+        &mut self,
+        source: usize,
+        clock: usize,
+        chunk: &Chunk,
+        out: &mut Produced,
+    ) {
+        self.current.record_numbered = true;
+        self.current.key.clone_from(&chunk.key);
+        self.current.time_ns = chunk.time_ns;
+        self.lines(source, clock, &chunk.source, chunk.offset, &chunk.data, out);
+        self.current.record_numbered = false;
+        self.current.key = None;
+        self.current.time_ns = None;
+    }
+
+    fn lines(
+        &mut self,
+        source: usize,
+        clock: usize,
+        name: &str,
+        offset: u64,
+        data: &[u8],
+        out: &mut Produced,
+    ) {
+        // Each source (or stream) has its own event clock; the watermark
+        // follows the slowest active one.
+        self.windows.set_input(clock);
+        self.current.clock = clock;
+        self.current.handoff_ns = self.streams.handoff(clock).map(|h| h.closed_ns);
+        self.counts.bytes += data.len() as u64;
+        // Validate the whole chunk at once (fast, vectorised); only a chunk
+        // with invalid UTF-8 somewhere is checked line by line to find it.
+        let text = simdutf8::basic::from_utf8(data).ok();
+        let mut pos = 0;
+        let mut index = 0u64;
+        while pos < data.len() {
+            let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
+            let line_offset = if self.current.record_numbered {
+                offset + index
+            } else {
+                offset + pos as u64
+            };
+            index += 1;
+            let start = pos;
+            pos = end + 1;
+            let mut stop = end;
+            if stop > start && data[stop - 1] == b'\r' {
+                stop -= 1;
+            }
+            let bytes = &data[start..stop];
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                self.counts.blank += 1;
+                continue;
+            }
+            self.counts.lines += 1;
+            // `\n` and `\r` are ASCII, so these are char boundaries of `text`.
+            let line = match text {
+                Some(t) => Ok(&t[start..stop]),
+                None => std::str::from_utf8(bytes),
+            };
+            self.line(source, name, line_offset, bytes, line, out);
+        }
+    }
+
+    #[inline]
+    fn line(
+        &mut self,
+        source: usize,
+        name: &str,
+        offset: u64,
+        bytes: &[u8],
+        line: Result<&str, std::str::Utf8Error>,
+        out: &mut Produced,
+    ) {
+        let decoder = &self.decoders[source];
+        let mut probe_due = false;
+        // Access logs give one record per line; container-metric envelopes any number.
+        let decoded = match line {
+            Err(e) => Err(format!("line: invalid UTF-8 at byte {}", e.valid_up_to())),
+            Ok(text) if decoder.is_app_log() => match &mut self.assembler {
+                Some(assembler) => {
+                    let (app, instance) =
+                        log_identity(self.current.key.as_deref(), decoder.mapping());
+                    let meta = LineMeta {
+                        stream: name,
+                        offset,
+                        app,
+                        instance,
+                        record_time_ns: self.current.time_ns,
+                    };
+                    assembler.push(meta, text, &mut out.logs)
+                }
+                None => Err("app logs have no output here".to_string()),
+            },
+            Ok(text) if decoder.is_metrics(text) => crate::decode::decode_loggregator(text)
+                .map(|metrics| {
+                    for m in &metrics {
+                        self.windows.push_metric(m, &mut self.closed);
+                    }
+                    self.counts.metric_samples += metrics.len() as u64;
+                })
+                .map_err(|e| e.to_string()),
+            Ok(text) => decoder
+                .decode(text)
+                .map(|rec| {
+                    if self.current.record_numbered {
+                        let len = self.windows.config().length_ns;
+                        let start = rec.time_ns.div_euclid(len) * len;
+                        if self
+                            .current
+                            .handoff_ns
+                            .is_some_and(|closed| start + len <= closed)
+                        {
+                            // Its window was emitted by the previous owner.
+                            self.counts.handed_over += 1;
+                            return;
+                        }
+                        self.streams.saw(self.current.clock, start, offset);
+                    }
+                    if self.access_docs {
+                        out.access
+                            .push(crate::logs::ecs::access_doc(&rec, text, name, offset));
+                    }
+                    if self.windows.push(&rec, &mut self.closed) == Pushed::Late {
+                        self.counts.late += 1;
+                        if let Some(c) = self.source_counts.get_mut(source) {
+                            c.late += 1;
+                        }
+                    }
+                    probe_due = self.next_probe_ns.is_some_and(|n| rec.time_ns >= n);
+                })
+                .map_err(|e| e.to_string()),
+        };
+        if let Some(c) = self.source_counts.get_mut(source) {
+            c.lines += 1;
+            match decoded {
+                Ok(()) => c.decoded += 1,
+                Err(_) => c.dead_letters += 1,
+            }
+        }
+        match decoded {
+            Ok(()) => self.counts.decoded += 1,
+            Err(reason) => {
+                self.counts.dead_letters += 1;
+                out.dead_letters.push(DeadLetter {
+                    source: name.to_string(),
+                    offset,
+                    format: decoder.format().name().to_string(),
+                    reason,
+                    line: String::from_utf8_lossy(bytes).into_owned(),
+                });
+            }
+        }
+        if !self.closed.is_empty() {
+            self.emit(false, out);
+        }
+        if probe_due {
+            self.probe(out);
+        }
+    }
+
+    /// Burst probes on the open window, at the newest event time's second.
+    fn probe(&mut self, out: &mut Produced) {
+        let Some(now) = self.windows.max_event_ns() else {
+            return;
+        };
+        let second = now.div_euclid(NANOS_PER_SEC) * NANOS_PER_SEC;
+        self.next_probe_ns = Some(second + NANOS_PER_SEC);
+        let Some(decider) = &mut self.evaluate.decider else {
+            return;
+        };
+        let loads = self.windows.open_loads();
+        decider.probe(&loads, second, &mut out.decisions);
+    }
+
+    /// Hands closed windows' rows out, after the evaluators saw them.
+    fn emit(&mut self, by_clock: bool, out: &mut Produced) {
+        if self.closed.is_empty() {
+            return;
+        }
+        if self.evaluate.any() {
+            self.evaluate.on_closed(&self.closed, by_clock, out);
+        }
+        out.windows.append(&mut self.closed);
+    }
+
+    /// Container metrics from a source that yields them directly (a scrape).
+    pub fn process_metrics(
+        &mut self,
+        source: usize,
+        metrics: &[ContainerMetric],
+        out: &mut Produced,
+    ) {
+        self.windows.set_input(source);
+        for m in metrics {
+            self.windows.push_metric(m, &mut self.closed);
+        }
+        self.counts.metric_samples += metrics.len() as u64;
+        self.emit(false, out);
+    }
+
+    /// A source without input for a while stops holding the watermark back
+    /// (`idle`), or counts again once it has input.
+    pub fn set_source_idle(&mut self, source: usize, idle: bool, out: &mut Produced) {
+        self.windows.set_input_idle(source, idle, &mut self.closed);
+        self.emit(false, out);
+    }
+
+    /// Processing-time heartbeat: the sources have been idle for `idle_ns`,
+    /// so the watermark moves on as if time had passed in the stream too.
+    pub fn heartbeat(&mut self, idle_ns: i64, out: &mut Produced) {
+        let Some(wm) = self.windows.event_watermark() else {
+            return;
+        };
+        self.windows
+            .advance_watermark(wm.saturating_add(idle_ns), &mut self.closed);
+        // Windows closed by the clock, not by records: an app without requests
+        // in them may just be an app whose logs stopped arriving, so for
+        // decisions its data is missing (never a reason to scale down).
+        self.emit(true, out);
+    }
+
+    /// Completes app log events whose stream has been quiet for `quiet`.
+    pub fn flush_quiet_logs(&mut self, now: Instant, quiet: Duration, out: &mut Produced) {
+        if let Some(a) = &mut self.assembler {
+            a.flush_quiet(now, quiet, &mut out.logs);
+        }
+    }
+
+    /// End of input: closes every open window and completes every open event.
+    pub fn finish(&mut self, out: &mut Produced) {
+        self.windows.flush(&mut self.closed);
+        self.emit(false, out);
+        if let Some(a) = &mut self.assembler {
+            a.flush_all(&mut out.logs);
+        }
+    }
+}
+
+/// Who wrote an app log line: the Kafka key (`app` or `app/instance`), else
+/// the source's `app` and `instance`.
+fn log_identity<'a>(key: Option<&'a str>, mapping: &'a Mapping) -> (&'a str, Option<&'a str>) {
+    match key {
+        Some(k) => match k.split_once('/') {
+            Some((app, instance)) => (app, Some(instance)),
+            None => (k, mapping.default_instance.as_deref()),
+        },
+        None => (&mapping.default_app, mapping.default_instance.as_deref()),
+    }
+}
