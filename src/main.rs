@@ -214,7 +214,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             tracing::info!(config = %origin, data_dir = %cfg.data_dir.display(), "starting");
-            let rt = tokio::runtime::Builder::new_current_thread()
+            // Multi-thread: notifiers, the API, the RLP stream and roll-ups
+            // run on the workers while the run loop works through input.
+            let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
             let opts = RunOptions { exit_when_idle };

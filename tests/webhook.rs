@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -100,4 +101,105 @@ fn notifications_survive_a_receiver_outage_and_arrive_once() {
     // Firing before resolved, as they happened.
     let first: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(first["status"], "firing");
+}
+
+/// The input time `vane run` reports at its end ("run: input read in X s").
+fn input_seconds(stderr: &[u8]) -> f64 {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("run: input read in "))
+        .unwrap_or_else(|| panic!("no run summary in {text}"));
+    line["run: input read in ".len()..]
+        .split(' ')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no input time in {line}"))
+}
+
+/// A receiver that takes requests and never answers holds up its own
+/// notifications only: the input is read as fast as without any notifier,
+/// and the windows are the same.
+#[test]
+fn a_receiver_that_never_answers_holds_up_no_input() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests = Arc::new(Mutex::new(0usize));
+    let seen = requests.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            *seen.lock().unwrap() += 1;
+            held.push(conn); // never answered, never closed
+        }
+    });
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(repo.join("examples/input/gorouter.log")).unwrap();
+    let lines: Vec<&str> = example.lines().collect();
+    // The input arrives over ~3 s, so a stalled loop would leave some of it
+    // unread for as long as it waits.
+    let run = |notifier: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("router.log");
+        std::fs::write(&log, "").unwrap();
+        let cfg = write_config(
+            dir.path(),
+            &format!(
+                "rules = [\"{}\"]\n[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n{notifier}[run]\npoll_interval = \"50ms\"\n",
+                repo.join("rules").display(),
+                log.display()
+            ),
+        );
+        let child = vane()
+            .args(["run", "--exit-when-idle", "1s", "--config"])
+            .arg(&cfg)
+            .env("VANE_TEST_WEBHOOK_SECRET", "s3cret")
+            .env("VANE_LOG", "warn")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        for piece in lines.chunks(lines.len() / 30 + 1) {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            for l in piece {
+                writeln!(f, "{l}").unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Rows with traffic: a run that waits longer to exit (for its
+        // notifications) also closes a quiet window more by the clock.
+        let windows: String = std::fs::read_to_string(dir.path().join("data/windows.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("\"requests\":0,"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        (input_seconds(&out.stderr), windows)
+    };
+    let (alone, want) = run("");
+    let (stalled, got) = run(&format!(
+        "[[notifiers]]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret_env = \"VANE_TEST_WEBHOOK_SECRET\"\ngive_up_after = \"3s\"\n"
+    ));
+    assert!(*requests.lock().unwrap() >= 1, "the alerts were sent");
+    if got != want {
+        let dir = std::env::temp_dir();
+        std::fs::write(dir.join("vane-webhook-want.jsonl"), &want).unwrap();
+        std::fs::write(dir.join("vane-webhook-got.jsonl"), &got).unwrap();
+        panic!(
+            "the windows differ: see vane-webhook-{{want,got}}.jsonl in {}",
+            dir.display()
+        );
+    }
+    // Inline, each unanswered attempt stopped the input for the client's
+    // 5 s timeout; as a task it stops nothing.
+    assert!(
+        stalled < alone + 3.0,
+        "input took {stalled:.2} s with a silent receiver, {alone:.2} s without"
+    );
 }

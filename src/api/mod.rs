@@ -28,8 +28,8 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{info, warn};
 
-use crate::logs::LogEvent;
 use crate::core::{Counts, SourceCounts};
+use crate::logs::LogEvent;
 use crate::rules::Decision;
 pub use view::{AppView, LiveView, RulesStatus};
 

@@ -10,9 +10,7 @@ use anyhow::Context;
 use tracing::{info, warn};
 
 use crate::act::actuator::Actuator;
-use crate::act::alertmanager::AlertmanagerNotifier;
 use crate::act::orchestrator::{Orchestrator, RetryPolicy};
-use crate::act::webhook::WebhookNotifier;
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::{Counts, Pipeline};
 use crate::sources::{
@@ -21,9 +19,11 @@ use crate::sources::{
 
 pub mod build;
 mod checkpointing;
+mod notify;
 mod operate;
 
 use checkpointing::{CheckpointSchedule, write_checkpoint};
+use notify::{Notifier, NotifierTask};
 
 /// How many chunks one source may hand over per tick, so one busy source cannot
 /// starve the others or the checkpoint.
@@ -67,34 +67,6 @@ impl Source {
 
     fn finished(&self) -> bool {
         matches!(self, Source::Stdin(s) if s.is_closed())
-    }
-}
-
-enum Notifier {
-    Webhook(WebhookNotifier),
-    Alertmanager(AlertmanagerNotifier),
-}
-
-impl Notifier {
-    fn enqueue(&mut self, events: &[crate::rules::alert::AlertEvent], now: Instant) {
-        match self {
-            Notifier::Webhook(n) => n.enqueue(events, now),
-            Notifier::Alertmanager(n) => n.enqueue(events, now),
-        }
-    }
-
-    async fn pump(&mut self, now: Instant) {
-        match self {
-            Notifier::Webhook(n) => n.pump(now).await,
-            Notifier::Alertmanager(n) => n.pump(now).await,
-        }
-    }
-
-    fn queued(&self) -> usize {
-        match self {
-            Notifier::Webhook(n) => n.queued(),
-            Notifier::Alertmanager(n) => n.queued(),
-        }
     }
 }
 
@@ -202,28 +174,7 @@ pub async fn run(
     }
     let mut notifiers = Vec::new();
     for n in &cfg.notifiers {
-        notifiers.push(match n {
-            crate::config::NotifierConfig::Webhook {
-                url,
-                receiver,
-                give_up_after,
-                ..
-            } => {
-                let secret = n
-                    .secret()
-                    .map_err(|e| anyhow::anyhow!("notifier {url}: {e}"))?;
-                Notifier::Webhook(WebhookNotifier::new(url, receiver, secret, *give_up_after))
-            }
-            crate::config::NotifierConfig::Alertmanager {
-                url,
-                resend_interval,
-                give_up_after,
-            } => Notifier::Alertmanager(AlertmanagerNotifier::new(
-                url,
-                *resend_interval,
-                *give_up_after,
-            )),
-        });
+        notifiers.push(NotifierTask::spawn(Notifier::from_config(n)?));
     }
     if !notifiers.is_empty() {
         pipeline = pipeline.with_notifications();
@@ -438,9 +389,8 @@ pub async fn run(
             }
         }
         let events = pipeline.take_notifications();
-        for n in &mut notifiers {
-            n.enqueue(&events, now);
-            n.pump(now).await;
+        for n in &notifiers {
+            n.send(&events).await;
         }
         if let Some(a) = &mut actuator {
             act(a, &mut pipeline, now)?;
@@ -552,15 +502,9 @@ pub async fn run(
     }
     // Last transitions out before stopping; undelivered ones are logged.
     let events = pipeline.take_notifications();
-    for n in &mut notifiers {
-        n.enqueue(&events, Instant::now());
-        n.pump(Instant::now()).await;
-        if n.queued() > 0 {
-            warn!(
-                queued = n.queued(),
-                "stopping with undelivered alert notifications"
-            );
-        }
+    for n in notifiers {
+        n.send(&events).await;
+        n.finish(Duration::from_secs(5)).await;
     }
     if let Some(s) = &mut rollups {
         let _ = s.shutdown().await;
