@@ -54,6 +54,8 @@ pub struct Exports {
     pub alerts: Vec<AlertEvent>,
     /// Access log records as ECS documents (with [`Pipeline::with_access_docs`]).
     pub access: Vec<crate::logs::ecs::AccessDoc>,
+    /// Series the windows forgot (the API's view forgets them too).
+    pub forgotten: Vec<crate::window::Forgotten>,
 }
 
 impl Pipeline {
@@ -220,8 +222,10 @@ impl Pipeline {
             x.alerts.extend(p.alerts.iter().cloned());
             x.logs.append(&mut p.logs);
             x.access.append(&mut p.access);
+            x.forgotten.append(&mut p.forgotten);
         }
         p.windows.clear();
+        p.forgotten.clear();
         p.logs.clear();
         p.access.clear();
         match &mut self.to_act {

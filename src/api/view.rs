@@ -131,6 +131,21 @@ impl LiveView {
         for d in &x.decisions {
             self.record(d);
         }
+        // Apps the windows forgot leave the view (and its per-app counters):
+        // at fleet scale, churn must not pile up here.
+        let gone: std::collections::HashSet<&str> = x
+            .forgotten
+            .iter()
+            .filter(|f| f.instance.is_none())
+            .map(|f| &*f.app)
+            .collect();
+        if !gone.is_empty() {
+            for app in &gone {
+                self.apps.remove(*app);
+            }
+            self.decisions_by
+                .retain(|(app, _, _), _| !gone.contains(app.as_str()));
+        }
         for e in &x.alerts {
             if self.alert_events.len() == ALERT_EVENTS_KEPT {
                 self.alert_events.pop_front();

@@ -22,7 +22,7 @@ use crate::rules::decider::Decider;
 use crate::rules::health::HealthWatcher;
 use crate::sources::Chunk;
 use crate::time::NANOS_PER_SEC;
-use crate::window::{Pushed, WindowAggregator, WindowConfig};
+use crate::window::{Forgotten, Pushed, WindowAggregator, WindowConfig};
 
 /// Counts that must add up: every non-blank line read is decoded (then either
 /// in a window or late) or a dead letter.
@@ -72,6 +72,9 @@ pub struct Produced {
     pub dead_letters: Vec<DeadLetter>,
     /// Access log records as ECS documents (with [`Core::access_docs`]).
     pub access: Vec<AccessDoc>,
+    /// Series the windows forgot (expired, or their partition moved away):
+    /// the evaluators forgot them too, and so should every view of them.
+    pub forgotten: Vec<Forgotten>,
 }
 
 impl Produced {
@@ -82,6 +85,7 @@ impl Produced {
             && self.logs.is_empty()
             && self.dead_letters.is_empty()
             && self.access.is_empty()
+            && self.forgotten.is_empty()
     }
 }
 
@@ -95,6 +99,20 @@ pub struct Evaluators {
 }
 
 impl Evaluators {
+    /// Drops what is kept about a series the windows forgot, so state
+    /// follows the fleet as it is, not every app ever seen. Alert state
+    /// stays: an alert of a gone app resolves on its own.
+    fn forget(&mut self, f: &Forgotten) {
+        if f.instance.is_none()
+            && let Some(d) = &mut self.decider
+        {
+            d.forget(&f.app);
+        }
+        if let Some(h) = &mut self.health {
+            h.forget(&f.app, f.instance.as_deref());
+        }
+    }
+
     fn any(&self) -> bool {
         self.decider.is_some() || self.alerter.is_some() || self.health.is_some()
     }
@@ -444,15 +462,20 @@ impl Core {
         decider.probe(&loads, second, &mut out.decisions);
     }
 
-    /// Hands closed windows' rows out, after the evaluators saw them.
+    /// Hands closed windows' rows out, after the evaluators saw them, and
+    /// what the windows forgot meanwhile.
     fn emit(&mut self, by_clock: bool, out: &mut Produced) {
-        if self.closed.is_empty() {
-            return;
+        if !self.closed.is_empty() {
+            if self.evaluate.any() {
+                self.evaluate.on_closed(&self.closed, by_clock, out);
+            }
+            out.windows.append(&mut self.closed);
         }
-        if self.evaluate.any() {
-            self.evaluate.on_closed(&self.closed, by_clock, out);
+        let forgotten = self.windows.take_forgotten();
+        for f in &forgotten {
+            self.evaluate.forget(f);
         }
-        out.windows.append(&mut self.closed);
+        out.forgotten.extend(forgotten);
     }
 
     /// Container metrics from a source that yields them directly (a scrape).
@@ -519,3 +542,6 @@ fn log_identity<'a>(key: Option<&'a str>, mapping: &'a Mapping) -> (&'a str, Opt
         None => (&mapping.default_app, mapping.default_instance.as_deref()),
     }
 }
+
+#[cfg(test)]
+mod tests;

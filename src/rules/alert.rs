@@ -456,10 +456,16 @@ impl Alerter {
                             .matches(&r.app, r.name.as_deref(), &Default::default())
                 })
                 .collect();
-            let mut seen = Vec::new();
+            // A set: `contains` on a list was O(apps × alerts) per window.
+            let mut seen = std::collections::HashSet::with_capacity(apps.len());
             for w in &apps {
-                seen.push(w.app.clone());
+                seen.insert(w.app.as_str());
                 let holds = rule.expr.holds(w);
+                // Only apps whose condition holds or that are tracked get
+                // state (and an allocation): most apps are quiet.
+                if !holds && !states.contains_key(&w.app) {
+                    continue;
+                }
                 let value = rule.expr.value(w);
                 let s = states.entry(w.app.clone()).or_default();
                 step(
@@ -475,7 +481,10 @@ impl Alerter {
                 );
             }
             // Tracked apps without a row: the condition does not hold.
-            for (app, s) in states.iter_mut().filter(|(a, _)| !seen.contains(a)) {
+            for (app, s) in states
+                .iter_mut()
+                .filter(|(a, _)| !seen.contains(a.as_str()))
+            {
                 step(rule, s, false, now_ns, &time, app, None, None, out);
             }
             states.retain(|_, s| s.active_at.is_some());

@@ -297,6 +297,13 @@ impl Decider {
         }
     }
 
+    /// Stops tracking `app` (its windows expired, or another consumer owns
+    /// it now): a fleet's churn does not pile up here.
+    pub fn forget(&mut self, app: &str) {
+        self.state.apps.remove(app);
+        self.observed.remove(app);
+    }
+
     /// Starts tracking `app` at `instances` (for rule tests and backtests,
     /// where the starting count is given rather than observed).
     pub fn set_instances(&mut self, app: &str, name: Option<&str>, instances: u32) {

@@ -284,6 +284,26 @@ impl HealthWatcher {
         self.nodes = saved.nodes;
     }
 
+    /// Instances tracked, over all apps.
+    pub fn instances_tracked(&self) -> usize {
+        self.apps.values().map(|a| a.instances.len()).sum()
+    }
+
+    /// Forgets an instance (or, with `None`, the app) whose windows expired:
+    /// an instance gone for good is not "silent" for ever after.
+    pub fn forget(&mut self, app: &str, instance: Option<&str>) {
+        match instance {
+            Some(i) => {
+                if let Some(a) = self.apps.get_mut(app) {
+                    a.instances.remove(i);
+                }
+            }
+            None => {
+                self.apps.remove(app);
+            }
+        }
+    }
+
     fn rule_for(&self, app: &str, name: Option<&str>) -> Option<&HealthRule> {
         let mut labels = self.labels.get(app).cloned().unwrap_or_default();
         if let Some(n) = name.and_then(|n| self.labels.get(n)) {

@@ -196,6 +196,17 @@ pub struct WindowAggregator {
     #[allow(clippy::vec_box)]
     hist_pool: Vec<Box<Histogram<u32>>>,
     counters: WindowCounters,
+    /// Series forgotten (expired or dropped) since [`WindowAggregator::take_forgotten`]:
+    /// what is kept about them elsewhere (decider, health, API view) goes too.
+    forgotten: Vec<Forgotten>,
+}
+
+/// A series the windows no longer hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forgotten {
+    pub app: Box<str>,
+    /// `None`: the app itself (after all its instances).
+    pub instance: Option<Box<str>>,
 }
 
 impl WindowAggregator {
@@ -214,7 +225,14 @@ impl WindowAggregator {
             closed_through: None,
             hist_pool: Vec::new(),
             counters: WindowCounters::default(),
+            forgotten: Vec::new(),
         }
+    }
+
+    /// Series forgotten since the last call. Whoever drives the windows
+    /// takes these after each call that closes windows (they pile up otherwise).
+    pub fn take_forgotten(&mut self) -> Vec<Forgotten> {
+        std::mem::take(&mut self.forgotten)
     }
 
     pub fn config(&self) -> WindowConfig {
@@ -302,6 +320,10 @@ impl WindowAggregator {
                     self.apps.remove(&s.app);
                 }
             }
+            self.forgotten.push(Forgotten {
+                app: s.app,
+                instance: s.instance,
+            });
             self.free_slots.push(id);
             dropped += 1;
         }
@@ -312,8 +334,11 @@ impl WindowAggregator {
             let orphan = self.series[id]
                 .as_ref()
                 .is_some_and(|s| s.instance.is_some() && !self.apps.contains_key(&s.app));
-            if orphan {
-                self.series[id] = None;
+            if orphan && let Some(s) = self.series[id].take() {
+                self.forgotten.push(Forgotten {
+                    app: s.app,
+                    instance: s.instance,
+                });
                 for b in &mut self.open {
                     if let Some(a) = b.aggs.get_mut(id).and_then(Option::take) {
                         b.live -= 1;
@@ -794,7 +819,12 @@ impl WindowAggregator {
                         self.apps.remove(&s.app);
                     }
                 }
-                self.series[id] = None;
+                if let Some(s) = self.series[id].take() {
+                    self.forgotten.push(Forgotten {
+                        app: s.app,
+                        instance: s.instance,
+                    });
+                }
                 self.free_slots.push(id);
                 self.counters.series_expired += 1;
             }
