@@ -38,14 +38,22 @@ fn expired_series_are_forgotten_everywhere() {
     let src = core.add_source(Format::Gorouter, Mapping::new());
     let mut out = Produced::default();
     core.process_bytes(src, "t", 0, &traffic(3_000), &mut out);
-    let tracked = |c: &Core| c.evaluate.decider.as_ref().map_or(0, |d| d.tracked().count());
+    let tracked = |c: &Core| {
+        c.evaluate
+            .decider
+            .as_ref()
+            .map_or(0, |d| d.tracked().count())
+    };
     let instances = |c: &Core| {
         c.evaluate
             .health
             .as_ref()
             .map_or(0, HealthWatcher::instances_tracked)
     };
-    assert!(tracked(&core) > 0, "policies of the repo's rules track apps");
+    assert!(
+        tracked(&core) > 0,
+        "policies of the repo's rules track apps"
+    );
     assert!(instances(&core) > 0, "health rules track instances");
     assert!(out.forgotten.is_empty());
 
@@ -54,7 +62,11 @@ fn expired_series_are_forgotten_everywhere() {
     assert_eq!(core.windows.series_count(), 0);
     assert_eq!(tracked(&core), 0, "the decider forgot them");
     assert_eq!(instances(&core), 0, "the health watcher forgot them");
-    let apps = out.forgotten.iter().filter(|f| f.instance.is_none()).count();
+    let apps = out
+        .forgotten
+        .iter()
+        .filter(|f| f.instance.is_none())
+        .count();
     assert_eq!(apps, 3, "{:?}", out.forgotten);
     assert_eq!(out.forgotten.len(), 3 + 9);
 }

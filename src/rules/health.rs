@@ -304,6 +304,16 @@ impl HealthWatcher {
         }
     }
 
+    fn rule_index(&self, app: &str, name: Option<&str>) -> Option<usize> {
+        let mut labels = self.labels.get(app).cloned().unwrap_or_default();
+        if let Some(n) = name.and_then(|n| self.labels.get(n)) {
+            labels.extend(n.clone());
+        }
+        self.rules
+            .iter()
+            .position(|r| r.selector.matches(app, name, &labels))
+    }
+
     fn rule_for(&self, app: &str, name: Option<&str>) -> Option<&HealthRule> {
         let mut labels = self.labels.get(app).cloned().unwrap_or_default();
         if let Some(n) = name.and_then(|n| self.labels.get(n)) {
@@ -328,26 +338,44 @@ impl HealthWatcher {
         }
         let has_metrics = |r: &WindowStats| r.cpu_pct.is_some() || r.memory_bytes.is_some();
         let anyone_reports = rows.iter().any(|r| r.instance.is_some() && has_metrics(r));
-        // 1. Fold the window into the instances' state.
-        let mut reported: BTreeMap<(String, String), &WindowStats> = BTreeMap::new();
-        for r in rows.iter().filter(|r| r.instance.is_some()) {
-            if self.rule_for(&r.app, r.name.as_deref()).is_none() {
-                continue;
-            }
-            let Some(inst) = r.instance.clone() else {
+        // 1. Fold the window into the instances' state. Keys borrow from the
+        // rows and each app's rule is looked up once: at 100k instance rows
+        // a window, clones and repeated selector matches were most of the cost.
+        let mut rule_of: std::collections::HashMap<&str, Option<usize>> =
+            std::collections::HashMap::new();
+        let mut reported: std::collections::HashMap<(&str, &str), &WindowStats> =
+            std::collections::HashMap::new();
+        for r in rows {
+            let Some(inst) = r.instance.as_deref() else {
                 continue;
             };
-            reported.insert((r.app.clone(), inst), r);
-        }
-        for ((app, inst), r) in &reported {
-            let rule = self.rule_for(app, r.name.as_deref()).cloned();
-            let a = self.apps.entry(app.clone()).or_default();
-            if r.name.is_some() {
-                a.name = r.name.clone();
+            let rule = *rule_of
+                .entry(r.app.as_str())
+                .or_insert_with(|| self.rule_index(&r.app, r.name.as_deref()));
+            if rule.is_some() {
+                reported.insert((r.app.as_str(), inst), r);
             }
-            let st = a.instances.entry(inst.clone()).or_default();
-            if r.node.is_some() {
-                st.node = r.node.clone();
+        }
+        for (&(app, inst), r) in &reported {
+            let rule = rule_of
+                .get(app)
+                .copied()
+                .flatten()
+                .and_then(|i| self.rules.get(i));
+            let error_ratio = rule.and_then(|r| r.error_ratio);
+            let a = match self.apps.get_mut(app) {
+                Some(a) => a,
+                None => self.apps.entry(app.to_string()).or_default(),
+            };
+            if r.name.is_some() && a.name != r.name {
+                a.name.clone_from(&r.name);
+            }
+            let st = match a.instances.get_mut(inst) {
+                Some(st) => st,
+                None => a.instances.entry(inst.to_string()).or_default(),
+            };
+            if r.node.is_some() && st.node != r.node {
+                st.node.clone_from(&r.node);
             }
             if has_metrics(r) {
                 if st.metrics_seen && st.silent > 0 {
@@ -358,7 +386,7 @@ impl HealthWatcher {
             } else if st.metrics_seen && anyone_reports {
                 st.silent += 1;
             }
-            match rule.and_then(|r| r.error_ratio) {
+            match error_ratio {
                 Some((above, _, min)) if r.requests >= min && r.error_ratio > above => {
                     st.error_windows += 1
                 }
@@ -367,7 +395,7 @@ impl HealthWatcher {
         }
         for (app, a) in &mut self.apps {
             for (inst, st) in &mut a.instances {
-                if !reported.contains_key(&(app.clone(), inst.clone())) {
+                if !reported.contains_key(&(app.as_str(), inst.as_str())) {
                     if st.metrics_seen && anyone_reports {
                         st.silent += 1;
                     }

@@ -54,10 +54,16 @@ impl Selector {
         let ids = std::iter::once(app).chain(name);
         let named = ids
             .into_iter()
-            .any(|id| self.apps.contains(id) || self.patterns.iter().any(|p| p.matches(id)));
+            .any(|id| self.apps.contains(id) || self.patterns.iter().any(|p| matches(p, id)));
         let by_name = (self.apps.is_empty() && self.patterns.is_empty()) || named;
         by_name && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
     }
+}
+
+/// `*` (every app, the common alert and health selector) without the glob
+/// machinery: selectors are matched per app and window, 10,000 apps a window.
+fn matches(p: &glob::Pattern, id: &str) -> bool {
+    p.as_str() == "*" || p.matches(id)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
