@@ -316,6 +316,17 @@ mod tests {
         }
     }
 
+    /// One per series and open window: at 100k series and 2–3 open
+    /// windows, every byte here is ~300 KB of memory.
+    #[test]
+    fn an_aggregate_stays_small() {
+        assert!(
+            std::mem::size_of::<Option<Agg>>() <= 176,
+            "{} bytes",
+            std::mem::size_of::<Option<Agg>>()
+        );
+    }
+
     #[test]
     fn a_small_window_needs_no_histogram() {
         let mut a = Agg::new();
