@@ -10,7 +10,7 @@
 # It prints lines/s, peak RSS, checkpoint cost and the slowest tick that
 # closed windows, and checks that both wrote the same window rows.
 #
-# Usage: scripts/bench-fleet.sh   (LINES, APPS, INSTANCES, RPS, CPU, WORK to override)
+# Usage: scripts/bench-fleet.sh   (LINES, APPS, INSTANCES, RPS, CPU, WORK, VANE to override)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +23,11 @@ WORK=${WORK:-target/bench-fleet}
 IDLE=1
 mkdir -p "$WORK"
 
-cargo build --release --quiet
-VANE=target/release/vane
+# VANE=path/to/vane runs a binary already built (skips the build).
+if [ -z "${VANE:-}" ]; then
+  cargo build --release --quiet
+  VANE=target/release/vane
+fi
 LOG="$WORK/fleet-${LINES}-${APPS}-${INSTANCES}.log"
 if [ ! -s "$LOG" ]; then
   echo "generating $LOG" >&2
