@@ -223,11 +223,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let report = rt.block_on(run(&cfg, &opts, shutdown_signal()))?;
             let counts = report.counts;
             eprintln!(
-                "run: input read in {:.3} s, {:.0} lines/s | {} checkpoints in {:.3} s | slowest tick closing windows {:.3} s",
+                "run: input read in {:.3} s, {:.0} lines/s | {} checkpoints in {:.3} s, {:.3} s of CPU | slowest tick closing windows {:.3} s",
                 report.input_seconds,
                 counts.lines as f64 / report.input_seconds.max(1e-9),
                 report.checkpoints,
                 report.checkpoint_seconds,
+                report.checkpoint_cpu_seconds,
                 report.slowest_closing_tick_seconds
             );
             eprintln!(

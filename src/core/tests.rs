@@ -37,7 +37,29 @@ fn expired_series_are_forgotten_everywhere() {
     core.rules_changed();
     let src = core.add_source(Format::Gorouter, Mapping::new());
     let mut out = Produced::default();
-    core.process_bytes(src, "t", 0, &traffic(3_000), &mut out);
+    let lines = traffic(3_000);
+    core.process_bytes(src, "t", 0, &lines, &mut out);
+    // Container metrics for every instance seen, in the last open window:
+    // the health rules keep instances whose metrics they have seen.
+    let (mut instances_seen, t) = (Vec::new(), core.windows.max_event_ns().unwrap_or(0));
+    for row in out.windows.iter().filter(|r| r.instance.is_some()) {
+        let key = (row.app.clone(), row.instance.clone());
+        if !instances_seen.contains(&key) {
+            instances_seen.push(key);
+        }
+    }
+    let metrics: Vec<ContainerMetric> = instances_seen
+        .iter()
+        .map(|(app, instance)| ContainerMetric {
+            time_ns: t,
+            app: app.clone(),
+            instance: instance.clone(),
+            cpu_pct: Some(10.0),
+            ..ContainerMetric::default()
+        })
+        .collect();
+    core.process_metrics(src, &metrics, &mut out);
+    core.heartbeat(20 * NANOS_PER_SEC, &mut out);
     let tracked = |c: &Core| {
         c.evaluate
             .decider

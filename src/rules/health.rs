@@ -591,6 +591,20 @@ impl HealthWatcher {
                 ));
             }
         }
+        self.prune();
+    }
+
+    /// Instances with nothing to remember (no metrics seen yet, no errors,
+    /// no node) are not kept: one that reports again starts the same way.
+    /// Without container metrics that is every instance — 100k entries a
+    /// checkpoint would write for nothing.
+    fn prune(&mut self) {
+        let blank = InstanceState::default();
+        for a in self.apps.values_mut() {
+            a.instances.retain(|_, st| *st != blank);
+        }
+        self.apps
+            .retain(|_, a| !a.instances.is_empty() || !a.restarts.is_empty() || a.budget_alert);
     }
 }
 

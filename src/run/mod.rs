@@ -28,9 +28,12 @@ use notify::{Notifier, NotifierTask};
 /// How many chunks one source may hand over per tick, so one busy source cannot
 /// starve the others or the checkpoint.
 const CHUNKS_PER_TICK: usize = 64;
-/// Kafka hands over one record per chunk: it is drained for up to this long
-/// per tick instead (then the other sources, sinks and checkpoint get a turn).
-const KAFKA_BUDGET_PER_TICK: Duration = Duration::from_millis(200);
+/// How long one source is read per tick (Kafka hands over one record per
+/// chunk, so its chunk count is no bound): what closes in a tick reaches
+/// the output files at most about this long after its watermark passed.
+/// A source stopped by either bound is read again at once, without
+/// waiting for the next tick.
+const INPUT_BUDGET_PER_TICK: Duration = Duration::from_millis(200);
 
 enum Source {
     File(FileTail),
@@ -86,6 +89,8 @@ pub struct RunReport {
     pub checkpoints: u64,
     /// Spent writing checkpoints (outputs fsynced, state serialized and stored).
     pub checkpoint_seconds: f64,
+    /// Of that, CPU time (the rest is waiting for the disk).
+    pub checkpoint_cpu_seconds: f64,
     /// The longest tick in which windows closed: a bound on how long after
     /// the watermark passed a window its rows and decisions reached the
     /// output files (they are flushed at the end of such a tick).
@@ -252,6 +257,7 @@ pub async fn run(
         pipeline.core.windows.counters().windows_closed,
     );
     let mut last_stats = Instant::now();
+    let mut more_input = false;
     loop {
         tokio::select! {
             biased;
@@ -267,7 +273,9 @@ pub async fn run(
                     None => warn!("SIGHUP: no rules configured to reload"),
                 }
             }
-            _ = tick.tick() => {}
+            _ = tick.tick(), if !more_input => {}
+            // Input left over from the last tick: go on at once.
+            () = std::future::ready(()), if more_input => {}
         }
         if let Some(s) = &mut server {
             while let Ok(cmd) = s.commands.try_recv() {
@@ -280,6 +288,7 @@ pub async fn run(
             let _ = w.reload(&mut pipeline, "rule files changed");
         }
         let mut got_input = false;
+        more_input = false;
         let now = Instant::now();
         let closed_before = pipeline.core.windows.counters().windows_closed;
         // A sink that cannot keep up holds the input back (nothing is dropped).
@@ -310,15 +319,16 @@ pub async fn run(
                 got_input = true;
                 pipeline.process_metrics(*idx, &metrics)?;
             }
-            // A Kafka record is one chunk: drain for up to a time budget.
-            let (per_tick, budget) = if matches!(source, Source::Kafka(_)) {
-                (usize::MAX, KAFKA_BUDGET_PER_TICK)
+            // A Kafka record is one chunk: drained for the time budget only.
+            let per_tick = if matches!(source, Source::Kafka(_)) {
+                usize::MAX
             } else {
-                (CHUNKS_PER_TICK, Duration::MAX)
+                CHUNKS_PER_TICK
             };
             let started = Instant::now();
+            let mut drained = false;
             for _ in 0..per_tick {
-                if started.elapsed() >= budget {
+                if started.elapsed() >= INPUT_BUDGET_PER_TICK {
                     break;
                 }
                 match source.poll() {
@@ -341,13 +351,18 @@ pub async fn run(
                         got_input = true;
                         this_input = true;
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        drained = true;
+                        break;
+                    }
                     Err(e) => {
                         warn!(error = %e, "source read failed; retrying on the next tick");
+                        drained = true;
                         break;
                     }
                 }
             }
+            more_input |= !drained;
             // A source quiet for `idle_timeout` (or finished) stops holding the
             // watermark back for the others.
             let last = source_input.entry(*idx).or_insert(now);
@@ -388,6 +403,13 @@ pub async fn run(
                 pipeline.heartbeat(idle.as_nanos() as i64)?;
             }
         }
+        if pipeline.core.windows.counters().windows_closed != closed_before {
+            // What closed reaches the files now, not when a buffer fills.
+            pipeline.flush()?;
+            report.slowest_closing_tick_seconds = report
+                .slowest_closing_tick_seconds
+                .max(now.elapsed().as_secs_f64());
+        }
         let events = pipeline.take_notifications();
         for n in &notifiers {
             n.send(&events).await;
@@ -408,18 +430,16 @@ pub async fn run(
         let delivered = sinks.is_idle();
         if due && delivered {
             let t = Instant::now();
+            let cpu = checkpointing::thread_cpu_seconds();
             write_checkpoint(&mut pipeline, &mut sources, &checkpoint_path)?;
             report.checkpoints += 1;
             report.checkpoint_seconds += t.elapsed().as_secs_f64();
+            if let (Some(a), Some(b)) = (cpu, checkpointing::thread_cpu_seconds()) {
+                report.checkpoint_cpu_seconds += b - a;
+            }
             schedule.done(now, windows_closed);
         }
-        if windows_closed != closed_before {
-            // What closed reaches the files now, not when a buffer fills.
-            pipeline.flush()?;
-            report.slowest_closing_tick_seconds = report
-                .slowest_closing_tick_seconds
-                .max(now.elapsed().as_secs_f64());
-        }
+
         if now - last_stats >= cfg.run.stats_interval {
             log_counts(&pipeline.core.counts);
             for (_, s) in &sources {

@@ -61,6 +61,36 @@ pub struct Checkpoint {
     pub counts: Counts,
 }
 
+/// A [`Checkpoint`] as it is written: the same JSON, borrowing the state
+/// from where it lives instead of copying it first.
+#[derive(Serialize)]
+pub struct CheckpointRef<'a> {
+    pub version: u32,
+    pub positions: BTreeMap<String, FilePosition>,
+    pub windows: crate::window::WindowSnapshotRef<'a>,
+    pub windows_file_len: u64,
+    pub dead_letters_file_len: u64,
+    pub decisions_file_len: Option<u64>,
+    pub decider: Option<&'a DeciderState>,
+    pub alerts_file_len: Option<u64>,
+    pub alerter: Option<&'a crate::rules::alert::Alerter>,
+    pub health: Option<&'a crate::rules::health::HealthWatcher>,
+    pub kafka_offsets: BTreeMap<String, i64>,
+    pub stream_clocks: Vec<(usize, String, usize)>,
+    pub logs_file_len: Option<u64>,
+    pub log_assembler: Option<&'a crate::logs::Assembler>,
+    pub kafka_low_water: Vec<(usize, i64, u64)>,
+    pub kafka_handoffs: Vec<(usize, crate::core::Handoff)>,
+    pub counts: Counts,
+}
+
+impl CheckpointRef<'_> {
+    /// Writes atomically and durably, like [`Checkpoint::store`].
+    pub fn store(&self, path: &Path) -> io::Result<()> {
+        store_json(self, path)
+    }
+}
+
 impl Checkpoint {
     /// The layout this build writes and reads. A checkpoint of another
     /// version is refused with a message rather than half understood.
@@ -86,22 +116,27 @@ impl Checkpoint {
         Ok(Some(cp))
     }
 
-    /// Writes atomically and durably: a temporary file written through a
-    /// buffer (one `write(2)` per megabyte, not per JSON token), fsynced,
-    /// renamed over the old one, and the directory fsynced so the rename
-    /// itself survives a crash.
+    /// Writes atomically and durably (see `store_json`).
     pub fn store(&self, path: &Path) -> io::Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        {
-            let file = std::fs::File::create(&tmp)?;
-            let mut out = io::BufWriter::with_capacity(1 << 20, file);
-            serde_json::to_writer(&mut out, self)?;
-            out.flush()?;
-            out.get_ref().sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        sync_dir(path)
+        store_json(self, path)
     }
+}
+
+/// Writes atomically and durably: a temporary file written through a
+/// buffer (one `write(2)` per megabyte, not per JSON token), fsynced,
+/// renamed over the old one, and the directory fsynced so the rename
+/// itself survives a crash.
+fn store_json(value: &impl Serialize, path: &Path) -> io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    {
+        let file = std::fs::File::create(&tmp)?;
+        let mut out = io::BufWriter::with_capacity(1 << 20, file);
+        serde_json::to_writer(&mut out, value)?;
+        out.flush()?;
+        out.get_ref().sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    sync_dir(path)
 }
 
 /// fsyncs the directory holding `path` (where its entry lives).

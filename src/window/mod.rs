@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{AccessRecord, ContainerMetric, WindowStats};
 use crate::time::{NANOS_PER_SEC, format_rfc3339};
 pub use agg::{Agg, AggSnapshot};
-pub use snapshot::{BucketSnapshot, SeriesSnapshot, WindowSnapshot};
+pub use snapshot::{BucketSnapshot, SeriesSnapshot, WindowSnapshot, WindowSnapshotRef};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 

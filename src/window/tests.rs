@@ -170,6 +170,8 @@ fn snapshot_restore_continues_exactly() {
         first.push(r, &mut got);
     }
     let snap = serde_json::to_string(&first.snapshot()).unwrap();
+    // A checkpoint serializes without a copy: the same JSON.
+    assert_eq!(serde_json::to_string(&first.snapshot_ref()).unwrap(), snap);
     let mut second = agg();
     second.restore(&serde_json::from_str(&snap).unwrap());
     for r in &recs[211..] {
