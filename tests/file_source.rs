@@ -236,3 +236,73 @@ fn a_glob_follows_every_matching_file_and_new_ones() {
         .unwrap();
     assert_eq!(cp.positions.len(), 3, "{:?}", cp.positions.keys());
 }
+
+/// At fleet size (10,000 apps × 10 instances) a `kill -9` after the first
+/// checkpoint and a restart give the windows of one uninterrupted replay.
+#[test]
+fn a_kill_at_a_hundred_thousand_series_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("fleet.log");
+    let data = dir.path().join("data");
+    let config = dir.path().join("vane.toml");
+    fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n[run]\npoll_interval = \"20ms\"\ncheckpoint_interval = \"50ms\"\nidle_timeout = \"1h\"\nstats_interval = \"1h\"\n",
+            data.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    let spec = TrafficSpec {
+        format: Format::Gorouter,
+        lines: 600_000,
+        apps: 10_000,
+        instances: 100_000,
+        rps: 20_000.0,
+        seed: 7,
+        ..TrafficSpec::default()
+    };
+    let mut out = std::io::BufWriter::new(fs::File::create(&log).unwrap());
+    generate(&spec, &mut out).unwrap();
+    out.flush().unwrap();
+    drop(out);
+    let cp = data.join("checkpoint.json");
+
+    let mut first = spawn(&config, &[]);
+    wait_for("the first checkpoint", || checkpoint_offset(&cp) > 0);
+    first.kill().unwrap(); // SIGKILL: no chance to flush or checkpoint
+    first.wait().unwrap();
+    let resumed_at = checkpoint_offset(&cp);
+    assert!(
+        resumed_at < fs::metadata(&log).unwrap().len(),
+        "killed mid-file"
+    );
+    let second = spawn(&config, &["--exit-when-idle", "2s"]);
+    assert!(second.wait_with_output().unwrap().status.success());
+
+    let reference = dir.path().join("reference.jsonl");
+    let ok = vane()
+        .args(["replay", "--format", "gorouter", "--out"])
+        .arg(&reference)
+        .arg("--dead-letters")
+        .arg(dir.path().join("ref-dead.jsonl"))
+        .arg(&log)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let want = fs::read_to_string(&reference).unwrap();
+    let got = fs::read_to_string(data.join("windows.jsonl")).unwrap();
+    let series: std::collections::BTreeSet<(String, Option<String>)> =
+        common::read_windows(&reference)
+            .into_iter()
+            .map(|w| (w.app, w.instance))
+            .collect();
+    assert!(series.len() >= 100_000, "{} series", series.len());
+    assert!(
+        got == want,
+        "same windows as an uninterrupted replay ({} and {} bytes)",
+        got.len(),
+        want.len()
+    );
+}
