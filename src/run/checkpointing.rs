@@ -17,7 +17,7 @@ use anyhow::Context;
 
 use super::Source;
 use crate::pipeline::Pipeline;
-use crate::sources::{Checkpoint, CheckpointRef};
+use crate::sources::{Checkpoint, CheckpointRef, store_bytes};
 
 /// Open aggregates below which a checkpoint costs little whenever it is written.
 const SMALL_OPEN_STATE: usize = 4096;
@@ -56,16 +56,28 @@ impl CheckpointSchedule {
     }
 }
 
-/// Syncs the outputs, writes the checkpoint, then lets Kafka commit.
-pub fn write_checkpoint(
+/// A checkpoint serialized, waiting until the sinks have delivered every
+/// hand-over up to `seq` (what came before it); then it is stored and
+/// Kafka commits the marks it was taken at.
+pub struct Prepared {
+    bytes: Vec<u8>,
+    pub seq: u64,
+    kafka: Vec<(usize, BTreeMap<String, i64>)>,
+    closed: Option<i64>,
+}
+
+/// Syncs the outputs and serializes the state at this point, to be stored
+/// once the sinks have delivered hand-over `seq`.
+pub fn prepare(
     pipeline: &mut Pipeline,
-    sources: &mut [(usize, Source)],
-    path: &Path,
-) -> anyhow::Result<()> {
+    sources: &[(usize, Source)],
+    seq: u64,
+) -> anyhow::Result<Prepared> {
     let lengths = pipeline.sync()?;
     let mut positions = BTreeMap::new();
     let mut kafka_offsets = BTreeMap::new();
-    for (_, s) in sources.iter() {
+    let mut kafka = Vec::new();
+    for (idx, s) in sources {
         match s {
             Source::File(t) => {
                 if let Some(p) = t.position() {
@@ -75,6 +87,7 @@ pub fn write_checkpoint(
             Source::Glob(g) => positions.extend(g.positions()),
             Source::Kafka(k) => {
                 kafka_offsets.extend(k.offsets().iter().map(|(p, o)| (p.clone(), *o)));
+                kafka.push((*idx, pipeline.low_water_marks(*idx)));
             }
             Source::Stdin(_) | Source::Scrape(_) | Source::Rlp(_) => {}
         }
@@ -102,17 +115,36 @@ pub fn write_checkpoint(
         kafka_low_water,
         kafka_handoffs,
     };
-    cp.store(path)
-        .with_context(|| format!("cannot write checkpoint {}", path.display()))?;
-    // Only now is it safe for the group to move on: each partition from
-    // the first record of a window still open.
-    let closed = pipeline.core.windows.closed_through();
-    for (idx, s) in sources.iter_mut() {
-        if let Source::Kafka(k) = s {
-            k.commit(&pipeline.low_water_marks(*idx), closed);
+    Ok(Prepared {
+        bytes: cp.to_bytes()?,
+        seq,
+        kafka,
+        closed: core.windows.closed_through(),
+    })
+}
+
+impl Prepared {
+    /// Stores it, then lets Kafka commit: only now may the group move on,
+    /// each partition from the first record of a window still open.
+    pub fn store(self, path: &Path, sources: &mut [(usize, Source)]) -> anyhow::Result<()> {
+        store_bytes(&self.bytes, path)
+            .with_context(|| format!("cannot write checkpoint {}", path.display()))?;
+        for (idx, marks) in &self.kafka {
+            if let Some((_, Source::Kafka(k))) = sources.iter_mut().find(|(i, _)| i == idx) {
+                k.commit(marks, self.closed);
+            }
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// Prepares and stores a checkpoint at once (when nothing is left to deliver).
+pub fn write_checkpoint(
+    pipeline: &mut Pipeline,
+    sources: &mut [(usize, Source)],
+    path: &Path,
+) -> anyhow::Result<()> {
+    prepare(pipeline, sources, 0)?.store(path, sources)
 }
 
 /// CPU time this thread has run, from `/proc/thread-self/schedstat` (in

@@ -21,9 +21,11 @@ pub mod build;
 mod checkpointing;
 mod notify;
 mod operate;
+mod sinks;
 
 use checkpointing::{CheckpointSchedule, write_checkpoint};
 use notify::{Notifier, NotifierTask};
+use sinks::Sinks;
 
 /// How many chunks one source may hand over per tick, so one busy source cannot
 /// starve the others or the checkpoint.
@@ -206,17 +208,19 @@ pub async fn run(
         Some(actuator)
     };
     let mut sinks = Sinks::default();
+    // A checkpoint waiting for the sinks to deliver what came before it.
+    let mut pending: Option<checkpointing::Prepared> = None;
     if let Some(c) = &cfg.influxdb {
         let sink = crate::sinks::influx::InfluxSink::new(c)
             .map_err(|e| anyhow::anyhow!("influxdb: {e}"))?;
         info!(url = %c.url, bucket = %c.bucket, "writing to InfluxDB");
-        sinks.influx = Some(sink);
+        sinks.add(sink);
     }
     if let Some(c) = &cfg.elasticsearch {
         let sink = crate::sinks::elasticsearch::ElasticSink::new(c)
             .map_err(|e| anyhow::anyhow!("elasticsearch: {e}"))?;
         info!(url = %c.url, index = %c.index_prefix, "indexing app logs into Elasticsearch");
-        sinks.elastic = Some(sink);
+        sinks.add(sink);
     }
     if sinks.any() || cfg.api.is_some() {
         pipeline = pipeline.with_exports();
@@ -302,7 +306,10 @@ pub async fn run(
         for (idx, source) in sources.iter_mut().filter(|_| !held_back) {
             let mut this_input = false;
             if let Source::Kafka(k) = source {
-                rebalance(*idx, k, &mut pipeline)?;
+                if rebalance(*idx, k, &mut pipeline)? {
+                    // Its Kafka marks are of partitions that may be another's now.
+                    pending = None;
+                }
                 // Every assigned partition has a clock before its first record,
                 // so a partition not read yet holds the watermark back.
                 for stream in k.assigned() {
@@ -418,26 +425,36 @@ pub async fn run(
             act(a, &mut pipeline, now)?;
         }
         pipeline.flush_quiet_logs(now, cfg.run.multiline_timeout)?;
-        sinks.export(&mut pipeline, api, now, false).await?;
-        // A checkpoint promises that everything before it was delivered: with
-        // an external sink, it first sends all it holds, and only when that
-        // was acknowledged is the checkpoint written.
+        export(&mut sinks, &mut pipeline, api)?;
+        // A checkpoint promises that everything before it was delivered: it
+        // is prepared here and stored once the sinks acknowledged every
+        // hand-over up to it (at once without sinks).
         let windows_closed = pipeline.core.windows.counters().windows_closed;
         let due = schedule.due(now, windows_closed, pipeline.core.windows.open_aggregates());
-        if due {
-            sinks.export(&mut pipeline, api, now, true).await?;
-        }
-        let delivered = sinks.is_idle();
-        if due && delivered {
+        if due && pending.is_none() {
             let t = Instant::now();
             let cpu = checkpointing::thread_cpu_seconds();
-            write_checkpoint(&mut pipeline, &mut sources, &checkpoint_path)?;
-            report.checkpoints += 1;
+            pending = Some(checkpointing::prepare(
+                &mut pipeline,
+                &sources,
+                sinks.handed(),
+            )?);
+            sinks.flush();
             report.checkpoint_seconds += t.elapsed().as_secs_f64();
             if let (Some(a), Some(b)) = (cpu, checkpointing::thread_cpu_seconds()) {
                 report.checkpoint_cpu_seconds += b - a;
             }
             schedule.done(now, windows_closed);
+        }
+        if let Some(p) = pending.take_if(|p| sinks.delivered(p.seq)) {
+            let t = Instant::now();
+            let cpu = checkpointing::thread_cpu_seconds();
+            p.store(&checkpoint_path, &mut sources)?;
+            report.checkpoints += 1;
+            report.checkpoint_seconds += t.elapsed().as_secs_f64();
+            if let (Some(a), Some(b)) = (cpu, checkpointing::thread_cpu_seconds()) {
+                report.checkpoint_cpu_seconds += b - a;
+            }
         }
 
         if now - last_stats >= cfg.run.stats_interval {
@@ -445,9 +462,7 @@ pub async fn run(
             for (_, s) in &sources {
                 if let Source::Kafka(k) = s {
                     let lag = k.lag();
-                    if let Some(sink) = &mut sinks.influx {
-                        sink.push_kafka_lag(k.name(), &lag);
-                    }
+                    sinks.hand_lag(k.name(), &lag);
                     info!(source = k.name(), lag = lag.values().sum::<i64>(), partitions = ?lag, skipped = k.skipped, "kafka consumer lag");
                 }
             }
@@ -478,7 +493,7 @@ pub async fn run(
             && actuator.as_ref().is_none_or(|a| a.in_flight() == 0);
         if quiet && !sinks.is_idle() {
             // Send what waits (self-metrics arrive all the time).
-            sinks.export(&mut pipeline, api, now, true).await?;
+            sinks.flush_once();
         }
         let idle_done = quiet && sinks.is_idle();
         if all_finished || idle_done {
@@ -496,30 +511,26 @@ pub async fn run(
             local.shutdown().await;
         }
     }
-    let mut delivered = true;
-    if sinks.any() {
-        // The last windows out, for a while; what cannot be delivered is not
-        // checkpointed, so the next start sends it again.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            sinks
-                .export(&mut pipeline, api, Instant::now(), true)
-                .await?;
-            if sinks.is_idle() || Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        delivered = sinks.is_idle();
-        if !delivered {
-            warn!(
-                "stopping with data a sink has not acknowledged: the checkpoint stays where it starts"
-            );
-        }
+    // The last windows out, for a while; what cannot be delivered is not
+    // checkpointed, so the next start sends it again.
+    export(&mut sinks, &mut pipeline, api)?;
+    sinks.flush();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sinks.is_idle() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        sinks.send_backlog();
+        export(&mut sinks, &mut pipeline, api)?;
     }
+    let delivered = sinks.is_idle();
     if delivered {
         write_checkpoint(&mut pipeline, &mut sources, &checkpoint_path)?;
+        report.checkpoints += 1;
+    } else {
+        warn!(
+            "stopping with data a sink has not acknowledged: the checkpoint stays where it starts"
+        );
     }
+    sinks.stop();
     // Last transitions out before stopping; undelivered ones are logged.
     let events = pipeline.take_notifications();
     for n in notifiers {
@@ -581,104 +592,29 @@ fn publish(
         });
     }
     operate::refresh_view(api, pipeline, rules);
-    if let Some(i) = &sinks.influx {
-        snap.sinks.insert(
-            "influxdb",
-            crate::api::SinkStats {
-                batches: i.batches,
-                delivered: i.points_written,
-                retries: i.retries,
-                rejected: i.rejected_batches,
-                pending: !i.is_idle(),
-            },
-        );
-    }
-    if let Some(e) = &sinks.elastic {
-        snap.sinks.insert(
-            "elasticsearch",
-            crate::api::SinkStats {
-                batches: e.batches,
-                delivered: e.indexed + e.duplicates,
-                retries: e.retries,
-                rejected: e.rejected,
-                pending: !e.is_idle(),
-            },
-        );
-    }
+    snap.sinks.extend(sinks.stats());
     if let Ok(mut s) = api.snapshot.write() {
         *s = snap;
     }
 }
 
-/// The external sinks that are configured.
-#[derive(Default)]
-struct Sinks {
-    influx: Option<crate::sinks::influx::InfluxSink>,
-    elastic: Option<crate::sinks::elasticsearch::ElasticSink>,
-}
-
-impl Sinks {
-    fn any(&self) -> bool {
-        self.influx.is_some() || self.elastic.is_some()
+/// Hands what closed since the last call to the API's view and to the
+/// sinks, and keeps what a server refused for good as dead letters.
+fn export(
+    sinks: &mut Sinks,
+    pipeline: &mut Pipeline,
+    api: Option<&crate::api::Api>,
+) -> anyhow::Result<()> {
+    let x = pipeline.take_exports();
+    if let Some(api) = api {
+        operate::observe(api, &x);
     }
-
-    /// Whether everything handed over has been acknowledged.
-    fn is_idle(&self) -> bool {
-        self.influx.as_ref().is_none_or(|s| s.is_idle())
-            && self.elastic.as_ref().is_none_or(|s| s.is_idle())
+    sinks.send_backlog();
+    sinks.hand(x);
+    for d in sinks.take_refused() {
+        pipeline.dead_letter_batch(&d.source, &d.format, d.reason, &d.line)?;
     }
-
-    /// One of them holds too much: input should wait.
-    fn is_full(&self) -> bool {
-        self.influx.as_ref().is_some_and(|s| s.is_full())
-            || self.elastic.as_ref().is_some_and(|s| s.is_full())
-    }
-
-    /// Hands what closed to each sink and sends what is due; what a server
-    /// refused for good goes to the dead letters.
-    /// What closed is shown by the API (when there is one) first.
-    async fn export(
-        &mut self,
-        pipeline: &mut Pipeline,
-        api: Option<&crate::api::Api>,
-        now: Instant,
-        force: bool,
-    ) -> anyhow::Result<()> {
-        let x = pipeline.take_exports();
-        if let Some(api) = api {
-            operate::observe(api, &x);
-        }
-        if !self.any() {
-            return Ok(());
-        }
-        if let Some(sink) = &mut self.influx {
-            for w in &x.windows {
-                sink.push_window(w);
-            }
-            for d in &x.decisions {
-                sink.push_decision(d);
-            }
-            for e in &x.alerts {
-                sink.push_alert(e);
-            }
-            for r in sink.pump(now, force).await {
-                pipeline.dead_letter_batch("influxdb", "line-protocol", r.reason, &r.lines)?;
-            }
-        }
-        if let Some(sink) = &mut self.elastic {
-            for ev in &x.logs {
-                sink.push_event(ev);
-            }
-            for d in &x.access {
-                sink.push_access(d);
-            }
-            for r in sink.pump(now, force).await {
-                let reason = format!("document {}: {}", r.id, r.reason);
-                pipeline.dead_letter_batch("elasticsearch", "ecs", reason, &r.source)?;
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// SIGHUP, where there are signals.
@@ -742,8 +678,11 @@ fn record_outcome(
 /// open windows from the committed low-water mark); a partition taken over
 /// skips what its previous owner already emitted; a partition kept keeps its
 /// state when nobody else moved it on meanwhile.
-fn rebalance(idx: usize, k: &mut KafkaSource, pipeline: &mut Pipeline) -> anyhow::Result<()> {
-    for event in k.take_rebalances() {
+/// Returns whether the assignment changed.
+fn rebalance(idx: usize, k: &mut KafkaSource, pipeline: &mut Pipeline) -> anyhow::Result<bool> {
+    let events = k.take_rebalances();
+    let changed = !events.is_empty();
+    for event in events {
         let crate::sources::kafka::Rebalanced::Assigned(parts) = event else {
             // Eager rebalancing revokes everything, then assigns the new set:
             // decide on the assignment.
@@ -784,7 +723,7 @@ fn rebalance(idx: usize, k: &mut KafkaSource, pipeline: &mut Pipeline) -> anyhow
             }
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 fn take_over(

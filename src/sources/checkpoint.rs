@@ -85,9 +85,10 @@ pub struct CheckpointRef<'a> {
 }
 
 impl CheckpointRef<'_> {
-    /// Writes atomically and durably, like [`Checkpoint::store`].
-    pub fn store(&self, path: &Path) -> io::Result<()> {
-        store_json(self, path)
+    /// The JSON, to be stored later with [`store_bytes`] (once the sinks
+    /// have delivered what came before it).
+    pub fn to_bytes(&self) -> io::Result<Vec<u8>> {
+        Ok(serde_json::to_vec(self)?)
     }
 }
 
@@ -122,18 +123,20 @@ impl Checkpoint {
     }
 }
 
-/// Writes atomically and durably: a temporary file written through a
-/// buffer (one `write(2)` per megabyte, not per JSON token), fsynced,
-/// renamed over the old one, and the directory fsynced so the rename
-/// itself survives a crash.
+/// Writes atomically and durably: serialized in memory (one `write(2)`,
+/// not one per JSON token), a temporary file fsynced, renamed over the old
+/// one, and the directory fsynced so the rename itself survives a crash.
 fn store_json(value: &impl Serialize, path: &Path) -> io::Result<()> {
+    store_bytes(&serde_json::to_vec(value)?, path)
+}
+
+/// Writes a serialized checkpoint atomically and durably (see `store_json`).
+pub fn store_bytes(bytes: &[u8], path: &Path) -> io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     {
-        let file = std::fs::File::create(&tmp)?;
-        let mut out = io::BufWriter::with_capacity(1 << 20, file);
-        serde_json::to_writer(&mut out, value)?;
-        out.flush()?;
-        out.get_ref().sync_all()?;
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;
     sync_dir(path)

@@ -12,7 +12,7 @@ mod stdin;
 
 use serde::{Deserialize, Serialize};
 
-pub use checkpoint::{Checkpoint, CheckpointRef, FilePosition};
+pub use checkpoint::{Checkpoint, CheckpointRef, FilePosition, store_bytes};
 pub use file::FileTail;
 pub use glob::GlobTail;
 pub use kafka::KafkaSource;
