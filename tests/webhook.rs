@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -103,20 +102,6 @@ fn notifications_survive_a_receiver_outage_and_arrive_once() {
     assert_eq!(first["status"], "firing");
 }
 
-/// The input time `vane run` reports at its end ("run: input read in X s").
-fn input_seconds(stderr: &[u8]) -> f64 {
-    let text = String::from_utf8_lossy(stderr);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("run: input read in "))
-        .unwrap_or_else(|| panic!("no run summary in {text}"));
-    line["run: input read in ".len()..]
-        .split(' ')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no input time in {line}"))
-}
-
 /// A receiver that takes requests and never answers holds up its own
 /// notifications only: the input is read as fast as without any notifier,
 /// and the windows are the same.
@@ -134,56 +119,11 @@ fn a_receiver_that_never_answers_holds_up_no_input() {
             held.push(conn); // never answered, never closed
         }
     });
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let example = std::fs::read_to_string(repo.join("examples/input/gorouter.log")).unwrap();
-    let lines: Vec<&str> = example.lines().collect();
-    // The input arrives over ~3 s, so a stalled loop would leave some of it
-    // unread for as long as it waits.
     let run = |notifier: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("router.log");
-        std::fs::write(&log, "").unwrap();
-        let cfg = write_config(
-            dir.path(),
-            &format!(
-                "rules = [\"{}\"]\n[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n{notifier}[run]\npoll_interval = \"50ms\"\n",
-                repo.join("rules").display(),
-                log.display()
-            ),
-        );
-        let child = vane()
-            .args(["run", "--exit-when-idle", "1s", "--config"])
-            .arg(&cfg)
-            .env("VANE_TEST_WEBHOOK_SECRET", "s3cret")
-            .env("VANE_LOG", "warn")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        for piece in lines.chunks(lines.len() / 30 + 1) {
-            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-            for l in piece {
-                writeln!(f, "{l}").unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // Rows with traffic: a run that waits longer to exit (for its
-        // notifications) also closes a quiet window more by the clock.
-        let windows: String = std::fs::read_to_string(dir.path().join("data/windows.jsonl"))
-            .unwrap()
-            .lines()
-            .filter(|l| !l.contains("\"requests\":0,"))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        (input_seconds(&out.stderr), windows)
+        common::follow_example_slowly(notifier, &[("VANE_TEST_WEBHOOK_SECRET", "s3cret")])
     };
-    let (alone, want) = run("");
-    let (stalled, got) = run(&format!(
+    let (alone, want, _) = run("");
+    let (stalled, got, _) = run(&format!(
         "[[notifiers]]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret_env = \"VANE_TEST_WEBHOOK_SECRET\"\ngive_up_after = \"3s\"\n"
     ));
     assert!(*requests.lock().unwrap() >= 1, "the alerts were sent");

@@ -88,7 +88,17 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 pub fn serve_one(
     conn: &mut std::net::TcpStream,
 ) -> (std::collections::BTreeMap<String, String>, Vec<u8>) {
-    use std::io::{BufRead, Read, Write};
+    use std::io::Write;
+    let (headers, body) = read_request(conn);
+    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    (headers, body)
+}
+
+/// Reads one HTTP request from `conn` without answering it.
+pub fn read_request(
+    conn: &mut std::net::TcpStream,
+) -> (std::collections::BTreeMap<String, String>, Vec<u8>) {
+    use std::io::{BufRead, Read};
     let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
     let mut headers = std::collections::BTreeMap::new();
     let mut line = String::new();
@@ -108,7 +118,6 @@ pub fn serve_one(
         .unwrap_or(0);
     let mut body = vec![0; len];
     let _ = reader.read_exact(&mut body);
-    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     (headers, body)
 }
 
@@ -120,4 +129,74 @@ pub fn spawn_run(cfg: &Path) -> std::process::Child {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// The input time `vane run` reports at its end ("run: input read in X s").
+pub fn input_seconds(stderr: &[u8]) -> f64 {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("run: input read in "))
+        .unwrap_or_else(|| panic!("no run summary in {text}"));
+    line["run: input read in ".len()..]
+        .split(' ')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no input time in {line}"))
+}
+
+/// `vane run` with the repository's rules, following a file to which the
+/// bundled example is appended over ~3 s (so a loop that stalls leaves
+/// input unread for as long as it waits), `extra` added to its config.
+/// Returns the input time it reports and its window rows with traffic (a
+/// run that waits longer to exit also closes a quiet window more by the
+/// clock), and the data directory.
+pub fn follow_example_slowly(
+    extra: &str,
+    env: &[(&str, &str)],
+) -> (f64, String, tempfile::TempDir) {
+    use std::io::Write;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(repo.join("examples/input/gorouter.log")).unwrap();
+    let lines: Vec<&str> = example.lines().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("router.log");
+    std::fs::write(&log, "").unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "rules = [\"{}\"]\n[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n{extra}[run]\npoll_interval = \"50ms\"\n",
+            repo.join("rules").display(),
+            log.display()
+        ),
+    );
+    let mut cmd = vane();
+    cmd.args(["run", "--exit-when-idle", "1s", "--config"])
+        .arg(&cfg)
+        .env("VANE_LOG", "warn")
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    for piece in lines.chunks(lines.len() / 30 + 1) {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        for l in piece {
+            writeln!(f, "{l}").unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let windows: String = std::fs::read_to_string(dir.path().join("data/windows.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("\"requests\":0,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    (input_seconds(&out.stderr), windows, dir)
 }
