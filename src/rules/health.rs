@@ -341,10 +341,9 @@ impl HealthWatcher {
         // 1. Fold the window into the instances' state. Keys borrow from the
         // rows and each app's rule is looked up once: at 100k instance rows
         // a window, clones and repeated selector matches were most of the cost.
-        let mut rule_of: std::collections::HashMap<&str, Option<usize>> =
-            std::collections::HashMap::new();
-        let mut reported: std::collections::HashMap<(&str, &str), &WindowStats> =
-            std::collections::HashMap::new();
+        type Fast<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+        let mut rule_of: Fast<&str, Option<usize>> = Fast::default();
+        let mut reported: Fast<(&str, &str), &WindowStats> = Fast::default();
         for r in rows {
             let Some(inst) = r.instance.as_deref() else {
                 continue;
@@ -352,7 +351,17 @@ impl HealthWatcher {
             let rule = *rule_of
                 .entry(r.app.as_str())
                 .or_insert_with(|| self.rule_index(&r.app, r.name.as_deref()));
-            if rule.is_some() {
+            let Some(rule) = rule.and_then(|i| self.rules.get(i)) else {
+                continue;
+            };
+            // A row without metrics whose errors cannot count does to an
+            // instance what no row does (silence counts only for instances
+            // that had metrics, errors reset): left out, most rows of a
+            // fleet without container metrics cost nothing here.
+            let errors = rule
+                .error_ratio
+                .is_some_and(|(above, _, min)| r.requests >= min && r.error_ratio > above);
+            if has_metrics(r) || errors {
                 reported.insert((r.app.as_str(), inst), r);
             }
         }

@@ -51,6 +51,10 @@ impl Mean {
     pub fn get(&self) -> Option<f64> {
         (self.n > 0).then(|| self.sum / f64::from(self.n))
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -210,8 +214,8 @@ impl Agg {
                 .iter()
                 .flat_map(|h| h.iter_recorded())
                 .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                .chain(self.buffered.iter().map(|&v| (u64::from(v), 1)))
                 .collect(),
+            values: self.buffered.clone(),
             cpu_pct: self.cpu_pct,
             memory_bytes: self.memory_bytes,
             memory_pct: self.memory_pct,
@@ -221,7 +225,8 @@ impl Agg {
     pub fn from_snapshot(s: &AggSnapshot) -> Self {
         // Few values go back to the buffer, as they were before the
         // checkpoint (restored state costs what live state costs).
-        let total: u64 = s.latencies.iter().map(|&(_, c)| u64::from(c)).sum();
+        let total: u64 =
+            s.latencies.iter().map(|&(_, c)| u64::from(c)).sum::<u64>() + s.values.len() as u64;
         let small =
             total <= BUFFERED as u64 && s.latencies.iter().all(|&(v, _)| v <= u64::from(u32::MAX));
         let (hist, buffered) = if small {
@@ -229,12 +234,16 @@ impl Agg {
                 .latencies
                 .iter()
                 .flat_map(|&(v, c)| std::iter::repeat_n(v as u32, c as usize))
+                .chain(s.values.iter().copied())
                 .collect();
             (None, values)
         } else {
             let mut hist = new_histogram();
             for &(value, count) in &s.latencies {
                 hist.saturating_record_n(value, count);
+            }
+            for &v in &s.values {
+                hist.saturating_record(u64::from(v));
             }
             (Some(Box::new(hist)), Vec::new())
         };
@@ -258,7 +267,9 @@ fn us_to_ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-/// An [`Agg`] as plain data, for checkpoints: histogram buckets as (value, count).
+/// An [`Agg`] as plain data, for checkpoints: histogram buckets as (value,
+/// count), latencies not in a histogram as they are. Empty parts are left
+/// out: a checkpoint holds one of these per series with traffic in an open window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AggSnapshot {
     pub requests: u64,
@@ -267,12 +278,15 @@ pub struct AggSnapshot {
     pub status: StatusCounts,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latencies: Vec<(u64, u32)>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Mean::is_empty")]
     pub cpu_pct: Mean,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Mean::is_empty")]
     pub memory_bytes: Mean,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Mean::is_empty")]
     pub memory_pct: Mean,
 }
 
@@ -312,7 +326,7 @@ mod tests {
             prop_assert!(a.hist.is_some());
             prop_assert_eq!(a.latency_ms(), latencies(&values, true));
             let snap = a.to_snapshot();
-            prop_assert_eq!(snap.latencies.iter().map(|&(_, c)| u64::from(c)).sum::<u64>(), values.len() as u64);
+            prop_assert_eq!(snap.latencies.iter().map(|&(_, c)| u64::from(c)).sum::<u64>() + snap.values.len() as u64, values.len() as u64);
         }
     }
 
