@@ -12,8 +12,8 @@ use serde::Serialize;
 use crate::core::{Core, Produced};
 pub use crate::core::{Counts, Handoff, KafkaState, SourceCounts};
 use crate::decode::{Format, Mapping};
-use crate::logs::{Assembler, LogEvent};
-use crate::model::{DeadLetter, WindowStats};
+use crate::logs::Assembler;
+use crate::model::DeadLetter;
 use crate::rules::Decision;
 use crate::rules::alert::{AlertEvent, Alerter};
 use crate::rules::decider::Decider;
@@ -45,18 +45,9 @@ struct Files {
     logs: Option<JsonlFile>,
 }
 
-/// What closed since the last [`Pipeline::take_exports`].
-#[derive(Debug, Default)]
-pub struct Exports {
-    pub windows: Vec<WindowStats>,
-    pub decisions: Vec<Decision>,
-    pub logs: Vec<LogEvent>,
-    pub alerts: Vec<AlertEvent>,
-    /// Access log records as ECS documents (with [`Pipeline::with_access_docs`]).
-    pub access: Vec<crate::logs::ecs::AccessDoc>,
-    /// Series the windows forgot (the API's view forgets them too).
-    pub forgotten: Vec<crate::window::Forgotten>,
-}
+/// What closed since the last [`Pipeline::take_exports`]: what the core
+/// produced, less the dead letters (those stay in their file).
+pub type Exports = Produced;
 
 impl Pipeline {
     pub fn new(window: WindowConfig, windows_out: JsonlFile, dead_out: JsonlFile) -> Self {

@@ -52,6 +52,22 @@ fn checkpoint_offset(cp: &Path) -> u64 {
         .map_or(0, |c| c.positions.values().map(|p| p.offset).sum())
 }
 
+/// The windows of one uninterrupted replay of `log` (written to
+/// `reference.jsonl` in `dir`): what a run with crashes must equal.
+fn replayed(log: &Path, dir: &Path) -> String {
+    let reference = dir.join("reference.jsonl");
+    let ok = vane()
+        .args(["replay", "--format", "gorouter", "--out"])
+        .arg(&reference)
+        .arg("--dead-letters")
+        .arg(dir.join("ref-dead.jsonl"))
+        .arg(log)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    fs::read_to_string(&reference).unwrap()
+}
+
 fn spawn(config: &Path, extra: &[&str]) -> Child {
     vane()
         .arg("run")
@@ -135,17 +151,7 @@ stats_interval = "1h"
     // The reference: one replay of the same 30k lines.
     let whole = dir.path().join("whole.log");
     append(&whole, &all);
-    let reference = dir.path().join("reference.jsonl");
-    let ok = vane()
-        .args(["replay", "--format", "gorouter", "--out"])
-        .arg(&reference)
-        .arg("--dead-letters")
-        .arg(dir.path().join("ref-dead.jsonl"))
-        .arg(&whole)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let want = fs::read_to_string(&reference).unwrap();
+    let want = replayed(&whole, dir.path());
     let got = fs::read_to_string(data.join("windows.jsonl")).unwrap();
     assert!(!want.is_empty());
     let total = |s: &str| -> u64 {
@@ -281,17 +287,8 @@ fn a_kill_at_a_hundred_thousand_series_loses_and_duplicates_nothing() {
     let second = spawn(&config, &["--exit-when-idle", "2s"]);
     assert!(second.wait_with_output().unwrap().status.success());
 
+    let want = replayed(&log, dir.path());
     let reference = dir.path().join("reference.jsonl");
-    let ok = vane()
-        .args(["replay", "--format", "gorouter", "--out"])
-        .arg(&reference)
-        .arg("--dead-letters")
-        .arg(dir.path().join("ref-dead.jsonl"))
-        .arg(&log)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let want = fs::read_to_string(&reference).unwrap();
     let got = fs::read_to_string(data.join("windows.jsonl")).unwrap();
     let series: std::collections::BTreeSet<(String, Option<String>)> =
         common::read_windows(&reference)

@@ -276,12 +276,7 @@ impl Sinks {
 
     /// Hands one tick's exports to every sink (never waits).
     pub fn hand(&mut self, x: Exports) {
-        let empty = x.windows.is_empty()
-            && x.decisions.is_empty()
-            && x.alerts.is_empty()
-            && x.logs.is_empty()
-            && x.access.is_empty();
-        if self.tasks.is_empty() || empty {
+        if self.tasks.is_empty() || x.is_empty() {
             return;
         }
         self.handed += 1;
