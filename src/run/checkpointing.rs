@@ -23,12 +23,17 @@ use crate::sources::{Checkpoint, CheckpointRef, store_bytes};
 const SMALL_OPEN_STATE: usize = 4096;
 /// At most this many intervals between checkpoints, whatever is open.
 const LONGEST_WAIT: u32 = 60;
+/// Checkpoints take at most 1/20 (5 %) of the time: after one that took
+/// `t`, the next waits at least `20 t` (and at least the interval).
+const COST_SHARE: u32 = 20;
 
 pub struct CheckpointSchedule {
     interval: Duration,
     last: Instant,
     /// Windows closed as of the last checkpoint.
     closed: u64,
+    /// What the last one took.
+    cost: Duration,
 }
 
 impl CheckpointSchedule {
@@ -37,6 +42,7 @@ impl CheckpointSchedule {
             interval,
             last: now,
             closed: windows_closed,
+            cost: Duration::ZERO,
         }
     }
 
@@ -44,15 +50,23 @@ impl CheckpointSchedule {
     /// so far and how many aggregates are open.
     pub fn due(&self, now: Instant, windows_closed: u64, open_aggregates: usize) -> bool {
         let since = now.saturating_duration_since(self.last);
-        since >= self.interval
+        let gap = self.interval.max(self.cost.saturating_mul(COST_SHARE));
+        since >= gap
             && (windows_closed != self.closed
                 || open_aggregates <= SMALL_OPEN_STATE
                 || since >= self.interval.saturating_mul(LONGEST_WAIT))
     }
 
-    pub fn done(&mut self, now: Instant, windows_closed: u64) {
+    /// Storing the last one (later, once the sinks delivered) cost `cost` more.
+    pub fn add_cost(&mut self, cost: Duration) {
+        self.cost = self.cost.saturating_add(cost);
+    }
+
+    /// A checkpoint was taken at `now` and cost `cost`.
+    pub fn done(&mut self, now: Instant, windows_closed: u64, cost: Duration) {
         self.last = now;
         self.closed = windows_closed;
+        self.cost = cost;
     }
 }
 
@@ -173,5 +187,32 @@ mod tests {
             s.due(t0 + Duration::from_secs(60), 5, 100_000),
             "waited long enough"
         );
+    }
+
+    #[test]
+    fn checkpoints_take_at_most_a_twentieth_of_the_time() {
+        let t0 = Instant::now();
+        let mut s = CheckpointSchedule::new(Duration::from_secs(1), t0, 0);
+        s.done(t0, 1, Duration::from_millis(150));
+        s.add_cost(Duration::from_millis(50));
+        assert!(
+            !s.due(t0 + Duration::from_secs(3), 2, 100),
+            "3 s after a 200 ms one"
+        );
+        assert!(s.due(t0 + Duration::from_secs(4), 2, 100));
+    }
+
+    #[test]
+    fn thread_cpu_time_grows_with_work() {
+        let Some(before) = thread_cpu_seconds() else {
+            return; // not Linux
+        };
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(std::hint::black_box(i));
+        }
+        std::hint::black_box(x);
+        let after = thread_cpu_seconds().unwrap_or(before);
+        assert!(after > before, "{before} -> {after}");
     }
 }

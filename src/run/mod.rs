@@ -444,12 +444,13 @@ pub async fn run(
             if let (Some(a), Some(b)) = (cpu, checkpointing::thread_cpu_seconds()) {
                 report.checkpoint_cpu_seconds += b - a;
             }
-            schedule.done(now, windows_closed);
+            schedule.done(now, windows_closed, t.elapsed());
         }
         if let Some(p) = pending.take_if(|p| sinks.delivered(p.seq)) {
             let t = Instant::now();
             let cpu = checkpointing::thread_cpu_seconds();
             p.store(&checkpoint_path, &mut sources)?;
+            schedule.add_cost(t.elapsed());
             report.checkpoints += 1;
             report.checkpoint_seconds += t.elapsed().as_secs_f64();
             if let (Some(a), Some(b)) = (cpu, checkpointing::thread_cpu_seconds()) {
