@@ -35,7 +35,7 @@ const CHUNKS_PER_TICK: usize = 64;
 /// the output files at most about this long after its watermark passed.
 /// A source stopped by either bound is read again at once, without
 /// waiting for the next tick.
-const INPUT_BUDGET_PER_TICK: Duration = Duration::from_millis(200);
+const INPUT_BUDGET_PER_TICK: Duration = Duration::from_millis(50);
 
 enum Source {
     File(FileTail),
