@@ -33,15 +33,7 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// RFC 3339 in UTC with second precision, e.g. `2017-03-16T13:28:20Z`.
 pub fn format_rfc3339(unix_secs: i64) -> String {
-    let days = unix_secs.div_euclid(86_400);
-    let sod = unix_secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
+    Timestamp::from_secs(unix_secs).to_string()
 }
 
 /// Why a timestamp did not parse. Static text: the decoder adds the position.
@@ -307,11 +299,136 @@ pub fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Dur
     }
 }
 
+/// A point in event time: nanoseconds since the Unix epoch, as the core
+/// computes with it. Written as RFC 3339 UTC with second precision
+/// (`2017-03-16T13:28:20Z`) only when serialized, and read back from any
+/// ISO 8601 form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub const fn from_nanos(ns: i64) -> Timestamp {
+        Timestamp(ns)
+    }
+
+    pub const fn from_secs(secs: i64) -> Timestamp {
+        Timestamp(secs.saturating_mul(NANOS_PER_SEC))
+    }
+
+    pub const fn nanos(self) -> i64 {
+        self.0
+    }
+
+    /// Whole seconds, rounded down.
+    pub const fn secs(self) -> i64 {
+        self.0.div_euclid(NANOS_PER_SEC)
+    }
+
+    /// The RFC 3339 text, formatted without allocating.
+    fn rfc3339(self) -> Rfc3339 {
+        let secs = self.secs();
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        let mut out = *b"0000-00-00T00:00:00Z";
+        let mut put = |at: usize, width: usize, v: i64| {
+            let mut v = v.rem_euclid(10_i64.pow(width as u32));
+            for i in (0..width).rev() {
+                out[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, y);
+        put(5, 2, i64::from(m));
+        put(8, 2, i64::from(d));
+        put(11, 2, sod / 3600);
+        put(14, 2, (sod / 60) % 60);
+        put(17, 2, sod % 60);
+        Rfc3339(out)
+    }
+}
+
+/// The 20 ASCII bytes of an RFC 3339 UTC time with second precision.
+struct Rfc3339([u8; 20]);
+
+impl Rfc3339 {
+    fn as_str(&self) -> &str {
+        // Digits and separators only.
+        std::str::from_utf8(&self.0).unwrap_or("0000-00-00T00:00:00Z")
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.rfc3339().as_str())
+    }
+}
+
+/// Compares with RFC 3339 text as written (second precision).
+impl PartialEq<&str> for Timestamp {
+    fn eq(&self, text: &&str) -> bool {
+        self.rfc3339().as_str() == *text
+    }
+}
+
+impl std::str::FromStr for Timestamp {
+    type Err = TimeError;
+
+    fn from_str(s: &str) -> Result<Timestamp, TimeError> {
+        parse_iso8601(s.as_bytes()).map(Timestamp)
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.rfc3339().as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        d.deserialize_str(TimestampVisitor)
+    }
+}
+
+struct TimestampVisitor;
+
+impl serde::de::Visitor<'_> for TimestampVisitor {
+    type Value = Timestamp;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an RFC 3339 time like `2017-03-16T13:28:20Z`")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
+        text.parse()
+            .map_err(|e: TimeError| E::custom(format!("`{text}`: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::{DateTime, NaiveDate};
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn timestamps_print_as_chrono_does_and_read_back(secs in MIN_NS / NANOS_PER_SEC..MAX_NS / NANOS_PER_SEC, frac in 0..NANOS_PER_SEC) {
+            let t = Timestamp::from_nanos(secs * NANOS_PER_SEC + frac);
+            let expected = DateTime::from_timestamp(secs, 0).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            prop_assert_eq!(t.to_string(), expected.clone());
+            let json = serde_json::to_string(&t).unwrap();
+            prop_assert_eq!(&json, &format!("\"{expected}\""));
+            let back: Timestamp = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(back, Timestamp::from_secs(secs));
+        }
+    }
+
+    #[test]
+    fn a_timestamp_that_is_no_time_is_refused_with_the_text() {
+        let e = serde_json::from_str::<Timestamp>("\"yesterday\"").unwrap_err();
+        assert!(e.to_string().contains("`yesterday`"), "{e}");
+    }
 
     #[test]
     fn iso_variants() {

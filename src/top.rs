@@ -42,7 +42,7 @@ fn app_row(a: &AppView) -> Row<'static> {
                 .map_or_else(|| "-".to_string(), |n| n.to_string()),
         ),
         Cell::from(a.policy.clone().unwrap_or_else(|| "-".into())),
-        Cell::from(w.map(|w| w.end.clone()).unwrap_or_default()),
+        Cell::from(w.map(|w| w.end.to_string()).unwrap_or_default()),
     ])
 }
 

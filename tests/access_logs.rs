@@ -128,7 +128,9 @@ fn apache_windows_match_an_independent_count() {
         assert_eq!(w.instance, None, "combined lines name no backend");
         assert_eq!(w.late, 0);
         if w.requests > 0 {
-            let t = DateTime::parse_from_rfc3339(&w.start).unwrap().timestamp();
+            let t = DateTime::parse_from_rfc3339(&w.start.to_string())
+                .unwrap()
+                .timestamp();
             got.insert(t, [w.requests, w.status.c5xx, w.bytes_out]);
             assert!((w.rps - w.requests as f64 / 10.0).abs() < 1e-9);
         }

@@ -112,9 +112,9 @@ fn every_dashboard_query_returns_data_from_influxdb() {
         String::from_utf8_lossy(&out.stderr)
     );
     let windows = read_windows(&dir.path().join("data/windows.jsonl"));
-    let ms = |t: &str| vane::time::parse_iso8601(t.as_bytes()).unwrap() / 1_000_000;
-    let from_ms = windows.iter().map(|w| ms(&w.start)).min().unwrap();
-    let to_ms = windows.iter().map(|w| ms(&w.end)).max().unwrap();
+    let ms = |t: vane::time::Timestamp| t.nanos() / 1_000_000;
+    let from_ms = windows.iter().map(|w| ms(w.start)).min().unwrap();
+    let to_ms = windows.iter().map(|w| ms(w.end)).max().unwrap();
     // Every window row arrived.
     let count = influxql(&db, "SELECT count(\"requests\") FROM \"vane_window\"");
     assert_eq!(

@@ -31,7 +31,7 @@ fn expected(dir: &Path, len_s: i64) -> BTreeMap<(String, i64), Stats> {
     let mut out: BTreeMap<(String, i64), Stats> = BTreeMap::new();
     for w in read_windows(&dir.join("data/windows.jsonl")) {
         let s = out
-            .entry((w.app.clone(), bucket(&w.start, len_s)))
+            .entry((w.app.clone(), bucket(&w.start.to_string(), len_s)))
             .or_default();
         if w.instance.is_none() {
             s.requests += w.requests;
@@ -41,9 +41,7 @@ fn expected(dir: &Path, len_s: i64) -> BTreeMap<(String, i64), Stats> {
                 s.max_p99_ms = Some(s.max_p99_ms.map_or(p99, |m| m.max(p99)));
             }
         } else {
-            let len = (parse_iso8601(w.end.as_bytes()).unwrap()
-                - parse_iso8601(w.start.as_bytes()).unwrap()) as f64
-                / 1e9;
+            let len = (w.end.nanos() - w.start.nanos()) as f64 / 1e9;
             s.instance_hours += len / 3600.0;
         }
     }

@@ -111,7 +111,7 @@ proptest! {
         }
         let mut got = BTreeMap::new();
         for w in out.iter().filter(|w| w.requests > 0) {
-            let start = chrono::DateTime::parse_from_rfc3339(&w.start).unwrap().timestamp();
+            let start = chrono::DateTime::parse_from_rfc3339(&w.start.to_string()).unwrap().timestamp();
             let conc_us = (w.concurrency * 10.0 * 1e6).round() as u64;
             got.insert((w.app.clone(), w.instance.clone(), start), (w.requests, w.status.c5xx, conc_us));
         }

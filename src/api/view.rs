@@ -12,6 +12,7 @@ use crate::model::WindowStats;
 use crate::pipeline::Exports;
 use crate::rules::alert::AlertEvent;
 use crate::rules::{Decision, Direction};
+use crate::time::Timestamp;
 
 /// Decisions kept for `/api/v1/decisions`.
 pub const DECISIONS_KEPT: usize = 2000;
@@ -99,7 +100,7 @@ fn source_name(d: &Decision) -> &'static str {
 impl LiveView {
     /// Takes in what closed since the last tick; `now_ns` is the wall clock.
     pub fn observe(&mut self, x: &Exports, now_ns: i64) {
-        let mut newest_end: Option<&str> = None;
+        let mut newest_end: Option<Timestamp> = None;
         let mut i = 0;
         while i < x.windows.len() {
             let row = &x.windows[i];
@@ -117,16 +118,14 @@ impl LiveView {
                 }
                 view.window = Some(row.clone());
                 view.instances = x.windows[i + 1..i + 1 + n].to_vec();
-                if newest_end.is_none_or(|e| row.end.as_str() > e) {
-                    newest_end = Some(&row.end);
+                if newest_end.is_none_or(|e| row.end > e) {
+                    newest_end = Some(row.end);
                 }
             }
             i += 1 + n;
         }
-        if let Some(end) = newest_end
-            && let Ok(end_ns) = crate::time::parse_iso8601(end.as_bytes())
-        {
-            self.close_delay_s = Some((now_ns - end_ns) as f64 / 1e9);
+        if let Some(end) = newest_end {
+            self.close_delay_s = Some((now_ns - end.nanos()) as f64 / 1e9);
         }
         for d in &x.decisions {
             self.record(d);

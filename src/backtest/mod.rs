@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::model::WindowStats;
 use crate::rules::{AppState, Observation, Policy, RuleSet, decide, load_str};
-use crate::time::parse_iso8601;
+
 pub use sim::{Cluster, Point, SimSettings, Tally};
 
 /// The policies a comparison can name.
@@ -211,10 +211,7 @@ pub fn simulate(
 ) -> Tally {
     const S: i64 = crate::time::NANOS_PER_SEC;
     let mut tally = Tally::default();
-    let Some(origin) = rows
-        .first()
-        .and_then(|r| parse_iso8601(r.start.as_bytes()).ok())
-    else {
+    let Some(origin) = rows.first().map(|r| r.start.nanos()) else {
         return tally;
     };
     let mut cluster = Cluster::with_ready(initial.clamp(policy.min, policy.max));
@@ -230,12 +227,7 @@ pub fn simulate(
         }
     };
     for row in rows {
-        let (Ok(start), Ok(end)) = (
-            parse_iso8601(row.start.as_bytes()),
-            parse_iso8601(row.end.as_bytes()),
-        ) else {
-            continue;
-        };
+        let (start, end) = (row.start.nanos(), row.end.nanos());
         let t0 = (start - origin) / S;
         tally.begin_window(sim, t0 as f64, row.rps);
         let secs = ((end - start) / S).max(1);

@@ -8,7 +8,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::model::{LatencyMs, WindowStats};
-use crate::time::{NANOS_PER_SEC, format_rfc3339, parse_iso8601};
+use crate::time::{NANOS_PER_SEC, Timestamp, format_rfc3339, parse_iso8601};
 
 /// Rate samples of one app: (time ns, requests/s), in time order.
 pub type Series = Vec<(i64, f64)>;
@@ -90,8 +90,8 @@ pub fn windows(app: &str, series: &Series, window_ns: i64, latency_ms: f64) -> V
             held = sum / f64::from(n);
         }
         let mut w = WindowStats::empty(app);
-        w.start = format_rfc3339(t.div_euclid(NANOS_PER_SEC));
-        w.end = format_rfc3339((t + window_ns).div_euclid(NANOS_PER_SEC));
+        w.start = Timestamp::from_nanos(t);
+        w.end = Timestamp::from_nanos(t.saturating_add(window_ns));
         w.requests = (held * secs).round() as u64;
         w.status.c2xx = w.requests;
         w.rps = held;

@@ -299,18 +299,13 @@ fn read_input(path: &Path, a: &BacktestArgs, window_ns: i64) -> anyhow::Result<I
     let apps = bt::by_app(rows)
         .into_iter()
         .map(|(app, rows)| {
-            let origin = rows
-                .first()
-                .and_then(|r| vane::time::parse_iso8601(r.start.as_bytes()).ok())
-                .unwrap_or(0);
+            let origin = rows.first().map_or(0, |r| r.start.nanos());
             let n = (rows.len() as i64 * window_ns / 1_000_000_000) as usize;
             let mut demand = vec![0.0; n];
             for r in seconds.get(&app).into_iter().flatten() {
-                if let Ok(t) = vane::time::parse_iso8601(r.start.as_bytes()) {
-                    let i = (t - origin).div_euclid(1_000_000_000);
-                    if let Some(slot) = usize::try_from(i).ok().and_then(|i| demand.get_mut(i)) {
-                        *slot = r.rps;
-                    }
+                let i = (r.start.nanos() - origin).div_euclid(1_000_000_000);
+                if let Some(slot) = usize::try_from(i).ok().and_then(|i| demand.get_mut(i)) {
+                    *slot = r.rps;
                 }
             }
             (app, (rows, demand))

@@ -123,7 +123,7 @@ impl Evaluators {
     fn on_closed(&mut self, closed: &[WindowStats], by_clock: bool, out: &mut Produced) {
         let mut i = 0;
         while i < closed.len() {
-            let end = closed[i].end.as_str();
+            let end = closed[i].end;
             let j = closed[i..]
                 .iter()
                 .position(|r| r.end != end)
@@ -144,18 +144,17 @@ impl Evaluators {
             } else {
                 group
             };
-            if let Ok(end_ns) = crate::time::parse_iso8601(end.as_bytes()) {
-                if let Some(d) = &mut self.decider {
-                    d.on_window(end_ns, rows, &mut out.decisions);
-                }
-                if let Some(a) = &mut self.alerter {
-                    a.on_window(end_ns, rows, &mut out.alerts);
-                }
-                // Health sees every row (an idle source's silence is told
-                // apart inside: it needs other instances reporting).
-                if let Some(h) = &mut self.health {
-                    h.on_window(end_ns, group, &mut out.decisions, &mut out.alerts);
-                }
+            let end_ns = end.nanos();
+            if let Some(d) = &mut self.decider {
+                d.on_window(end_ns, rows, &mut out.decisions);
+            }
+            if let Some(a) = &mut self.alerter {
+                a.on_window(end_ns, rows, &mut out.alerts);
+            }
+            // Health sees every row (an idle source's silence is told
+            // apart inside: it needs other instances reporting).
+            if let Some(h) = &mut self.health {
+                h.on_window(end_ns, group, &mut out.decisions, &mut out.alerts);
             }
             i = j;
         }

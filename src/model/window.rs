@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::time::Timestamp;
+
 /// Latency percentiles of one window in milliseconds; `None` when no request
 /// in the window carried a response time.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -67,10 +69,10 @@ pub struct WindowStats {
     /// Instance rows: where it runs (from container metrics), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
-    /// Window start, RFC 3339 UTC.
-    pub start: String,
-    /// Window end (exclusive), RFC 3339 UTC.
-    pub end: String,
+    /// Window start (RFC 3339 UTC when serialized).
+    pub start: Timestamp,
+    /// Window end, exclusive (RFC 3339 UTC when serialized).
+    pub end: Timestamp,
     pub requests: u64,
     /// `requests` ÷ window length in seconds.
     pub rps: f64,
@@ -107,8 +109,8 @@ impl WindowStats {
             name: None,
             instance: None,
             node: None,
-            start: String::new(),
-            end: String::new(),
+            start: Timestamp::default(),
+            end: Timestamp::default(),
             requests: 0,
             rps: 0.0,
             concurrency: 0.0,

@@ -55,7 +55,7 @@ impl Table {
                 for l in text.lines().filter(|l| !l.trim().is_empty()) {
                     match serde_json::from_str::<crate::model::WindowStats>(l) {
                         Ok(w) => {
-                            seen(&w.end);
+                            newest = newest.max(w.end.secs());
                             rows.push(w);
                         }
                         Err(_) => bad += 1,

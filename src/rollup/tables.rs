@@ -28,8 +28,8 @@ pub fn windows_frame(rows: &[WindowStats]) -> PolarsResult<DataFrame> {
     let mut start = Vec::with_capacity(rows.len());
     let mut end = Vec::with_capacity(rows.len());
     for w in rows {
-        start.push(ns_of(&w.start)?);
-        end.push(ns_of(&w.end)?);
+        start.push(w.start.nanos());
+        end.push(w.end.nanos());
     }
     let hour: Vec<i64> = start.iter().map(|s| s - s.rem_euclid(HOUR_NS)).collect();
     let day: Vec<i64> = start.iter().map(|s| s - s.rem_euclid(DAY_NS)).collect();

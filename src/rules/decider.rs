@@ -11,7 +11,6 @@ use super::engine::{AppState, Observation, decide};
 use super::load::Labels;
 use super::{Decision, RuleSet};
 use crate::model::WindowStats;
-use crate::time::parse_iso8601;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DeciderState {
@@ -104,9 +103,7 @@ impl Decider {
                 .iter()
                 .position(|r| &r.end != end)
                 .map_or(rows.len(), |k| i + k);
-            if let Ok(end_ns) = parse_iso8601(end.as_bytes()) {
-                self.on_window(end_ns, &rows[i..j], out);
-            }
+            self.on_window(end.nanos(), &rows[i..j], out);
             i = j;
         }
     }

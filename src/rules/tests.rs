@@ -376,7 +376,7 @@ fn label_selectors_use_the_configured_labels() {
         health: Vec::new(),
     };
     let row = WindowStats {
-        end: "1970-01-01T00:00:10Z".into(),
+        end: "1970-01-01T00:00:10Z".parse().unwrap(),
         ..window(50.0, None)
     };
     let mut out = Vec::new();

@@ -25,7 +25,7 @@ use super::error::{RuleError, hint_for_serde_message};
 use super::{Decision, Direction, load_paths};
 use crate::model::{LatencyMs, WindowStats};
 use crate::time::parse_duration;
-use crate::time::{NANOS_PER_SEC, format_rfc3339};
+use crate::time::{NANOS_PER_SEC, Timestamp};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,8 +165,8 @@ fn window_row(app: &str, start_ns: i64, len_ns: i64, values: &BTreeMap<&str, f64
     let secs = len_ns as f64 / NANOS_PER_SEC as f64;
     let rps = get("rps").unwrap_or(0.0);
     WindowStats {
-        start: format_rfc3339(start_ns / NANOS_PER_SEC),
-        end: format_rfc3339((start_ns + len_ns) / NANOS_PER_SEC),
+        start: Timestamp::from_nanos(start_ns),
+        end: Timestamp::from_nanos(start_ns.saturating_add(len_ns)),
         requests: (rps * secs).round() as u64,
         rps,
         concurrency: get("concurrency").unwrap_or(0.0),

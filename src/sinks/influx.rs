@@ -394,7 +394,7 @@ pub fn window_point(w: &WindowStats, tags: &BTreeMap<String, String>) -> Option<
             b = b.field(name, v);
         }
     }
-    b.timestamp(time_ns(&w.start)?).build().ok()
+    b.timestamp(w.start.nanos()).build().ok()
 }
 
 /// The point of one decision record (keyed by its time; one per app and
@@ -467,7 +467,7 @@ mod tests {
         let mut w = WindowStats::empty("web app");
         w.name = Some("web.apps.example.com".into());
         w.instance = Some("3".into());
-        w.start = "2026-01-01T00:00:10Z".into();
+        w.start = "2026-01-01T00:00:10Z".parse().unwrap();
         w.requests = 42;
         w.rps = 4.2;
         w.latency_ms.p99 = Some(120.5);

@@ -23,7 +23,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{AccessRecord, ContainerMetric, WindowStats};
-use crate::time::{NANOS_PER_SEC, format_rfc3339};
+use crate::time::{NANOS_PER_SEC, Timestamp};
 pub use agg::{Agg, AggSnapshot};
 pub use snapshot::{BucketSnapshot, SeriesSnapshot, WindowSnapshot, WindowSnapshotRef};
 
@@ -729,8 +729,7 @@ impl WindowAggregator {
         let len = self.cfg.length_ns;
         let end = start + len;
         let secs = len as f64 / NANOS_PER_SEC as f64;
-        let start_s = format_rfc3339(start.div_euclid(NANOS_PER_SEC));
-        let end_s = format_rfc3339(end.div_euclid(NANOS_PER_SEC));
+        let (start_t, end_t) = (Timestamp::from_nanos(start), Timestamp::from_nanos(end));
         let mut aggs = bucket.map(|b| b.aggs).unwrap_or_default();
         let first_out = out.len();
         let idle = self.cfg.idle_expiry_ns;
@@ -752,8 +751,8 @@ impl WindowAggregator {
                 None => continue,
             };
             out.push(WindowStats {
-                start: start_s.clone(),
-                end: end_s.clone(),
+                start: start_t,
+                end: end_t,
                 late: s.pending_late,
                 ..stats
             });
@@ -843,8 +842,8 @@ fn stats_from(s: &Series, a: &mut Agg, secs: f64) -> WindowStats {
         name: s.name.as_ref().map(|n| n.to_string()),
         instance: s.instance.as_ref().map(|i| i.to_string()),
         node: s.node.as_ref().map(|n| n.to_string()),
-        start: String::new(),
-        end: String::new(),
+        start: Timestamp::default(),
+        end: Timestamp::default(),
         requests: a.requests,
         rps: a.requests as f64 / secs,
         concurrency: a.sum_rt_us as f64 / 1e6 / secs,
