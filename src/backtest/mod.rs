@@ -353,7 +353,7 @@ pub fn by_app(rows: Vec<WindowStats>) -> std::collections::BTreeMap<String, Vec<
         out.entry(r.app.clone()).or_default().push(r);
     }
     for v in out.values_mut() {
-        v.sort_by(|a, b| a.start.cmp(&b.start));
+        v.sort_by_key(|w| w.start);
     }
     out
 }
