@@ -91,7 +91,7 @@ fn idle_input_still_closes_the_last_windows() {
             .unwrap()
             .success()
     );
-    let last_start = read_windows(&reference).last().unwrap().start.clone();
+    let last_start = read_windows(&reference).last().unwrap().start;
     let mut child = vane()
         .args(["run", "--config"])
         .arg(&cfg)
