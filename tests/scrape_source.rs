@@ -110,3 +110,39 @@ fn scraped_container_metrics_land_in_windows() {
     let cpu = r.cpu_pct.unwrap();
     assert!((5.0..=80.0).contains(&cpu), "cpu {cpu}");
 }
+
+/// A kubelet that takes the connection and never answers: the scrape waits
+/// for its timeout on its own task, the file input goes on meanwhile.
+#[test]
+fn a_target_that_never_answers_holds_up_no_input() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU32::new(0));
+    let seen = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            seen.fetch_add(1, Ordering::Relaxed);
+            held.push(conn); // never answered, never closed
+        }
+    });
+    let (alone, want, _) = common::follow_example_slowly("", &[]);
+    let (stalled, got, _) = common::follow_example_slowly(
+        &format!(
+            "[[sources]]\ntype = \"scrape\"\ntargets = [\"http://{addr}/metrics/resource\"]\ninterval = \"5s\"\n"
+        ),
+        &[],
+    );
+    assert!(
+        accepted.load(Ordering::Relaxed) >= 1,
+        "the target was scraped"
+    );
+    assert_eq!(got, want, "the same windows with a silent scrape target");
+    // Awaited inline, the first scrape alone stopped the input for the
+    // client's 5 s timeout.
+    assert!(
+        stalled < alone + 3.0,
+        "input took {stalled:.2} s with a silent target, {alone:.2} s without"
+    );
+}

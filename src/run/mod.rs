@@ -132,7 +132,7 @@ pub async fn run(
                 pattern, start_at, ..
             } => Source::Glob(GlobTail::new(pattern, *start_at)),
             SourceConfig::Scrape { targets, interval } => {
-                Source::Scrape(ScrapeSource::new(targets, *interval))
+                Source::Scrape(ScrapeSource::spawn(targets, *interval))
             }
             SourceConfig::RlpGateway { url, token_env } => {
                 let token = token_env.as_ref().and_then(|v| std::env::var(v).ok());
@@ -317,7 +317,7 @@ pub async fn run(
                 }
             }
             let metrics = match source {
-                Source::Scrape(scrape) => scrape.poll(now).await,
+                Source::Scrape(scrape) => Some(scrape.poll()),
                 Source::Rlp(rlp) => Some(rlp.poll()),
                 _ => None,
             };

@@ -2,92 +2,137 @@
 //! `/metrics/cadvisor` or `/metrics/resource`): every `interval`, each target
 //! is fetched and its container series become container metrics. A target
 //! that cannot be reached gives no samples (its apps' data is then missing,
-//! which never scales them down) and a logged, counted failure.
+//! which never scales them down) and a logged failure. Scrapes run on their
+//! own task and hand over through a bounded channel.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::decode::prometheus::{ContainerScrapes, parse};
 use crate::model::ContainerMetric;
 
+/// The scrapes, running on their own task: the live loop takes what they
+/// gathered without waiting for a slow target.
 pub struct ScrapeSource {
+    rx: mpsc::Receiver<Vec<ContainerMetric>>,
+}
+
+impl ScrapeSource {
+    /// Starts scraping `targets` every `interval`, the first time at once.
+    pub fn spawn(targets: &[String], interval: Duration) -> Self {
+        // A few rounds: when the pipeline does not take them, the task waits
+        // (and skips the rounds it missed) instead of piling samples up.
+        let (tx, rx) = mpsc::channel(4);
+        let scraper = Scraper::new(targets, interval);
+        tokio::spawn(scraper.run(interval, tx));
+        ScrapeSource { rx }
+    }
+
+    /// What the rounds finished since the last call gathered.
+    pub fn poll(&mut self) -> Vec<ContainerMetric> {
+        let mut out = Vec::new();
+        while let Ok(batch) = self.rx.try_recv() {
+            out.extend(batch);
+        }
+        out
+    }
+}
+
+struct Scraper {
     targets: Vec<Target>,
-    interval: Duration,
-    last: Option<Instant>,
     client: reqwest::Client,
-    pub failures: u64,
 }
 
 struct Target {
     url: String,
+    /// The scraped kubelet is the node its containers run on.
+    node: Option<String>,
     scrapes: ContainerScrapes,
 }
 
-impl ScrapeSource {
-    pub fn new(targets: &[String], interval: Duration) -> Self {
+impl Scraper {
+    fn new(targets: &[String], interval: Duration) -> Self {
         let client = reqwest::Client::builder()
             .timeout(interval.max(Duration::from_millis(200)))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        ScrapeSource {
+        Scraper {
             targets: targets
                 .iter()
                 .map(|u| Target {
                     url: u.clone(),
+                    node: reqwest::Url::parse(u)
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_string)),
                     scrapes: ContainerScrapes::default(),
                 })
                 .collect(),
-            interval,
-            last: None,
             client,
-            failures: 0,
         }
     }
 
-    /// Scrapes every target if the interval has passed; `None` when not due.
-    pub async fn poll(&mut self, now: Instant) -> Option<Vec<ContainerMetric>> {
-        if self.last.is_some_and(|l| now - l < self.interval) {
-            return None;
+    async fn run(mut self, interval: Duration, tx: mpsc::Sender<Vec<ContainerMetric>>) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            let round = self.round().await;
+            if round.is_empty() {
+                if tx.is_closed() {
+                    return;
+                }
+            } else if tx.send(round).await.is_err() {
+                return; // the pipeline is gone
+            }
         }
-        self.last = Some(now);
+    }
+
+    /// Scrapes every target once.
+    async fn round(&mut self) -> Vec<ContainerMetric> {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let mut out = Vec::new();
         for t in &mut self.targets {
-            let body = match self.client.get(&t.url).send().await {
-                Ok(resp) if resp.status().is_success() => resp.text().await,
-                Ok(resp) => {
-                    self.failures += 1;
-                    warn!(target = %t.url, status = %resp.status(), "scrape failed");
-                    continue;
-                }
-                Err(e) => Err(e),
+            let Some(text) = fetch(&self.client, &t.url).await else {
+                continue;
             };
-            match body {
-                Ok(text) => match parse(&text) {
-                    Ok(samples) => {
-                        // The scraped kubelet is the node its containers run on.
-                        let node = reqwest::Url::parse(&t.url)
-                            .ok()
-                            .and_then(|u| u.host_str().map(str::to_string));
-                        out.extend(t.scrapes.scrape(&samples, now_ms).into_iter().map(|mut m| {
-                            m.node = m.node.or_else(|| node.clone());
-                            m
-                        }));
-                    }
-                    Err((line, e)) => {
-                        self.failures += 1;
-                        warn!(target = %t.url, line, error = %e, "scrape returned malformed exposition");
-                    }
-                },
-                Err(e) => {
-                    self.failures += 1;
-                    warn!(target = %t.url, error = %e, "scrape failed");
+            match parse(&text) {
+                Ok(samples) => {
+                    out.extend(t.scrapes.scrape(&samples, now_ms).into_iter().map(|mut m| {
+                        m.node = m.node.or_else(|| t.node.clone());
+                        m
+                    }));
+                }
+                Err((line, e)) => {
+                    warn!(target = %t.url, line, error = %e, "scrape returned malformed exposition");
                 }
             }
         }
-        Some(out)
+        out
+    }
+}
+
+/// The body of one scrape; a failure is logged and gives nothing (its apps'
+/// data is then missing, which never scales them down).
+async fn fetch(client: &reqwest::Client, url: &str) -> Option<String> {
+    match client.get(url).send().await {
+        Ok(resp) if resp.status().is_success() => match resp.text().await {
+            Ok(text) => Some(text),
+            Err(e) => {
+                warn!(target = %url, error = %e, "scrape failed");
+                None
+            }
+        },
+        Ok(resp) => {
+            warn!(target = %url, status = %resp.status(), "scrape failed");
+            None
+        }
+        Err(e) => {
+            warn!(target = %url, error = %e, "scrape failed");
+            None
+        }
     }
 }
