@@ -10,12 +10,13 @@
 //! gets one every [`LONGEST_WAIT`] intervals.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::Source;
+use super::inputs::{Inputs, Source};
+use super::sinks::Sinks;
 use crate::pipeline::Pipeline;
 use crate::sources::{Checkpoint, CheckpointRef, store_bytes};
 
@@ -152,13 +153,100 @@ impl Prepared {
     }
 }
 
-/// Prepares and stores a checkpoint at once (when nothing is left to deliver).
-pub fn write_checkpoint(
-    pipeline: &mut Pipeline,
-    sources: &mut [(usize, Source)],
-    path: &Path,
-) -> anyhow::Result<()> {
-    prepare(pipeline, sources, 0)?.store(path, sources)
+/// The checkpoints of a live run: when the next is due, the one waiting
+/// for the sinks, and what they cost.
+pub struct Checkpoints {
+    path: PathBuf,
+    schedule: CheckpointSchedule,
+    /// A checkpoint waiting for the sinks to deliver what came before it.
+    pending: Option<Prepared>,
+    pub cost: CheckpointCost,
+}
+
+/// What checkpointing took, for the run's report.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckpointCost {
+    pub stored: u64,
+    /// Outputs fsynced, state serialized and stored.
+    pub seconds: f64,
+    /// Of that, CPU time (the rest is waiting for the disk).
+    pub cpu_seconds: f64,
+}
+
+impl CheckpointCost {
+    /// Runs `f`, adding its wall and CPU time.
+    fn measure<T>(&mut self, f: impl FnOnce() -> T) -> (T, Duration) {
+        let t = Instant::now();
+        let cpu = thread_cpu_seconds();
+        let out = f();
+        let took = t.elapsed();
+        self.seconds += took.as_secs_f64();
+        if let (Some(a), Some(b)) = (cpu, thread_cpu_seconds()) {
+            self.cpu_seconds += b - a;
+        }
+        (out, took)
+    }
+}
+
+impl Checkpoints {
+    pub fn new(path: PathBuf, interval: Duration, pipeline: &Pipeline) -> Self {
+        Checkpoints {
+            path,
+            schedule: CheckpointSchedule::new(
+                interval,
+                Instant::now(),
+                pipeline.core.windows.counters().windows_closed,
+            ),
+            pending: None,
+            cost: CheckpointCost::default(),
+        }
+    }
+
+    /// Its Kafka marks are of partitions that may be another's now.
+    pub fn drop_pending(&mut self) {
+        self.pending = None;
+    }
+
+    /// A checkpoint promises that everything before it was delivered: it
+    /// is prepared when due and stored once the sinks acknowledged every
+    /// hand-over up to it (at once without sinks).
+    pub fn step(
+        &mut self,
+        now: Instant,
+        pipeline: &mut Pipeline,
+        inputs: &mut Inputs,
+        sinks: &mut Sinks,
+    ) -> anyhow::Result<()> {
+        let windows_closed = pipeline.core.windows.counters().windows_closed;
+        let open = pipeline.core.windows.open_aggregates();
+        if self.pending.is_none() && self.schedule.due(now, windows_closed, open) {
+            let (prepared, took) = self
+                .cost
+                .measure(|| prepare(pipeline, &inputs.sources, sinks.handed()));
+            self.pending = Some(prepared?);
+            sinks.flush();
+            self.schedule.done(now, windows_closed, took);
+        }
+        if let Some(p) = self.pending.take_if(|p| sinks.delivered(p.seq)) {
+            let path = &self.path;
+            let (stored, took) = self.cost.measure(|| p.store(path, &mut inputs.sources));
+            stored?;
+            self.schedule.add_cost(took);
+            self.cost.stored += 1;
+        }
+        Ok(())
+    }
+
+    /// Prepares and stores one at once (when nothing is left to deliver).
+    pub fn write_now(
+        &mut self,
+        pipeline: &mut Pipeline,
+        inputs: &mut Inputs,
+    ) -> anyhow::Result<()> {
+        prepare(pipeline, &inputs.sources, 0)?.store(&self.path, &mut inputs.sources)?;
+        self.cost.stored += 1;
+        Ok(())
+    }
 }
 
 /// CPU time this thread has run, from `/proc/thread-self/schedstat` (in

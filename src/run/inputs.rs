@@ -1,0 +1,318 @@
+//! The sources of a live run and the input loop: each tick reads every
+//! source for a bounded time, feeds the pipeline, and tells it which
+//! sources (and Kafka partitions) have gone quiet, so that the watermark
+//! moves on without them.
+
+use std::collections::HashMap;
+use std::io;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::partitions;
+use super::sinks::Sinks;
+use crate::config::{Config, SourceConfig};
+use crate::pipeline::Pipeline;
+use crate::sources::{
+    Checkpoint, Chunk, FileTail, GlobTail, KafkaSource, RlpSource, ScrapeSource, StdinSource,
+};
+
+/// How many chunks one source may hand over per tick, so one busy source cannot
+/// starve the others or the checkpoint.
+const CHUNKS_PER_TICK: usize = 64;
+/// How long one source is read per tick (Kafka hands over one record per
+/// chunk, so its chunk count is no bound): what closes in a tick reaches
+/// the output files at most about this long after its watermark passed.
+/// A source stopped by either bound is read again at once, without
+/// waiting for the next tick.
+const INPUT_BUDGET_PER_TICK: Duration = Duration::from_millis(50);
+
+pub enum Source {
+    File(FileTail),
+    Glob(GlobTail),
+    Stdin(StdinSource),
+    Scrape(ScrapeSource),
+    Rlp(RlpSource),
+    Kafka(Box<KafkaSource>),
+}
+
+impl Source {
+    fn open(sc: &SourceConfig) -> anyhow::Result<Source> {
+        Ok(match sc {
+            SourceConfig::File { path, start_at, .. } => {
+                Source::File(FileTail::new(path, *start_at))
+            }
+            SourceConfig::Glob {
+                pattern, start_at, ..
+            } => Source::Glob(GlobTail::new(pattern, *start_at)),
+            SourceConfig::Scrape { targets, interval } => {
+                Source::Scrape(ScrapeSource::spawn(targets, *interval))
+            }
+            SourceConfig::RlpGateway { url, token_env } => {
+                let token = token_env.as_ref().and_then(|v| std::env::var(v).ok());
+                Source::Rlp(RlpSource::spawn(url.clone(), token))
+            }
+            SourceConfig::Stdin { .. } => Source::Stdin(StdinSource::spawn()),
+            SourceConfig::Kafka {
+                brokers,
+                group,
+                topics,
+                json_field,
+                options,
+                ..
+            } => Source::Kafka(Box::new(
+                KafkaSource::new(
+                    brokers,
+                    group,
+                    topics,
+                    json_field.clone(),
+                    options,
+                    sc.format() != crate::decode::Format::AppLog,
+                )
+                .map_err(anyhow::Error::msg)?,
+            )),
+        })
+    }
+
+    fn poll(&mut self) -> io::Result<Option<Chunk>> {
+        match self {
+            Source::File(t) => t.poll(),
+            Source::Glob(g) => g.poll(),
+            Source::Stdin(s) => Ok(s.poll()),
+            Source::Kafka(k) => k.poll().map_err(io::Error::other),
+            // These hand over container metrics, not lines (see `read_metrics`).
+            Source::Scrape(_) | Source::Rlp(_) => Ok(None),
+        }
+    }
+
+    /// How `/metrics` names the source.
+    pub fn label(&self) -> String {
+        match self {
+            Source::File(t) => format!("file:{}", t.name()),
+            Source::Glob(g) => format!("glob:{}", g.pattern()),
+            Source::Stdin(_) => "stdin".into(),
+            Source::Scrape(_) => "scrape".into(),
+            Source::Rlp(_) => "rlp".into(),
+            Source::Kafka(k) => format!("kafka:{}", k.name()),
+        }
+    }
+
+    fn finished(&self) -> bool {
+        matches!(self, Source::Stdin(s) if s.is_closed())
+    }
+}
+
+/// What one tick of reading found.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TickInput {
+    /// Some source handed over input.
+    pub got: bool,
+    /// Some source stopped at its bound with input left: read again at once.
+    pub more: bool,
+    /// A Kafka assignment changed (a prepared checkpoint's marks are stale).
+    pub reassigned: bool,
+}
+
+/// Every source of the run, by its index in the pipeline, and when each
+/// (and each Kafka partition's clock) last handed over input.
+pub struct Inputs {
+    pub sources: Vec<(usize, Source)>,
+    last_input: HashMap<usize, Instant>,
+    idle_timeout: Duration,
+}
+
+impl Inputs {
+    pub fn open(cfg: &Config, pipeline: &mut Pipeline) -> anyhow::Result<Inputs> {
+        let mut sources = Vec::new();
+        for sc in &cfg.sources {
+            let idx = pipeline.add_source(sc.format(), sc.mapping());
+            sources.push((idx, Source::open(sc)?));
+        }
+        Ok(Inputs {
+            sources,
+            last_input: HashMap::new(),
+            idle_timeout: cfg.run.idle_timeout,
+        })
+    }
+
+    /// Moves every source to where the checkpoint left it.
+    pub fn resume(&mut self, cp: &Checkpoint, pipeline: &mut Pipeline) -> anyhow::Result<()> {
+        for (idx, s) in self.sources.iter_mut() {
+            if let Source::Kafka(k) = s {
+                k.resume(&cp.kafka_offsets);
+                // What was committed after this checkpoint.
+                let committed = k.restart_offsets(&pipeline.low_water_marks(*idx));
+                k.set_last_committed(committed);
+            }
+        }
+        for (name, pos) in &cp.positions {
+            for (_, s) in self.sources.iter_mut() {
+                match s {
+                    Source::File(t) if t.name() == name => t.resume(*pos)?,
+                    Source::Glob(g) if g.matches(name) => g.resume(name, *pos)?,
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every source once, for its budget; `held_back` (a sink cannot
+    /// keep up) reads nothing and pauses Kafka partitions instead.
+    pub fn read(
+        &mut self,
+        pipeline: &mut Pipeline,
+        now: Instant,
+        held_back: bool,
+    ) -> anyhow::Result<TickInput> {
+        let mut tick = TickInput::default();
+        for (_, s) in self.sources.iter_mut() {
+            if let Source::Kafka(k) = s {
+                // Paused partitions keep the consumer in its group while held back.
+                k.set_paused(held_back);
+            }
+        }
+        if held_back {
+            return Ok(tick);
+        }
+        for i in 0..self.sources.len() {
+            let (idx, source) = &mut self.sources[i];
+            let idx = *idx;
+            if let Source::Kafka(k) = source {
+                tick.reassigned |= partitions::rebalance(idx, k, pipeline)?;
+                // Every assigned partition has a clock before its first record,
+                // so a partition not read yet holds the watermark back.
+                for stream in k.assigned() {
+                    pipeline.clock_for(idx, &stream);
+                }
+            }
+            let metrics = read_metrics(source, idx, pipeline)?;
+            let (lines, drained) = read_lines(source, idx, pipeline, now, &mut self.last_input)?;
+            tick.got |= metrics || lines;
+            tick.more |= !drained;
+            self.mark_idle(i, metrics || lines, pipeline, now)?;
+        }
+        Ok(tick)
+    }
+
+    /// A source quiet for `idle_timeout` (or finished) stops holding the
+    /// watermark back for the others.
+    fn mark_idle(
+        &mut self,
+        i: usize,
+        had_input: bool,
+        pipeline: &mut Pipeline,
+        now: Instant,
+    ) -> anyhow::Result<()> {
+        let (idx, source) = &self.sources[i];
+        let idx = *idx;
+        if let Source::Kafka(k) = source {
+            // Partitions: each clock idles on its own, and only once it is
+            // read to its end (a partition with records waiting holds the
+            // watermark however quiet it looks).
+            for (s, stream, clock) in pipeline.stream_clocks() {
+                if s != idx {
+                    continue;
+                }
+                let last = *self.last_input.entry(clock).or_insert(now);
+                let quiet = now - last >= self.idle_timeout && k.caught_up(&stream);
+                pipeline.set_source_idle(clock, quiet)?;
+            }
+            return Ok(());
+        }
+        let last = self.last_input.entry(idx).or_insert(now);
+        if had_input {
+            *last = now;
+            pipeline.set_source_idle(idx, false)?;
+        } else if source.finished() || now - *last >= self.idle_timeout {
+            pipeline.set_source_idle(idx, true)?;
+        }
+        Ok(())
+    }
+
+    /// Kafka partitions with records still to fetch (or none assigned yet,
+    /// during a group join): quiet input is then no sign that time passed.
+    pub fn kafka_behind(&self) -> bool {
+        self.sources.iter().any(|(_, s)| match s {
+            Source::Kafka(k) => !k.caught_up_all(),
+            _ => false,
+        })
+    }
+
+    /// Every source has ended (stdin closed); never for tails and streams.
+    pub fn all_finished(&self) -> bool {
+        !self.sources.is_empty() && self.sources.iter().all(|(_, s)| s.finished())
+    }
+
+    /// Logs each Kafka source's lag and hands it to the sinks as self-metrics.
+    pub fn report_lag(&self, sinks: &mut Sinks) {
+        for (_, s) in &self.sources {
+            if let Source::Kafka(k) = s {
+                let lag = k.lag();
+                sinks.hand_lag(k.name(), &lag);
+                info!(source = k.name(), lag = lag.values().sum::<i64>(), partitions = ?lag, skipped = k.skipped, "kafka consumer lag");
+            }
+        }
+    }
+}
+
+/// Container metrics a scrape or the RLP stream gathered since the last tick.
+fn read_metrics(source: &mut Source, idx: usize, pipeline: &mut Pipeline) -> anyhow::Result<bool> {
+    let metrics = match source {
+        Source::Scrape(scrape) => scrape.poll(),
+        Source::Rlp(rlp) => rlp.poll(),
+        _ => return Ok(false),
+    };
+    if metrics.is_empty() {
+        return Ok(false);
+    }
+    pipeline.process_metrics(idx, &metrics)?;
+    Ok(true)
+}
+
+/// Reads chunks of lines until the source is drained or its bound is
+/// reached. Returns whether it had input and whether it was drained.
+fn read_lines(
+    source: &mut Source,
+    idx: usize,
+    pipeline: &mut Pipeline,
+    now: Instant,
+    last_input: &mut HashMap<usize, Instant>,
+) -> anyhow::Result<(bool, bool)> {
+    // A Kafka record is one chunk: drained for the time budget only.
+    let per_tick = if matches!(source, Source::Kafka(_)) {
+        usize::MAX
+    } else {
+        CHUNKS_PER_TICK
+    };
+    let started = Instant::now();
+    let mut had_input = false;
+    for _ in 0..per_tick {
+        if started.elapsed() >= INPUT_BUDGET_PER_TICK {
+            return Ok((had_input, false));
+        }
+        match source.poll() {
+            Ok(Some(chunk)) => {
+                had_input = true;
+                if let Source::Kafka(k) = source {
+                    // One event clock per partition.
+                    let clock = pipeline.clock_for(idx, &chunk.source);
+                    pipeline.process_on_clock(idx, clock, &chunk)?;
+                    last_input.insert(clock, now);
+                    if clock != idx {
+                        pipeline.set_source_idle(clock, false)?;
+                    }
+                    k.recycle(chunk);
+                } else {
+                    pipeline.process(idx, &chunk)?;
+                }
+            }
+            Ok(None) => return Ok((had_input, true)),
+            Err(e) => {
+                warn!(error = %e, "source read failed; retrying on the next tick");
+                return Ok((had_input, true));
+            }
+        }
+    }
+    Ok((had_input, false))
+}

@@ -1,0 +1,74 @@
+//! Kafka partition bookkeeping of a live run: what happens to a
+//! partition's state when the consumer group moves it.
+
+use tracing::info;
+
+use crate::pipeline::Pipeline;
+use crate::sources::KafkaSource;
+
+/// Applies the consumer group's changes of assignment: a partition this
+/// consumer lost takes its apps' state with it (the new owner rebuilds their
+/// open windows from the committed low-water mark); a partition taken over
+/// skips what its previous owner already emitted; a partition kept keeps its
+/// state when nobody else moved it on meanwhile.
+/// Returns whether the assignment changed.
+pub fn rebalance(idx: usize, k: &mut KafkaSource, pipeline: &mut Pipeline) -> anyhow::Result<bool> {
+    let events = k.take_rebalances();
+    let changed = !events.is_empty();
+    for event in events {
+        let crate::sources::kafka::Rebalanced::Assigned(parts) = event else {
+            // Eager rebalancing revokes everything, then assigns the new set:
+            // decide on the assignment.
+            continue;
+        };
+        let assigned: std::collections::BTreeSet<&str> =
+            parts.iter().map(|(s, _)| s.as_str()).collect();
+        let known: Vec<String> = k.offsets().keys().cloned().collect();
+        let mut with_clock: Vec<String> = pipeline
+            .stream_clocks()
+            .into_iter()
+            .filter(|(s, _, _)| *s == idx)
+            .map(|(_, stream, _)| stream)
+            .collect();
+        with_clock.extend(known.iter().cloned());
+        with_clock.sort();
+        with_clock.dedup();
+        for stream in with_clock.iter().filter(|s| !assigned.contains(s.as_str())) {
+            let n = pipeline.drop_stream(idx, stream)?;
+            k.forget(stream);
+            info!(partition = %stream, series = n, "kafka: partition moved to another consumer, its apps' state dropped");
+        }
+        for (stream, handoff) in &parts {
+            let ours = k.offsets().get(stream).copied();
+            let committed = handoff.and_then(|h| h.committed);
+            match ours {
+                // Unchanged since this consumer committed it (or never committed).
+                Some(next) if committed.is_none() || committed == k.last_committed(stream) => {
+                    k.keep_from(stream, next)
+                }
+                Some(_) => {
+                    // Someone else moved it on since this state was saved.
+                    pipeline.drop_stream(idx, stream)?;
+                    k.forget(stream);
+                    take_over(idx, stream, *handoff, pipeline);
+                }
+                None => take_over(idx, stream, *handoff, pipeline),
+            }
+        }
+    }
+    Ok(changed)
+}
+
+fn take_over(
+    idx: usize,
+    stream: &str,
+    h: Option<crate::sources::kafka::Handoff>,
+    pipeline: &mut Pipeline,
+) {
+    let Some(closed_ns) = h.and_then(|h| h.closed_ns) else {
+        return;
+    };
+    let clock = pipeline.clock_for(idx, stream);
+    info!(partition = %stream, from = ?h.and_then(|h| h.committed), closed_ns, "kafka: partition taken over; windows its previous owner emitted are skipped");
+    pipeline.set_handoff(clock, crate::pipeline::Handoff { closed_ns });
+}
