@@ -9,13 +9,18 @@
 #   - goaccess: its parser and status-code panel, JSON report
 # and checks that all three agree on the per-status totals.
 #
-# Usage: scripts/bench-peers.sh            (LINES, APPS, INSTANCES, RUNS, CPU to override)
+# Usage: scripts/bench-peers.sh    (LINES, APPS, INSTANCES, RPS, RUNS, CPU to override;
+#                                   GOACCESS=0 leaves goaccess out)
+# A fleet where many instances are quiet (more than one window row per five
+# lines): APPS=250 INSTANCES=2500 RPS=1000 scripts/bench-peers.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LINES=${LINES:-2000000}
 APPS=${APPS:-200}
 INSTANCES=${INSTANCES:-2000}
+RPS=${RPS:-20000}
+GOACCESS=${GOACCESS:-1}
 RUNS=${RUNS:-3}
 CPU=${CPU:-0}
 WORK=${WORK:-target/bench-peers}
@@ -23,7 +28,7 @@ mkdir -p "$WORK"
 
 need=()
 command -v mtail >/dev/null || need+=(mtail)
-command -v goaccess >/dev/null || need+=(goaccess)
+[ "$GOACCESS" = 0 ] || command -v goaccess >/dev/null || need+=(goaccess)
 command -v hyperfine >/dev/null || need+=(hyperfine)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} (apt)" >&2
@@ -32,11 +37,11 @@ fi
 
 cargo build --release --quiet
 VANE=target/release/vane
-LOG="$WORK/gorouter-${LINES}-${APPS}-${INSTANCES}.log"
+LOG="$WORK/gorouter-${LINES}-${APPS}-${INSTANCES}-${RPS}.log"
 if [ ! -s "$LOG" ]; then
   echo "generating $LOG" >&2
   $VANE generate --format gorouter --lines "$LINES" --apps "$APPS" --instances "$INSTANCES" \
-    --rps 20000 --seed 42 --out "$LOG"
+    --rps "$RPS" --seed 42 --out "$LOG"
 fi
 BYTES=$(stat -c %s "$LOG")
 
@@ -56,17 +61,20 @@ hyperfine --runs "$RUNS" --warmup 1 --style basic --export-json "$WORK/times.jso
   >&2
 # goaccess takes minutes on this input (it keeps every distinct host, path and
 # agent): one run, no warm-up.
-hyperfine --runs 1 --style basic --export-json "$WORK/times-goaccess.json" \
+[ "$GOACCESS" = 0 ] || hyperfine --runs 1 --style basic --export-json "$WORK/times-goaccess.json" \
   -n goaccess "taskset -c $CPU goaccess $LOG --log-format='$GOACCESS_FORMAT' --date-format=%Y-%m-%d --time-format=%H:%M:%S --no-global-config -o $WORK/goaccess.json > /dev/null 2>&1" \
   >&2
 
-python3 - "$WORK" "$LINES" "$BYTES" <<'PY'
+python3 - "$WORK" "$LINES" "$BYTES" "$GOACCESS" <<'PY'
 import json, re, sys
 from collections import Counter
 work, lines, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with_goaccess = sys.argv[4] != "0"
+rows = 0
 
 vane = Counter()
 for line in open(f"{work}/vane-windows.jsonl"):
+    rows += 1
     w = json.loads(line)
     if w["instance"] is None:
         for k, v in w["status"].items():
@@ -76,20 +84,26 @@ for line in open(f"{work}/mtail.prom"):
     m = re.match(r'requests_total\{.*status="(\d)\d\d".*\} (\S+)', line)
     if m:
         mtail[m.group(1) + "xx"] += int(float(m.group(2)))
-goaccess = Counter()
-for item in json.load(open(f"{work}/goaccess.json"))["status_codes"]["data"]:
-    goaccess[item["data"][:3]] += item["hits"]["count"]
 classes = ["2xx", "3xx", "4xx", "5xx"]
+tools = ["vane", "mtail"]
+goaccess = Counter()
+if with_goaccess:
+    tools.append("goaccess")
+    for item in json.load(open(f"{work}/goaccess.json"))["status_codes"]["data"]:
+        goaccess[item["data"][:3]] += item["hits"]["count"]
+else:
+    goaccess = mtail
 agree = all(vane[c] == mtail[c] == goaccess[c] for c in classes)
 
-times = {r["command"]: r for f in ("times.json", "times-goaccess.json") for r in json.load(open(f"{work}/{f}"))["results"]}
+files = ["times.json"] + (["times-goaccess.json"] if with_goaccess else [])
+times = {r["command"]: r for f in files for r in json.load(open(f"{work}/{f}"))["results"]}
 base = lines / times["mtail"]["mean"]
-print(f"input: {lines} gorouter lines, {size / 1e6:.0f} MB; one core each; mean of runs")
+print(f"input: {lines} gorouter lines, {size / 1e6:.0f} MB, {rows} window rows (a row per {lines / max(rows, 1):.1f} lines); one core each; mean of runs")
 print(f"{'tool':<10} {'seconds':>8} {'lines/s':>12} {'MB/s':>8} {'vs mtail':>9}")
-for name in ["vane", "mtail", "goaccess"]:
+for name in tools:
     t = times[name]["mean"]
     print(f"{name:<10} {t:>8.3f} {lines / t:>12,.0f} {size / 1e6 / t:>8.1f} {lines / t / base:>8.1f}x")
 print("status totals " + ("agree" if agree else "DISAGREE") + ": " +
-      ", ".join(f"{c} {vane[c]}/{mtail[c]}/{goaccess[c]}" for c in classes) + " (vane/mtail/goaccess)")
+      ", ".join(f"{c} {vane[c]}/{mtail[c]}/{goaccess[c]}" for c in classes) + " (vane/mtail/" + ("goaccess)" if with_goaccess else "mtail)"))
 sys.exit(0 if agree else 1)
 PY

@@ -14,7 +14,7 @@ pub use crate::core::{Counts, Handoff, KafkaState, SourceCounts};
 use crate::decode::{Format, Mapping};
 use crate::logs::Assembler;
 use crate::model::DeadLetter;
-use crate::rules::Decision;
+use crate::model::Decision;
 use crate::rules::alert::{AlertEvent, Alerter};
 use crate::rules::decider::Decider;
 use crate::rules::health::HealthWatcher;

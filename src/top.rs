@@ -10,7 +10,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Row, Table};
 
 use crate::api::AppView;
-use crate::rules::{Decision, Direction};
+use crate::model::{Decision, Direction};
 
 /// What one refresh fetched.
 #[derive(Debug, Clone, Default)]

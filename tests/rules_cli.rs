@@ -153,7 +153,7 @@ fn run_writes_explained_decisions_for_the_example() {
     }));
     // The example's 5xx burst on checkout pages, then resolves.
     let alerts = fs::read_to_string(dir.path().join("data/alerts.jsonl")).unwrap();
-    let events: Vec<vane::rules::alert::AlertEvent> = alerts
+    let events: Vec<vane::model::AlertEvent> = alerts
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -165,7 +165,7 @@ fn run_writes_explained_decisions_for_the_example() {
         })
         .map(|e| e.state)
         .collect();
-    use vane::rules::alert::AlertState::*;
+    use vane::model::AlertState::*;
     assert_eq!(checkout, vec![Pending, Firing, Resolved], "{alerts}");
     // Every decision explains any difference between recommendation and outcome.
     for d in &decisions {

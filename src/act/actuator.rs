@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::orchestrator::{ActError, Orchestrator, RetryPolicy, Target};
-use crate::rules::{Constraint, Decision, DecisionSource, Direction};
+use crate::model::{Constraint, Decision, DecisionSource, Direction};
 
 /// What one app is asked to do.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::queue::HttpQueue;
 use super::webhook::fingerprint;
-use crate::rules::alert::{AlertEvent, AlertState};
+use crate::model::{AlertEvent, AlertState};
 
 pub struct AlertmanagerNotifier {
     url: String,

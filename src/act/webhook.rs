@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use super::queue::HttpQueue;
 
-use crate::rules::alert::{AlertEvent, AlertState};
+use crate::model::{AlertEvent, AlertState};
 
 /// The Alertmanager v4 webhook payload for one alert transition.
 pub fn payload(e: &AlertEvent, receiver: &str) -> Value {

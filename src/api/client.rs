@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 
 use super::AppView;
-use crate::rules::Decision;
+use crate::model::Decision;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

@@ -30,7 +30,7 @@ use tracing::{info, warn};
 
 use crate::core::{Counts, SourceCounts};
 use crate::logs::LogEvent;
-use crate::rules::Decision;
+use crate::model::Decision;
 pub use view::{AppView, LiveView, RulesStatus};
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::logs::LogEvent;
+use crate::model::AlertEvent;
 use crate::model::WindowStats;
+use crate::model::{Decision, Direction};
 use crate::pipeline::Exports;
-use crate::rules::alert::AlertEvent;
-use crate::rules::{Decision, Direction};
 use crate::time::Timestamp;
 
 /// Decisions kept for `/api/v1/decisions`.
@@ -90,10 +90,10 @@ fn direction(d: Direction) -> &'static str {
 
 fn source_name(d: &Decision) -> &'static str {
     match d.source {
-        crate::rules::DecisionSource::Policy => "policy",
-        crate::rules::DecisionSource::Actuator => "actuator",
-        crate::rules::DecisionSource::Manual => "manual",
-        crate::rules::DecisionSource::Health => "health",
+        crate::model::DecisionSource::Policy => "policy",
+        crate::model::DecisionSource::Actuator => "actuator",
+        crate::model::DecisionSource::Manual => "manual",
+        crate::model::DecisionSource::Health => "health",
     }
 }
 

@@ -1,11 +1,15 @@
 //! The canonical records every decoder produces and every later stage consumes.
 
 mod access;
+mod alert;
 mod dead_letter;
+mod decision;
 mod metric;
 mod window;
 
 pub use access::AccessRecord;
+pub use alert::{AlertEvent, AlertState};
 pub use dead_letter::DeadLetter;
+pub use decision::{Constraint, Decision, DecisionSource, Direction, Recommendation};
 pub use metric::ContainerMetric;
 pub use window::{LatencyMs, StatusCounts, WindowStats};

@@ -4,8 +4,8 @@
 
 use polars::prelude::*;
 
+use crate::model::Decision;
 use crate::model::WindowStats;
-use crate::rules::Decision;
 use crate::time::{NANOS_PER_SEC, parse_iso8601};
 
 const HOUR_NS: i64 = 3600 * NANOS_PER_SEC;

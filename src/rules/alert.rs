@@ -15,6 +15,7 @@
 //!   annotations: {summary: "{{ $labels.app }}: {{ $value }} of requests fail"}
 //! ```
 
+pub use crate::model::{AlertEvent, AlertState};
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -331,28 +332,6 @@ pub fn compile(doc: &AlertDocument, file: &str) -> Result<AlertRule, Vec<RuleErr
         }),
         _ => Err(errors),
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertState {
-    Pending,
-    Firing,
-    Resolved,
-}
-
-/// One alert transition, as written to `alerts.jsonl` and sent to notifiers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlertEvent {
-    pub time: String,
-    pub alertname: String,
-    pub app: String,
-    pub state: AlertState,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
-    pub value: Option<f64>,
-    /// When the condition started holding (RFC 3339).
-    pub active_at: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

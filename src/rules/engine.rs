@@ -5,12 +5,12 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::decision::{Constraint, Decision, Direction, Recommendation};
 use super::hpa;
 use super::kpa::Kpa;
 use super::model::{Algorithm, Metric};
 use super::policy::{Limits, Policy};
 use crate::model::WindowStats;
+use crate::model::{Constraint, Decision, Direction, Recommendation};
 use crate::time::{NANOS_PER_SEC, format_rfc3339};
 
 /// What the engine remembers per (policy, app) between decisions.

@@ -25,12 +25,12 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use super::alert::{AlertEvent, AlertState};
-use super::decision::{Decision, DecisionSource, Direction};
 use super::error::RuleError;
 use super::load::Labels;
 use super::model::{Metadata, Selector as SelectorSpec};
 use super::policy::Selector;
 use crate::model::WindowStats;
+use crate::model::{Decision, DecisionSource, Direction};
 use crate::time::parse_duration;
 use crate::time::{NANOS_PER_SEC, format_rfc3339};
 

@@ -7,7 +7,6 @@
 pub mod alert;
 pub mod cf;
 pub mod decider;
-pub mod decision;
 pub mod engine;
 pub mod error;
 pub mod health;
@@ -19,7 +18,7 @@ pub mod policy;
 pub mod schedule;
 pub mod unittest;
 
-pub use decision::{Constraint, Decision, DecisionSource, Direction};
+pub use crate::model::{Constraint, Decision, DecisionSource, Direction};
 pub use engine::{AppState, Observation, decide, probe};
 pub use error::RuleError;
 pub use load::{RuleSet, load_paths, load_str};

@@ -14,7 +14,7 @@ use tracing::warn;
 use crate::act::alertmanager::AlertmanagerNotifier;
 use crate::act::webhook::WebhookNotifier;
 use crate::config::NotifierConfig;
-use crate::rules::alert::AlertEvent;
+use crate::model::AlertEvent;
 
 /// Batches of transitions an inbox holds before the loop waits.
 const INBOX: usize = 64;

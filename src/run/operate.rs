@@ -10,8 +10,9 @@ use tracing::{error, info, warn};
 
 use crate::act::actuator::Actuator;
 use crate::api::{Api, Command, RulesStatus, ScaleRefused};
+use crate::model::{Constraint, Decision, DecisionSource, Direction};
 use crate::pipeline::Pipeline;
-use crate::rules::{Constraint, Decision, DecisionSource, Direction, RuleSet};
+use crate::rules::RuleSet;
 
 /// How often the rule files are looked at for changes.
 pub const RULES_CHECK_INTERVAL: Duration = Duration::from_millis(500);

@@ -177,7 +177,7 @@ async fn open_actuator(cfg: &Config, pipeline: &mut Pipeline) -> anyhow::Result<
 fn act(actuator: &mut Actuator, pipeline: &mut Pipeline, now: Instant) -> anyhow::Result<()> {
     for d in pipeline.take_decisions() {
         match (&d.source, &d.instance) {
-            (crate::rules::DecisionSource::Health, Some(instance)) => actuator.restart(
+            (crate::model::DecisionSource::Health, Some(instance)) => actuator.restart(
                 &Target::new(&d.app, d.name.as_deref()),
                 instance,
                 &d.time,

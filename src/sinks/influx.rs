@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 use influxdb2::models::{DataPoint, WriteDataPoint};
 use tracing::{info, warn};
 
+use crate::model::Decision;
 use crate::model::WindowStats;
-use crate::rules::Decision;
-use crate::rules::alert::{AlertEvent, AlertState};
+use crate::model::{AlertEvent, AlertState};
 use crate::time::{NANOS_PER_SEC, parse_iso8601};
 
 #[derive(Debug, Clone, serde::Deserialize)]
