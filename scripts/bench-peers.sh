@@ -10,7 +10,7 @@
 # and checks that all three agree on the per-status totals.
 #
 # Usage: scripts/bench-peers.sh    (LINES, APPS, INSTANCES, RPS, RUNS, CPU to override;
-#                                   GOACCESS=0 leaves goaccess out)
+#                                   GOACCESS=0 leaves goaccess out; VANE= a built binary)
 # A fleet where many instances are quiet (more than one window row per five
 # lines): APPS=250 INSTANCES=2500 RPS=1000 scripts/bench-peers.sh
 set -euo pipefail
@@ -35,8 +35,11 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-cargo build --release --quiet
-VANE=target/release/vane
+# VANE=path/to/vane runs a binary already built (skips the build).
+if [ -z "${VANE:-}" ]; then
+  cargo build --release --quiet
+  VANE=target/release/vane
+fi
 LOG="$WORK/gorouter-${LINES}-${APPS}-${INSTANCES}-${RPS}.log"
 if [ ! -s "$LOG" ]; then
   echo "generating $LOG" >&2

@@ -728,7 +728,35 @@ mod tests {
             "x.toml",
         )
         .unwrap();
-        assert_eq!(ok.orchestrator.kind.name(), "local");
+        assert_eq!(ok.orchestrator.kind().name(), "local");
+    }
+
+    #[test]
+    fn a_key_of_another_orchestrator_is_named_with_its_place() {
+        let e = Config::from_toml(
+            "[orchestrator]\nkind = \"cloudfoundry\"\napi = \"https://api\"\nuaa = \"https://uaa\"\nclient_id = \"v\"\nclient_secret_env = \"S\"\nnamespace = \"shop\"\n",
+            "x.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("orchestrator.namespace is a kubernetes key")
+                && e.contains("this orchestrator is cloudfoundry"),
+            "{e}"
+        );
+        assert!(e.contains("line 1"), "where: {e}");
+        let k8s = Config::from_toml(
+            "[orchestrator]\nkind = \"kubernetes\"\nnamespace = \"shop\"\n",
+            "x.toml",
+        )
+        .unwrap();
+        match &k8s.orchestrator.platform {
+            crate::act::orchestrator::Platform::Kubernetes(k) => {
+                assert_eq!(k.namespace.as_deref(), Some("shop"));
+                assert_eq!(k.label, "app.kubernetes.io/name");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

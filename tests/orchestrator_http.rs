@@ -16,7 +16,7 @@ use vane::act::actuator::{Action, Actuator};
 use vane::act::orchestrator::cloudfoundry::CloudFoundry;
 use vane::act::orchestrator::kubernetes::Kubernetes;
 use vane::act::orchestrator::{
-    ActError, AppTarget, Orchestrator, OrchestratorConfig, RetryPolicy, Target,
+    ActError, AppTarget, KubernetesConfig, Orchestrator, OrchestratorConfig, RetryPolicy, Target,
 };
 use vane::rules::{Decision, DecisionSource, Direction};
 
@@ -386,11 +386,13 @@ fn api_server() -> ScriptedServer {
     })
 }
 
-fn k8s_config() -> OrchestratorConfig {
-    let mut cfg = OrchestratorConfig {
+/// The Kubernetes keys and the apps of the tests' `[orchestrator]`.
+fn k8s_config() -> (KubernetesConfig, BTreeMap<String, AppTarget>) {
+    let k8s = KubernetesConfig {
         namespace: Some("apps".into()),
-        ..OrchestratorConfig::default()
+        ..KubernetesConfig::default()
     };
+    let mut cfg = OrchestratorConfig::default();
     let target = |workload: &str, name: &str, ns: &str| AppTarget {
         workload: Some(workload.into()),
         name: Some(name.into()),
@@ -403,7 +405,7 @@ fn k8s_config() -> OrchestratorConfig {
         .insert("db".into(), target("StatefulSet", "db", "data"));
     cfg.apps
         .insert("broken".into(), target("Deployment", "broken", "shop"));
-    cfg
+    (k8s, cfg.apps)
 }
 
 #[test]
@@ -411,7 +413,7 @@ fn kubernetes_reads_and_patches_the_scale_subresource() {
     let server = api_server();
     let web = Target::new("web", None);
     rt().block_on(async {
-        let k = Kubernetes::for_url(&server.url, &k8s_config())
+        let k = Kubernetes::for_url(&server.url, &k8s_config().0, &k8s_config().1)
             .await
             .unwrap();
         assert_eq!(k.instances(&web).await, Ok(3));
@@ -449,7 +451,7 @@ fn kubernetes_finds_unmapped_apps_by_label() {
     let server = api_server();
     let n = rt()
         .block_on(async {
-            let k = Kubernetes::for_url(&server.url, &k8s_config())
+            let k = Kubernetes::for_url(&server.url, &k8s_config().0, &k8s_config().1)
                 .await
                 .unwrap();
             k.instances(&Target::new("0f1e", Some("catalog"))).await
@@ -469,7 +471,7 @@ fn kubernetes_finds_unmapped_apps_by_label() {
 fn kubernetes_restarts_an_instance_by_deleting_its_pod() {
     let server = api_server();
     rt().block_on(async {
-        let k = Kubernetes::for_url(&server.url, &k8s_config())
+        let k = Kubernetes::for_url(&server.url, &k8s_config().0, &k8s_config().1)
             .await
             .unwrap();
         k.restart(&Target::new("web", None), "web-7d9c-x2x4q").await
@@ -491,7 +493,7 @@ fn kubernetes_restarts_an_instance_by_deleting_its_pod() {
 fn kubernetes_errors_are_classified() {
     let server = api_server();
     rt().block_on(async {
-        let k = Kubernetes::for_url(&server.url, &k8s_config())
+        let k = Kubernetes::for_url(&server.url, &k8s_config().0, &k8s_config().1)
             .await
             .unwrap();
         let e = k.instances(&Target::new("broken", None)).await.unwrap_err();
@@ -549,7 +551,7 @@ fn rbac_of(method: &str, path: &str) -> (String, String, String) {
 fn the_deployed_role_grants_exactly_what_the_adapter_calls() {
     let server = api_server();
     rt().block_on(async {
-        let k = Kubernetes::for_url(&server.url, &k8s_config())
+        let k = Kubernetes::for_url(&server.url, &k8s_config().0, &k8s_config().1)
             .await
             .unwrap();
         let web = Target::new("web", None);

@@ -5,6 +5,7 @@ mod alert;
 mod dead_letter;
 mod decision;
 mod metric;
+pub mod metrics;
 mod window;
 
 pub use access::AccessRecord;

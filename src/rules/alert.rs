@@ -15,6 +15,7 @@
 //!   annotations: {summary: "{{ $labels.app }}: {{ $value }} of requests fail"}
 //! ```
 
+use crate::model::metrics::{WINDOW_METRICS, window_metric, window_metric_names};
 pub use crate::model::{AlertEvent, AlertState};
 use std::collections::BTreeMap;
 
@@ -23,7 +24,7 @@ use serde_saphyr::Spanned;
 
 use super::error::RuleError;
 use super::model::{Metadata, Selector as SelectorSpec};
-use super::policy::Selector;
+use super::selector::Selector;
 use crate::model::WindowStats;
 use crate::time::parse_duration;
 use crate::time::{NANOS_PER_SEC, format_rfc3339};
@@ -53,44 +54,9 @@ pub struct AlertSpec {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// The window metrics an expression may use.
-pub const METRICS: [&str; 15] = [
-    "requests",
-    "rps",
-    "concurrency",
-    "p50_ms",
-    "p90_ms",
-    "p95_ms",
-    "p99_ms",
-    "max_ms",
-    "error_ratio",
-    "status_4xx",
-    "status_5xx",
-    "cpu_pct",
-    "memory_pct",
-    "memory_bytes",
-    "late",
-];
-
+/// An expression's metric, from the one table of window metrics.
 fn metric(w: &WindowStats, name: &str) -> Option<f64> {
-    Some(match name {
-        "requests" => w.requests as f64,
-        "rps" => w.rps,
-        "concurrency" => w.concurrency,
-        "p50_ms" => w.latency_ms.p50?,
-        "p90_ms" => w.latency_ms.p90?,
-        "p95_ms" => w.latency_ms.p95?,
-        "p99_ms" => w.latency_ms.p99?,
-        "max_ms" => w.latency_ms.max?,
-        "error_ratio" => w.error_ratio,
-        "status_4xx" => w.status.c4xx as f64,
-        "status_5xx" => w.status.c5xx as f64,
-        "cpu_pct" => w.cpu_pct?,
-        "memory_pct" => w.memory_pct?,
-        "memory_bytes" => w.memory_bytes?,
-        "late" => w.late as f64,
-        _ => return None,
-    })
+    window_metric(name)?.read(w)
 }
 
 /// A parsed condition.
@@ -216,9 +182,10 @@ fn parse_term(t: &Tokens, pos: &mut usize) -> Result<Expr, (usize, String)> {
             _ => Err((*at, "`(` is never closed".into())),
         };
     }
-    if !METRICS.contains(&tok.as_str()) {
-        let hint = super::error::did_you_mean(tok, METRICS).map_or_else(
-            || format!("one of {}", METRICS.join(", ")),
+    if window_metric(tok).is_none() {
+        let names = WINDOW_METRICS.iter().map(|m| m.name);
+        let hint = super::error::did_you_mean(tok, names).map_or_else(
+            || format!("one of {}", window_metric_names(false)),
             |m| format!("did you mean `{m}`?"),
         );
         return Err((*at, format!("`{tok}` is not a window metric ({hint})")));
@@ -304,20 +271,9 @@ pub fn compile(doc: &AlertDocument, file: &str) -> Result<AlertRule, Vec<RuleErr
     };
     let for_ns = dur(&doc.spec.for_, "for");
     let keep_firing_for_ns = dur(&doc.spec.keep_firing_for, "keepFiringFor");
-    let mut selector = Selector {
-        apps: doc.spec.selector.apps.iter().cloned().collect(),
-        labels: doc.spec.selector.labels.clone(),
-        ..Selector::default()
-    };
-    for n in &doc.spec.selector.names {
-        match glob::Pattern::new(&n.value) {
-            Ok(p) => selector.patterns.push(p),
-            Err(e) => err(
-                &mut errors,
-                n.referenced,
-                format!("selector.names: `{}` is not a valid glob: {e}", n.value),
-            ),
-        }
+    let (selector, bad) = Selector::compile(&doc.spec.selector);
+    for (n, message) in bad {
+        err(&mut errors, n.referenced, message);
     }
     match expr {
         Some(expr) if errors.is_empty() => Ok(AlertRule {

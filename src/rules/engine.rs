@@ -1,6 +1,7 @@
 //! The decision engine: pure, deterministic, time passed in. The same code
 //! decides in `vane run`, in `vane test` and in backtests.
 
+use crate::model::metrics::window_metric;
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
@@ -54,20 +55,13 @@ pub struct Observation<'a> {
 }
 
 fn metric_value(m: Metric, w: &WindowStats, current: u32) -> Option<f64> {
-    let per = f64::from(current.max(1));
-    match m {
-        Metric::RpsPerInstance => Some(w.rps / per),
-        Metric::ConcurrencyPerInstance => Some(w.concurrency / per),
-        Metric::P95Ms => w.latency_ms.p95,
-        Metric::P99Ms => w.latency_ms.p99,
-        Metric::ErrorRatio => Some(w.error_ratio),
-        Metric::CpuPct => w.cpu_pct,
-        Metric::MemoryPct => w.memory_pct,
-        // The app row holds the sum over instances.
-        Metric::MemoryMb => w.memory_bytes.map(|b| b / per / 1e6),
-        Metric::Rps => Some(w.rps),
-        Metric::ResponseTimeMs => (w.rps > 0.0).then(|| w.concurrency / w.rps * 1000.0),
-    }
+    let (name, per_instance) = m.source();
+    let v = window_metric(name)?.read(w)?;
+    Some(if per_instance {
+        v / f64::from(current.max(1))
+    } else {
+        v
+    })
 }
 
 fn fmt_num(v: f64) -> String {
@@ -381,13 +375,15 @@ fn hpa_recommendation(
     tolerance: f64,
 ) -> (Recommendation, bool) {
     let current = obs.current;
-    let per = |r: &WindowStats| match m {
-        Metric::ConcurrencyPerInstance => Some(r.concurrency),
-        Metric::CpuPct => r.cpu_pct,
-        Metric::MemoryPct => r.memory_pct,
-        Metric::MemoryMb => r.memory_bytes.map(|b| b / 1e6),
-        _ => Some(r.rps),
+    // An instance row's own value of the metric; rps for the rest.
+    let source = match m {
+        Metric::ConcurrencyPerInstance | Metric::CpuPct | Metric::MemoryPct | Metric::MemoryMb => {
+            m.source().0
+        }
+        _ => "rps",
     };
+    let source = window_metric(source);
+    let per = |r: &WindowStats| source.and_then(|s| s.read(r));
     let milli = |v: f64| (v * 1000.0).round() as i64;
     let mut pods = Vec::new();
     let mut values = std::collections::BTreeMap::new();

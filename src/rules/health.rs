@@ -28,7 +28,7 @@ use super::alert::{AlertEvent, AlertState};
 use super::error::RuleError;
 use super::load::Labels;
 use super::model::{Metadata, Selector as SelectorSpec};
-use super::policy::Selector;
+use super::selector::Selector;
 use crate::model::WindowStats;
 use crate::model::{Decision, DecisionSource, Direction};
 use crate::time::parse_duration;
@@ -184,19 +184,9 @@ pub fn compile(doc: &HealthDocument, file: &str) -> Result<HealthRule, Vec<RuleE
                 .into(),
         );
     }
-    let mut selector = Selector {
-        apps: s.selector.apps.iter().cloned().collect(),
-        labels: s.selector.labels.clone(),
-        ..Selector::default()
-    };
-    for n in &s.selector.names {
-        match glob::Pattern::new(&n.value) {
-            Ok(p) => selector.patterns.push(p),
-            Err(e) => err(
-                n.referenced,
-                format!("selector.names: `{}` is not a valid glob: {e}", n.value),
-            ),
-        }
+    let (selector, bad) = Selector::compile(&s.selector);
+    for (n, message) in bad {
+        err(n.referenced, message);
     }
     if errors.is_empty() {
         Ok(HealthRule {

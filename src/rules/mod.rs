@@ -16,6 +16,7 @@ pub mod load;
 pub mod model;
 pub mod policy;
 pub mod schedule;
+pub mod selector;
 pub mod unittest;
 
 pub use crate::model::{Constraint, Decision, DecisionSource, Direction};

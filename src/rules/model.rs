@@ -182,6 +182,25 @@ impl Metric {
         }
     }
 
+    /// The window metric it reads (`model::metrics`), and whether the app
+    /// row's value is divided by the instances running (a sum over them).
+    pub fn source(self) -> (&'static str, bool) {
+        match self {
+            Metric::RpsPerInstance => ("rps", true),
+            Metric::ConcurrencyPerInstance => ("concurrency", true),
+            Metric::P95Ms => ("p95_ms", false),
+            Metric::P99Ms => ("p99_ms", false),
+            Metric::ErrorRatio => ("error_ratio", false),
+            // App rows hold the mean over instances.
+            Metric::CpuPct => ("cpu_pct", false),
+            Metric::MemoryPct => ("memory_pct", false),
+            // The app row holds the sum over instances.
+            Metric::MemoryMb => ("memory_mb", true),
+            Metric::Rps => ("rps", false),
+            Metric::ResponseTimeMs => ("response_time_ms", false),
+        }
+    }
+
     /// Whether the metric is a load per instance, which more instances dilute
     /// (so target tracking is proportional); latency and error ratio are not.
     pub fn is_per_instance(self) -> bool {

@@ -2,7 +2,6 @@
 //! cron expressions parsed. Built only by [`compile`], which collects every
 //! problem of a document rather than stopping at the first.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use serde_saphyr::Spanned;
@@ -10,6 +9,7 @@ use serde_saphyr::Spanned;
 use super::error::{RuleError, did_you_mean};
 use super::model::{Algorithm, DirectionBehavior, Metric, RuleDocument};
 use super::schedule::Schedule;
+pub use super::selector::Selector;
 use crate::time::parse_duration;
 
 pub const API_VERSION: &str = "vane/v1";
@@ -34,36 +34,6 @@ pub struct Policy {
     pub fallback: Option<Fallback>,
     /// The Knative decider's spec, for `algorithm: kpa`.
     pub kpa: Option<super::kpa::DeciderSpec>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Selector {
-    pub apps: BTreeSet<String>,
-    pub patterns: Vec<glob::Pattern>,
-    pub labels: BTreeMap<String, String>,
-}
-
-impl Selector {
-    /// Whether the selector picks the app with this id (and readable name).
-    pub fn matches(
-        &self,
-        app: &str,
-        name: Option<&str>,
-        labels: &BTreeMap<String, String>,
-    ) -> bool {
-        let ids = std::iter::once(app).chain(name);
-        let named = ids
-            .into_iter()
-            .any(|id| self.apps.contains(id) || self.patterns.iter().any(|p| matches(p, id)));
-        let by_name = (self.apps.is_empty() && self.patterns.is_empty()) || named;
-        by_name && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
-    }
-}
-
-/// `*` (every app, the common alert and health selector) without the glob
-/// machinery: selectors are matched per app and window, 10,000 apps a window.
-fn matches(p: &glob::Pattern, id: &str) -> bool {
-    p.as_str() == "*" || p.matches(id)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,19 +284,9 @@ pub fn compile(doc: &RuleDocument, file: &str) -> Result<Policy, Vec<RuleError>>
         );
     }
     let s = &doc.spec;
-    let mut selector = Selector {
-        apps: s.selector.apps.iter().cloned().collect(),
-        labels: s.selector.labels.clone(),
-        ..Selector::default()
-    };
-    for n in &s.selector.names {
-        match glob::Pattern::new(&n.value) {
-            Ok(p) => selector.patterns.push(p),
-            Err(e) => c.err(
-                n,
-                format!("selector.names: `{}` is not a valid glob: {e}", n.value),
-            ),
-        }
+    let (selector, bad) = Selector::compile(&s.selector);
+    for (n, message) in bad {
+        c.err(n, message);
     }
     if s.max.value == 0 {
         c.err(&s.max, "max must be at least 1");

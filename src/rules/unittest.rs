@@ -13,6 +13,7 @@
 //!       - {at: 70s, desired: 15, direction: up, reason: [burst]}
 //! ```
 
+use crate::model::metrics::{window_metric, window_metric_names};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +24,7 @@ use super::alert::{AlertEvent, AlertState, Alerter};
 use super::decider::Decider;
 use super::error::{RuleError, hint_for_serde_message};
 use super::{Decision, Direction, load_paths};
-use crate::model::{LatencyMs, WindowStats};
+use crate::model::WindowStats;
 use crate::time::parse_duration;
 use crate::time::{NANOS_PER_SEC, Timestamp};
 
@@ -161,36 +162,22 @@ pub fn expand_series(text: &str) -> Result<Vec<Option<f64>>, String> {
 }
 
 fn window_row(app: &str, start_ns: i64, len_ns: i64, values: &BTreeMap<&str, f64>) -> WindowStats {
-    let get = |k: &str| values.get(k).copied();
-    let secs = len_ns as f64 / NANOS_PER_SEC as f64;
-    let rps = get("rps").unwrap_or(0.0);
-    WindowStats {
+    let mut w = WindowStats {
         start: Timestamp::from_nanos(start_ns),
         end: Timestamp::from_nanos(start_ns.saturating_add(len_ns)),
-        requests: (rps * secs).round() as u64,
-        rps,
-        concurrency: get("concurrency").unwrap_or(0.0),
-        latency_ms: LatencyMs {
-            p95: get("p95_ms"),
-            p99: get("p99_ms"),
-            ..LatencyMs::default()
-        },
-        error_ratio: get("error_ratio").unwrap_or(0.0),
-        cpu_pct: get("cpu_pct"),
-        memory_pct: get("memory_pct"),
         ..WindowStats::empty(app)
+    };
+    for (name, v) in values {
+        if let Some(m) = window_metric(name) {
+            m.write(&mut w, *v);
+        }
     }
+    if !values.contains_key("requests") {
+        let secs = len_ns as f64 / NANOS_PER_SEC as f64;
+        w.requests = (w.rps * secs).round().max(0.0) as u64;
+    }
+    w
 }
-
-const METRICS: [&str; 7] = [
-    "rps",
-    "concurrency",
-    "p95_ms",
-    "p99_ms",
-    "error_ratio",
-    "cpu_pct",
-    "memory_pct",
-];
 
 /// Runs one test file; errors in the file itself are `RuleError`s.
 pub fn run_file(path: &Path) -> Result<Vec<CaseResult>, Vec<RuleError>> {
@@ -255,7 +242,7 @@ pub fn run_file(path: &Path) -> Result<Vec<CaseResult>, Vec<RuleError>> {
     for case in &tf.tests {
         let mut series = BTreeMap::new();
         for (k, v) in &case.series {
-            if !METRICS.contains(&k.as_str()) {
+            if !window_metric(k).is_some_and(|m| m.writable()) {
                 errors.push(
                     RuleError::at(
                         &file,
@@ -263,7 +250,7 @@ pub fn run_file(path: &Path) -> Result<Vec<CaseResult>, Vec<RuleError>> {
                         None,
                         format!("series `{k}` is not a window metric"),
                     )
-                    .hint(format!("one of {}", METRICS.join(", "))),
+                    .hint(format!("one of {}", window_metric_names(true))),
                 );
                 continue;
             }

@@ -157,7 +157,7 @@ fn open_sinks(cfg: &Config) -> anyhow::Result<Sinks> {
 async fn open_actuator(cfg: &Config, pipeline: &mut Pipeline) -> anyhow::Result<Actuator> {
     let orchestrator = Orchestrator::from_config(&cfg.orchestrator, &cfg.data_dir)
         .await
-        .map_err(|e| anyhow::anyhow!("orchestrator {}: {e}", cfg.orchestrator.kind.name()))?;
+        .map_err(|e| anyhow::anyhow!("orchestrator {}: {e}", cfg.orchestrator.kind().name()))?;
     info!(orchestrator = orchestrator.name(), "acting through");
     let mut actuator = Actuator::new(
         orchestrator,

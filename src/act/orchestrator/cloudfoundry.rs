@@ -15,7 +15,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::{ActError, AppTarget, OrchestratorConfig, Target, transport_error};
+use super::{ActError, AppTarget, CloudFoundryConfig, Target, transport_error};
 
 pub struct CloudFoundry {
     api: String,
@@ -63,25 +63,23 @@ struct AppResource {
 }
 
 impl CloudFoundry {
-    pub fn from_config(cfg: &OrchestratorConfig) -> Result<Self, ActError> {
-        let need = |v: &Option<String>, key: &str| {
-            v.clone().ok_or_else(|| {
-                ActError::Permanent(format!("orchestrator.{key} is needed for cloudfoundry"))
-            })
-        };
-        let var = need(&cfg.client_secret_env, "client_secret_env")?;
-        let client_secret = std::env::var(&var).map_err(|_| {
+    pub fn from_config(
+        cfg: &CloudFoundryConfig,
+        apps: &BTreeMap<String, AppTarget>,
+    ) -> Result<Self, ActError> {
+        let var = &cfg.client_secret_env;
+        let client_secret = std::env::var(var).map_err(|_| {
             ActError::Permanent(format!(
                 "environment variable {var} (orchestrator.client_secret_env) is not set"
             ))
         })?;
         Ok(Self::new(
-            &need(&cfg.api, "api")?,
-            &need(&cfg.uaa, "uaa")?,
-            &need(&cfg.client_id, "client_id")?,
+            &cfg.api,
+            &cfg.uaa,
+            &cfg.client_id,
             &client_secret,
             cfg.space_guid.clone(),
-            cfg.apps.clone(),
+            apps.clone(),
         ))
     }
 

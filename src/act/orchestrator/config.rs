@@ -34,70 +34,168 @@ impl OrchestratorKind {
     }
 }
 
+/// `[orchestrator]`: the keys every kind takes, and the platform with its own.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawOrchestrator")]
 pub struct OrchestratorConfig {
-    #[serde(default)]
-    pub kind: OrchestratorKind,
     /// Attempts per action (the first included) on 5xx, 429 and timeouts.
-    #[serde(default = "four")]
     pub max_attempts: u32,
     /// First retry delay; doubles per attempt up to 8 s.
-    #[serde(default = "half_second", deserialize_with = "duration")]
     pub retry_backoff: Duration,
     /// How often the real instance counts are read back.
-    #[serde(default = "ten_seconds", deserialize_with = "duration")]
     pub refresh_interval: Duration,
     /// Per app (keyed by app id or readable name): where it runs.
-    #[serde(default)]
     pub apps: BTreeMap<String, AppTarget>,
+    pub platform: Platform,
+}
 
-    // Kubernetes
+/// Which platform decisions go to, with the keys only it takes.
+#[derive(Debug, Clone, Default)]
+pub enum Platform {
+    #[default]
+    DryRun,
+    Local,
+    Kubernetes(KubernetesConfig),
+    CloudFoundry(CloudFoundryConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct KubernetesConfig {
     /// Namespace of apps without one of their own.
-    #[serde(default)]
     pub namespace: Option<String>,
     /// Apps without a mapping are found by this label on Deployments and
     /// StatefulSets (value = app name).
-    #[serde(default = "app_label")]
     pub label: String,
     /// A kubeconfig file; otherwise the in-cluster service account, then
     /// `$KUBECONFIG` / `~/.kube/config`.
-    #[serde(default)]
     pub kubeconfig: Option<PathBuf>,
+}
 
-    // Cloud Foundry
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            namespace: None,
+            label: app_label(),
+            kubeconfig: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CloudFoundryConfig {
     /// The Cloud Controller, like `https://api.sys.example.com`.
-    #[serde(default)]
-    pub api: Option<String>,
+    pub api: String,
     /// UAA, like `https://uaa.sys.example.com` (token endpoint `/oauth/token`).
-    #[serde(default)]
-    pub uaa: Option<String>,
-    #[serde(default)]
-    pub client_id: Option<String>,
+    pub uaa: String,
+    pub client_id: String,
     /// Environment variable holding the UAA client secret.
-    #[serde(default)]
-    pub client_secret_env: Option<String>,
+    pub client_secret_env: String,
     /// Space of apps looked up by name.
-    #[serde(default)]
     pub space_guid: Option<String>,
+}
+
+impl Platform {
+    pub fn kind(&self) -> OrchestratorKind {
+        match self {
+            Platform::DryRun => OrchestratorKind::DryRun,
+            Platform::Local => OrchestratorKind::Local,
+            Platform::Kubernetes(_) => OrchestratorKind::Kubernetes,
+            Platform::CloudFoundry(_) => OrchestratorKind::Cloudfoundry,
+        }
+    }
+}
+
+/// `[orchestrator]` as written: one table whose keys depend on `kind`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrchestrator {
+    #[serde(default)]
+    kind: OrchestratorKind,
+    #[serde(default = "four")]
+    max_attempts: u32,
+    #[serde(default = "half_second", deserialize_with = "duration")]
+    retry_backoff: Duration,
+    #[serde(default = "ten_seconds", deserialize_with = "duration")]
+    refresh_interval: Duration,
+    #[serde(default)]
+    apps: BTreeMap<String, AppTarget>,
+    // kubernetes
+    namespace: Option<String>,
+    label: Option<String>,
+    kubeconfig: Option<PathBuf>,
+    // cloudfoundry
+    api: Option<String>,
+    uaa: Option<String>,
+    client_id: Option<String>,
+    client_secret_env: Option<String>,
+    space_guid: Option<String>,
+}
+
+impl TryFrom<RawOrchestrator> for OrchestratorConfig {
+    type Error = String;
+
+    fn try_from(r: RawOrchestrator) -> Result<Self, String> {
+        let kind = r.kind.name();
+        let not_here = |given: bool, key: &str, owner: &str| {
+            if given && owner != kind {
+                Err(format!(
+                    "orchestrator.{key} is a {owner} key; this orchestrator is {kind} (remove it, or set kind = \"{owner}\")"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        not_here(r.namespace.is_some(), "namespace", "kubernetes")?;
+        not_here(r.label.is_some(), "label", "kubernetes")?;
+        not_here(r.kubeconfig.is_some(), "kubeconfig", "kubernetes")?;
+        not_here(r.api.is_some(), "api", "cloudfoundry")?;
+        not_here(r.uaa.is_some(), "uaa", "cloudfoundry")?;
+        not_here(r.client_id.is_some(), "client_id", "cloudfoundry")?;
+        not_here(
+            r.client_secret_env.is_some(),
+            "client_secret_env",
+            "cloudfoundry",
+        )?;
+        not_here(r.space_guid.is_some(), "space_guid", "cloudfoundry")?;
+        let need = |v: Option<String>, key: &str| {
+            v.ok_or_else(|| {
+                format!("orchestrator.{key} is needed by the cloudfoundry orchestrator")
+            })
+        };
+        let platform = match r.kind {
+            OrchestratorKind::DryRun => Platform::DryRun,
+            OrchestratorKind::Local => Platform::Local,
+            OrchestratorKind::Kubernetes => Platform::Kubernetes(KubernetesConfig {
+                namespace: r.namespace,
+                label: r.label.unwrap_or_else(app_label),
+                kubeconfig: r.kubeconfig,
+            }),
+            OrchestratorKind::Cloudfoundry => Platform::CloudFoundry(CloudFoundryConfig {
+                api: need(r.api, "api")?,
+                uaa: need(r.uaa, "uaa")?,
+                client_id: need(r.client_id, "client_id")?,
+                client_secret_env: need(r.client_secret_env, "client_secret_env")?,
+                space_guid: r.space_guid,
+            }),
+        };
+        Ok(OrchestratorConfig {
+            max_attempts: r.max_attempts,
+            retry_backoff: r.retry_backoff,
+            refresh_interval: r.refresh_interval,
+            apps: r.apps,
+            platform,
+        })
+    }
 }
 
 impl Default for OrchestratorConfig {
     fn default() -> Self {
         OrchestratorConfig {
-            kind: OrchestratorKind::DryRun,
             max_attempts: four(),
             retry_backoff: half_second(),
             refresh_interval: ten_seconds(),
             apps: BTreeMap::new(),
-            namespace: None,
-            label: app_label(),
-            kubeconfig: None,
-            api: None,
-            uaa: None,
-            client_id: None,
-            client_secret_env: None,
-            space_guid: None,
+            platform: Platform::DryRun,
         }
     }
 }
@@ -150,6 +248,10 @@ fn app_label() -> String {
 }
 
 impl OrchestratorConfig {
+    pub fn kind(&self) -> OrchestratorKind {
+        self.platform.kind()
+    }
+
     /// Checks that the keys the chosen kind needs are there; `Err((key, message))`.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let bad = |k: &str, m: &str| Err((format!("orchestrator.{k}"), m.to_string()));
@@ -159,9 +261,9 @@ impl OrchestratorConfig {
         if self.refresh_interval < Duration::from_millis(100) {
             return bad("refresh_interval", "must be at least 100ms");
         }
-        match self.kind {
-            OrchestratorKind::DryRun => {}
-            OrchestratorKind::Local => {
+        match &self.platform {
+            Platform::DryRun | Platform::CloudFoundry(_) => {}
+            Platform::Local => {
                 if self.apps.is_empty() {
                     return bad(
                         "apps",
@@ -177,7 +279,7 @@ impl OrchestratorConfig {
                     }
                 }
             }
-            OrchestratorKind::Kubernetes => {
+            Platform::Kubernetes(_) => {
                 for (app, t) in &self.apps {
                     if let Some(w) = &t.workload
                         && w != "Deployment"
@@ -187,18 +289,6 @@ impl OrchestratorConfig {
                             &format!("apps.{app}.workload"),
                             "must be `Deployment` or `StatefulSet`",
                         );
-                    }
-                }
-            }
-            OrchestratorKind::Cloudfoundry => {
-                for (key, value) in [
-                    ("api", &self.api),
-                    ("uaa", &self.uaa),
-                    ("client_id", &self.client_id),
-                    ("client_secret_env", &self.client_secret_env),
-                ] {
-                    if value.is_none() {
-                        return bad(key, "is needed by the cloudfoundry orchestrator");
                     }
                 }
             }

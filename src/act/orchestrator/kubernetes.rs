@@ -20,7 +20,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, Config};
 use tokio::sync::Mutex;
 
-use super::{ActError, AppTarget, OrchestratorConfig, Target};
+use super::{ActError, AppTarget, KubernetesConfig, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Workload {
@@ -44,7 +44,10 @@ pub struct Kubernetes {
 }
 
 impl Kubernetes {
-    pub async fn from_config(cfg: &OrchestratorConfig) -> Result<Self, ActError> {
+    pub async fn from_config(
+        cfg: &KubernetesConfig,
+        apps: &BTreeMap<String, AppTarget>,
+    ) -> Result<Self, ActError> {
         let config = match &cfg.kubeconfig {
             Some(path) => {
                 let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
@@ -62,19 +65,27 @@ impl Kubernetes {
                 ))
             })?,
         };
-        Self::with_config(config, cfg)
+        Self::with_config(config, cfg, apps)
     }
 
     /// An adapter for the API server at `url` without credentials (tests).
     /// Async because the client must be built inside the runtime.
-    pub async fn for_url(url: &str, cfg: &OrchestratorConfig) -> Result<Self, ActError> {
+    pub async fn for_url(
+        url: &str,
+        cfg: &KubernetesConfig,
+        apps: &BTreeMap<String, AppTarget>,
+    ) -> Result<Self, ActError> {
         let uri: http::Uri = url
             .parse()
             .map_err(|e| ActError::Permanent(format!("bad API server URL {url}: {e}")))?;
-        Self::with_config(Config::new(uri), cfg)
+        Self::with_config(Config::new(uri), cfg, apps)
     }
 
-    fn with_config(mut config: Config, cfg: &OrchestratorConfig) -> Result<Self, ActError> {
+    fn with_config(
+        mut config: Config,
+        cfg: &KubernetesConfig,
+        apps: &BTreeMap<String, AppTarget>,
+    ) -> Result<Self, ActError> {
         // Retries are the actuator's (bounded, logged, one action per app);
         // the client's own would hide them and multiply the wait.
         config.default_retry = false;
@@ -88,7 +99,7 @@ impl Kubernetes {
             client,
             default_namespace,
             label: cfg.label.clone(),
-            apps: cfg.apps.clone(),
+            apps: apps.clone(),
             resolved: Mutex::new(HashMap::new()),
         })
     }

@@ -11,7 +11,9 @@ pub mod local;
 
 use std::time::Duration;
 
-pub use config::{AppTarget, OrchestratorConfig, OrchestratorKind};
+pub use config::{
+    AppTarget, CloudFoundryConfig, KubernetesConfig, OrchestratorConfig, OrchestratorKind, Platform,
+};
 
 /// The app an action is for: its id in the windows and its readable name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -81,17 +83,17 @@ impl Orchestrator {
         cfg: &OrchestratorConfig,
         data_dir: &std::path::Path,
     ) -> Result<Self, ActError> {
-        Ok(match cfg.kind {
-            OrchestratorKind::DryRun => Orchestrator::DryRun(dry_run::DryRun::default()),
-            OrchestratorKind::Local => Orchestrator::Local(local::LocalSupervisor::start(
+        Ok(match &cfg.platform {
+            Platform::DryRun => Orchestrator::DryRun(dry_run::DryRun::default()),
+            Platform::Local => Orchestrator::Local(local::LocalSupervisor::start(
                 &cfg.apps,
                 &data_dir.join("local"),
             )?),
-            OrchestratorKind::Kubernetes => {
-                Orchestrator::Kubernetes(kubernetes::Kubernetes::from_config(cfg).await?)
+            Platform::Kubernetes(k) => {
+                Orchestrator::Kubernetes(kubernetes::Kubernetes::from_config(k, &cfg.apps).await?)
             }
-            OrchestratorKind::Cloudfoundry => {
-                Orchestrator::CloudFoundry(cloudfoundry::CloudFoundry::from_config(cfg)?)
+            Platform::CloudFoundry(c) => {
+                Orchestrator::CloudFoundry(cloudfoundry::CloudFoundry::from_config(c, &cfg.apps)?)
             }
         })
     }
