@@ -176,7 +176,7 @@ impl Pipeline {
         }
         let counts = &mut self.core.counts;
         for w in &p.windows {
-            self.files.windows.write(w)?;
+            self.files.windows.write_with(|out| w.write_json(out))?;
         }
         counts.windows_written += p.windows.len() as u64;
         for d in &p.dead_letters {

@@ -324,6 +324,11 @@ impl Timestamp {
         self.0.div_euclid(NANOS_PER_SEC)
     }
 
+    /// The 20 bytes of its RFC 3339 text (`2017-03-16T13:28:20Z`).
+    pub fn rfc3339_bytes(self) -> [u8; 20] {
+        self.rfc3339().0
+    }
+
     /// The RFC 3339 text, formatted without allocating.
     fn rfc3339(self) -> Rfc3339 {
         let secs = self.secs();

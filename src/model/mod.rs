@@ -7,6 +7,7 @@ mod decision;
 mod metric;
 pub mod metrics;
 mod window;
+mod window_json;
 
 pub use access::AccessRecord;
 pub use alert::{AlertEvent, AlertState};

@@ -181,6 +181,11 @@ pub struct WindowAggregator {
     /// `series` to keep the per-record write on a small, hot array.
     series_input: Vec<u32>,
     free_slots: Vec<SeriesId>,
+    /// Live series in output order (by app, the app row before its
+    /// instances): rows come out sorted without sorting them each window.
+    order: Vec<SeriesId>,
+    /// A series was added or removed since `order` was built.
+    order_stale: bool,
     /// Open windows, oldest first. Usually one or two.
     open: Vec<Bucket>,
     max_event_ns: Option<i64>,
@@ -217,6 +222,8 @@ impl WindowAggregator {
             series: Vec::new(),
             series_input: Vec::new(),
             free_slots: Vec::new(),
+            order: Vec::new(),
+            order_stale: false,
             open: Vec::new(),
             max_event_ns: None,
             inputs: vec![InputClock::default()],
@@ -304,6 +311,7 @@ impl WindowAggregator {
             let Some(s) = self.series[id].take() else {
                 continue;
             };
+            self.order_stale = true;
             for b in &mut self.open {
                 if let Some(a) = b.aggs.get_mut(id).and_then(Option::take) {
                     b.live -= 1;
@@ -335,6 +343,7 @@ impl WindowAggregator {
                 .as_ref()
                 .is_some_and(|s| s.instance.is_some() && !self.apps.contains_key(&s.app));
             if orphan && let Some(s) = self.series[id].take() {
+                self.order_stale = true;
                 self.forgotten.push(Forgotten {
                     app: s.app,
                     instance: s.instance,
@@ -400,6 +409,7 @@ impl WindowAggregator {
     }
 
     fn alloc_slot(&mut self, s: Series) -> SeriesId {
+        self.order_stale = true;
         match self.free_slots.pop() {
             Some(id) => {
                 self.series[id] = Some(s);
@@ -733,7 +743,10 @@ impl WindowAggregator {
         let mut aggs = bucket.map(|b| b.aggs).unwrap_or_default();
         let first_out = out.len();
         let idle = self.cfg.idle_expiry_ns;
-        for id in 0..self.series.len() {
+        if self.order_stale {
+            self.rebuild_order();
+        }
+        for &id in &self.order {
             let mut agg = aggs.get_mut(id).and_then(Option::take);
             let Some(s) = self.series[id].as_mut() else {
                 continue;
@@ -761,7 +774,9 @@ impl WindowAggregator {
                 self.hist_pool.extend(a.into_histogram());
             }
         }
-        out[first_out..].sort_unstable_by(|a, b| (&a.app, &a.instance).cmp(&(&b.app, &b.instance)));
+        debug_assert!(
+            out[first_out..].is_sorted_by(|a, b| (&a.app, &a.instance) < (&b.app, &b.instance))
+        );
         // An app's memory is the sum over its instances (each row holds a mean).
         let mut i = first_out;
         while i < out.len() {
@@ -781,6 +796,21 @@ impl WindowAggregator {
             i += 1 + n;
         }
         self.expire(end);
+    }
+
+    /// Sorts the live series by app, the app row before its instances.
+    fn rebuild_order(&mut self) {
+        let series = &self.series;
+        self.order.clear();
+        self.order
+            .extend((0..series.len()).filter(|&id| series[id].is_some()));
+        let key = |id: &SeriesId| {
+            series[*id]
+                .as_ref()
+                .map(|s| (&*s.app, s.instance.as_deref()))
+        };
+        self.order.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+        self.order_stale = false;
     }
 
     /// Forgets series idle for longer than `idle_expiry` at `now` (event time):
@@ -819,6 +849,7 @@ impl WindowAggregator {
                     }
                 }
                 if let Some(s) = self.series[id].take() {
+                    self.order_stale = true;
                     self.forgotten.push(Forgotten {
                         app: s.app,
                         instance: s.instance,

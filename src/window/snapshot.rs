@@ -104,6 +104,7 @@ impl WindowAggregator {
         self.series = Vec::with_capacity(snap.series.len());
         self.series_input = snap.series.iter().map(|s| s.input).collect();
         self.free_slots.clear();
+        self.order_stale = true;
         for s in &snap.series {
             let id = self.series.len();
             self.series.push(Some(Series {
