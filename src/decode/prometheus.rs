@@ -158,6 +158,11 @@ pub struct ContainerScrapes {
 }
 
 impl ContainerScrapes {
+    /// Containers whose CPU counter is remembered for the next rate.
+    pub fn tracked(&self) -> usize {
+        self.previous.len()
+    }
+
     /// One scrape taken at `scrape_ms` (used where samples carry no timestamp).
     pub fn scrape(&mut self, samples: &[Sample], scrape_ms: i64) -> Vec<ContainerMetric> {
         let mut by: BTreeMap<(String, String, String), Container> = BTreeMap::new();
@@ -197,6 +202,9 @@ impl ContainerScrapes {
                 _ => {}
             }
         }
+        // Containers this target no longer reports are gone (pods churn):
+        // their counters go with them, so the map holds what runs now.
+        self.previous.retain(|k, _| by.contains_key(k));
         let mut out = Vec::new();
         for (key, c) in by {
             let (namespace, pod, container) = &key;
@@ -374,6 +382,31 @@ mod tests {
         // 0.1 core/s against a limit of 10000/100000 = 0.1 core: 100 % of the limit.
         assert!((c.cpu_pct.unwrap() - 100.0).abs() < 1e-6, "{:?}", c.cpu_pct);
         assert_eq!(c.memory_bytes, Some(9.0));
+    }
+
+    #[test]
+    fn counters_of_pods_that_are_gone_are_forgotten() {
+        let pod = |name: &str, cpu: f64| {
+            format!(
+                "container_cpu_usage_seconds_total{{namespace=\"shop\",pod=\"{name}\",container=\"web\"}} {cpu} 1000\n"
+            )
+        };
+        let mut scrapes = ContainerScrapes::default();
+        // A thousand pods come and go, two at a time.
+        for i in 0..1000 {
+            let text = pod(&format!("web-5d9c7b8f4-{i}"), 1.0) + &pod("web-5d9c7b8f4-keep", 1.0);
+            scrapes.scrape(&parse(&text).unwrap(), 0);
+            assert!(scrapes.tracked() <= 2, "{} tracked", scrapes.tracked());
+        }
+        // The one that stayed still gets its rate.
+        let text = "container_cpu_usage_seconds_total{namespace=\"shop\",pod=\"web-5d9c7b8f4-keep\",container=\"web\"} 3 11000\n";
+        let m = scrapes.scrape(&parse(text).unwrap(), 0);
+        assert_eq!(m.len(), 1);
+        assert!(
+            (m[0].cpu_pct.unwrap() - 20.0).abs() < 1e-9,
+            "{:?}",
+            m[0].cpu_pct
+        );
     }
 
     #[test]

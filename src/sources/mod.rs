@@ -71,3 +71,15 @@ impl Chunk {
 /// The largest chunk a source hands over at once; also the longest line kept
 /// whole (a longer line is split and its parts fail to decode, loudly).
 pub const MAX_CHUNK: usize = 1 << 20;
+
+/// Container metrics a task handed over since the last call: the batches
+/// waiting in its bounded channel, joined.
+fn take_batches(
+    rx: &mut tokio::sync::mpsc::Receiver<Vec<crate::model::ContainerMetric>>,
+) -> Vec<crate::model::ContainerMetric> {
+    let mut out = Vec::new();
+    while let Ok(batch) = rx.try_recv() {
+        out.extend(batch);
+    }
+    out
+}

@@ -26,11 +26,7 @@ impl RlpSource {
 
     /// Metrics received since the last call.
     pub fn poll(&mut self) -> Vec<ContainerMetric> {
-        let mut out = Vec::new();
-        while let Ok(batch) = self.rx.try_recv() {
-            out.extend(batch);
-        }
-        out
+        super::take_batches(&mut self.rx)
     }
 }
 

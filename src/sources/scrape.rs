@@ -32,11 +32,7 @@ impl ScrapeSource {
 
     /// What the rounds finished since the last call gathered.
     pub fn poll(&mut self) -> Vec<ContainerMetric> {
-        let mut out = Vec::new();
-        while let Ok(batch) = self.rx.try_recv() {
-            out.extend(batch);
-        }
-        out
+        super::take_batches(&mut self.rx)
     }
 }
 

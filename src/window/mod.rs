@@ -188,6 +188,10 @@ pub struct WindowAggregator {
     order_stale: bool,
     /// Open windows, oldest first. Usually one or two.
     open: Vec<Bucket>,
+    /// The aggregate slots of a closed window, emptied, for the next one to
+    /// open with (a window's slots grow to the number of series: at 100k
+    /// series, tens of megabytes a window otherwise allocated and grown anew).
+    spare_aggs: Vec<Option<Agg>>,
     max_event_ns: Option<i64>,
     /// Event clocks per input (source); see [`WindowAggregator::event_watermark`].
     inputs: Vec<InputClock>,
@@ -225,6 +229,7 @@ impl WindowAggregator {
             order: Vec::new(),
             order_stale: false,
             open: Vec::new(),
+            spare_aggs: Vec::new(),
             max_event_ns: None,
             inputs: vec![InputClock::default()],
             current_input: 0,
@@ -649,25 +654,21 @@ impl WindowAggregator {
             if self.open[i].start_ns == start {
                 return i;
             }
-            self.open.insert(
-                i + 1,
-                Bucket {
-                    start_ns: start,
-                    aggs: Vec::new(),
-                    live: 0,
-                },
-            );
+            let bucket = self.new_bucket(start);
+            self.open.insert(i + 1, bucket);
             return i + 1;
         }
-        self.open.insert(
-            0,
-            Bucket {
-                start_ns: start,
-                aggs: Vec::new(),
-                live: 0,
-            },
-        );
+        let bucket = self.new_bucket(start);
+        self.open.insert(0, bucket);
         0
+    }
+
+    fn new_bucket(&mut self, start_ns: i64) -> Bucket {
+        Bucket {
+            start_ns,
+            aggs: std::mem::take(&mut self.spare_aggs),
+            live: 0,
+        }
     }
 
     /// Moves the watermark forward without a record (a processing-time heartbeat
@@ -773,6 +774,10 @@ impl WindowAggregator {
             if let Some(a) = agg {
                 self.hist_pool.extend(a.into_histogram());
             }
+        }
+        aggs.clear();
+        if aggs.capacity() > self.spare_aggs.capacity() {
+            self.spare_aggs = aggs;
         }
         debug_assert!(
             out[first_out..].is_sorted_by(|a, b| (&a.app, &a.instance) < (&b.app, &b.instance))
