@@ -442,3 +442,45 @@ fn bulk_protocol_splits_on_413_and_retries_only_failed_items() {
     assert_eq!(dead.lines().count(), 1, "{dead}");
     assert!(dead.contains("mapper_parsing_exception"), "{dead}");
 }
+
+/// A server that asks to be retried in 2^64 − 1 seconds: the wait is bounded
+/// (no overflow of the clock, no sink held for ever), the retry delivers.
+#[test]
+fn a_retry_after_of_two_to_the_sixty_four_seconds_is_bounded() {
+    let tried = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&tried);
+    let server = ScriptedServer::start_with_headers(move |req, _| {
+        if req.path.starts_with("/_index_template/") {
+            return (200, Vec::new(), r#"{"acknowledged":true}"#.into());
+        }
+        if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            let forever = ("Retry-After", u64::MAX.to_string());
+            return (429, vec![forever], r#"{"error":"busy"}"#.into());
+        }
+        let docs = req.body.lines().count() / 2;
+        let items = vec![r#"{"create":{"status":201}}"#; docs].join(",");
+        (
+            200,
+            Vec::new(),
+            format!(r#"{{"errors":false,"items":[{items}]}}"#),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "2026-03-01 10:00:00,000 INFO hello\n").unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"app-log\"\nstart_at = \"beginning\"\napp = \"shop\"\n[run]\npoll_interval = \"50ms\"\nidle_timeout = \"1s\"\n[elasticsearch]\nurl = \"{}\"\n",
+            log.display(),
+            server.url
+        ),
+    );
+    run_to_idle(&cfg);
+    let bulks = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/_bulk")
+        .count();
+    assert_eq!(bulks, 2, "refused once, delivered on the retry");
+}

@@ -353,13 +353,11 @@ impl ElasticSink {
     fn back_off(&mut self, reason: &str, after: Option<Duration>) {
         self.attempts += 1;
         self.retries += 1;
-        let backoff = Duration::from_millis(500 * 2u64.pow(self.attempts.min(6)))
-            .min(Duration::from_secs(30));
-        let wait = after.unwrap_or(backoff);
+        let (wait, at) = super::next_try(self.attempts, after);
         if self.attempts == 1 || self.attempts.is_power_of_two() {
             warn!(%reason, attempt = self.attempts, wait_ms = wait.as_millis() as u64, queued = self.queue.len(), "elasticsearch write failed; will retry");
         }
-        self.next_try = Some(Instant::now() + wait);
+        self.next_try = Some(at);
     }
 
     async fn send(&mut self, batch: &[Doc]) -> Sent {
@@ -382,12 +380,7 @@ impl ElasticSink {
             Err(e) => return Sent::Retry(e.to_string(), None),
         };
         let status = resp.status();
-        let after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let after = super::retry_after(resp.headers());
         let text = match resp.text().await {
             Ok(t) => t,
             Err(e) => return Sent::Retry(format!("reading the bulk response: {e}"), None),

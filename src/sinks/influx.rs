@@ -284,13 +284,11 @@ impl InfluxSink {
                 Err(Failure::Retry(reason, after)) => {
                     self.attempts += 1;
                     self.retries += 1;
-                    let backoff = Duration::from_millis(500 * 2u64.pow(self.attempts.min(6)))
-                        .min(Duration::from_secs(30));
-                    let wait = after.unwrap_or(backoff);
+                    let (wait, at) = super::next_try(self.attempts, after);
                     if self.attempts == 1 || self.attempts.is_power_of_two() {
                         warn!(%reason, attempt = self.attempts, wait_ms = wait.as_millis() as u64, queued = self.queue.len(), "influxdb write failed; will retry");
                     }
-                    self.next_try = Some(Instant::now() + wait);
+                    self.next_try = Some(at);
                     break;
                 }
             }
@@ -321,12 +319,7 @@ impl InfluxSink {
         if status.is_success() {
             return Ok(());
         }
-        let after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let after = super::retry_after(resp.headers());
         let text: String = resp
             .text()
             .await

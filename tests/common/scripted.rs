@@ -39,6 +39,17 @@ impl ScriptedServer {
     where
         F: Fn(&Request, usize) -> (u16, String) + Send + 'static,
     {
+        Self::start_with_headers(move |req, n| {
+            let (status, body) = route(req, n);
+            (status, Vec::new(), body)
+        })
+    }
+
+    /// As [`ScriptedServer::start`], with extra response headers.
+    pub fn start_with_headers<F>(route: F) -> Self
+    where
+        F: Fn(&Request, usize) -> (u16, Vec<(&'static str, String)>, String) + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -50,10 +61,14 @@ impl ScriptedServer {
                     continue;
                 };
                 let n = seen.lock().unwrap().len();
-                let (status, body) = route(&req, n);
+                let (status, headers, body) = route(&req, n);
                 seen.lock().unwrap().push(req);
+                let extra: String = headers
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}\r\n"))
+                    .collect();
                 let reply = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = conn.write_all(reply.as_bytes());

@@ -62,6 +62,18 @@ struct AppResource {
     guid: String,
 }
 
+/// Tokens are renewed at the latest after this long, whatever UAA says.
+const LONGEST_TOKEN: Duration = Duration::from_secs(24 * 3600);
+
+/// When a token that UAA says `expires_in` seconds is renewed: a minute
+/// early (halfway for very short tokens), and at the latest after a day
+/// (the number is the server's: a huge one must not overflow the clock).
+fn refresh_at(now: Instant, expires_in: u64) -> Instant {
+    let lifetime = Duration::from_secs(expires_in).min(LONGEST_TOKEN);
+    let early = Duration::from_secs(60).min(lifetime / 2);
+    now.checked_add(lifetime - early).unwrap_or(now)
+}
+
 impl CloudFoundry {
     pub fn from_config(
         cfg: &CloudFoundryConfig,
@@ -133,11 +145,9 @@ impl CloudFoundry {
         }
         let t: TokenResponse = serde_json::from_str(&body)
             .map_err(|e| ActError::Permanent(format!("UAA token: unexpected response: {e}")))?;
-        // Refresh a minute early (or halfway for very short tokens).
-        let early = Duration::from_secs(60.min(t.expires_in / 2));
         *cached = Some(Token {
             value: t.access_token.clone(),
-            refresh_at: Instant::now() + Duration::from_secs(t.expires_in) - early,
+            refresh_at: refresh_at(Instant::now(), t.expires_in),
         });
         Ok(t.access_token)
     }
@@ -247,5 +257,22 @@ impl CloudFoundry {
         self.call(Method::DELETE, url, None, "restart instance")
             .await
             .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tokens_lifetime_is_the_servers_number_bounded() {
+        let now = Instant::now();
+        assert_eq!(refresh_at(now, 3600), now + Duration::from_secs(3540));
+        assert_eq!(refresh_at(now, 10), now + Duration::from_secs(5));
+        assert_eq!(refresh_at(now, 0), now);
+        assert_eq!(
+            refresh_at(now, u64::MAX),
+            now + LONGEST_TOKEN - Duration::from_secs(60)
+        );
     }
 }
