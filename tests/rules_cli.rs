@@ -250,3 +250,27 @@ fn replay_with_rules_matches_run() {
         assert!(live == replayed, "{f} differs between run and replay");
     }
 }
+
+/// An alert expression of 10,000 nested parentheses: a located error, not
+/// a stack overflow (SIGABRT) of `vane check`.
+#[test]
+fn a_rule_nested_ten_thousand_deep_is_an_error_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("deep.yaml");
+    let expr = format!("{}rps > 1{}", "(".repeat(10_000), ")".repeat(10_000));
+    fs::write(
+        &f,
+        format!(
+            "apiVersion: vane/v1\nkind: AlertRule\nmetadata: {{name: deep}}\nspec:\n  selector: {{names: [\"*\"]}}\n  expr: \"{expr}\"\n"
+        ),
+    )
+    .unwrap();
+    let out = vane().arg("check").arg(&f).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with(&format!("{}:6:", f.display())) && err.contains("nest deeper than 32"),
+        "{}",
+        &err[..err.len().min(500)]
+    );
+}

@@ -301,7 +301,8 @@ pub fn parse_status(s: &str) -> Option<u16> {
 /// Seconds with a fraction (`0.005328859`) → microseconds, rounded to nearest.
 pub fn seconds_to_us(s: &str) -> Option<u64> {
     let ns = crate::time::parse_decimal_seconds(s.as_bytes()).ok()?;
-    Some(((ns + 500) / 1000) as u64)
+    // Rounded to the nearest microsecond; near i64::MAX the sum would overflow.
+    u64::try_from(ns.checked_add(500)? / 1000).ok()
 }
 
 /// The last element of an nginx upstream list: `a, b : c` (`,` separates retries,
@@ -318,6 +319,17 @@ pub fn last_of_list(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn response_times_at_the_ends_of_i64_give_none_or_a_number() {
+        assert_eq!(seconds_to_us("9223372036.854775807"), None);
+        assert_eq!(
+            seconds_to_us("9223372036.854775"),
+            Some(9_223_372_036_854_775)
+        );
+        assert_eq!(seconds_to_us("99999999999999999999"), None);
+        assert_eq!(seconds_to_us("0.0000005"), Some(1));
+    }
 
     #[test]
     fn quoted_borrows_without_escapes() {

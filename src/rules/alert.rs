@@ -105,6 +105,7 @@ impl Expr {
 /// tighter), with parentheses. Errors give the byte offset in the expression.
 pub fn parse_expr(text: &str) -> Result<Expr, (usize, String)> {
     let tokens = tokenize(text)?;
+    check_size(&tokens)?;
     let mut pos = 0;
     let e = parse_or(&tokens, &mut pos)?;
     match tokens.get(pos) {
@@ -144,6 +145,38 @@ fn tokenize(text: &str) -> Result<Vec<(usize, String)>, (usize, String)> {
 }
 
 type Tokens = [(usize, String)];
+
+/// Expressions are parsed, evaluated and dropped by recursion: their size
+/// is bounded so that no rule file can exhaust the stack (`vane check`, a
+/// hot reload).
+const MAX_TERMS: usize = 256;
+const MAX_NESTING: usize = 32;
+
+fn check_size(t: &Tokens) -> Result<(), (usize, String)> {
+    let mut depth = 0usize;
+    let mut terms = 0usize;
+    for (at, tok) in t {
+        match tok.as_str() {
+            "(" => depth += 1,
+            ")" => depth = depth.saturating_sub(1),
+            "and" | "or" => terms += 1,
+            _ => {}
+        }
+        if depth > MAX_NESTING {
+            return Err((
+                *at,
+                format!("parentheses nest deeper than {MAX_NESTING}: split the rule"),
+            ));
+        }
+        if terms >= MAX_TERMS {
+            return Err((
+                *at,
+                format!("more than {MAX_TERMS} comparisons in one expression: split the rule"),
+            ));
+        }
+    }
+    Ok(())
+}
 
 fn parse_or(t: &Tokens, pos: &mut usize) -> Result<Expr, (usize, String)> {
     let mut left = parse_and(t, pos)?;
@@ -489,6 +522,19 @@ fn step(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expression_too_deep_or_too_long_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}rps > 1{}", "(".repeat(10_000), ")".repeat(10_000));
+        let (at, e) = parse_expr(&deep).unwrap_err();
+        assert!(e.contains("nest deeper than 32"), "{e}");
+        assert_eq!(at, 32);
+        let long = vec!["rps > 1"; 100_000].join(" and ");
+        let (_, e) = parse_expr(&long).unwrap_err();
+        assert!(e.contains("more than 256 comparisons"), "{e}");
+        let fine = format!("{}rps > 1{}", "(".repeat(32), ")".repeat(32));
+        assert!(parse_expr(&fine).is_ok());
+    }
 
     #[test]
     fn expressions() {

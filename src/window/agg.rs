@@ -147,10 +147,11 @@ impl Agg {
     pub fn record(&mut self, status: u16, bytes_in: u64, bytes_out: u64, rt_us: Option<u64>) {
         self.requests += 1;
         self.status.record(status);
-        self.bytes_in += bytes_in;
-        self.bytes_out += bytes_out;
+        // Sizes and times are the input's numbers: sums saturate, never wrap.
+        self.bytes_in = self.bytes_in.saturating_add(bytes_in);
+        self.bytes_out = self.bytes_out.saturating_add(bytes_out);
         if let Some(rt) = rt_us {
-            self.sum_rt_us += rt;
+            self.sum_rt_us = self.sum_rt_us.saturating_add(rt);
             self.max_rt_us = self.max_rt_us.max(rt);
             if self.buffered.len() == BUFFERED {
                 if self.hist.is_none() {
@@ -304,6 +305,19 @@ mod tests {
             a.record(200, 0, 0, Some(v));
         }
         a.latency_ms()
+    }
+
+    #[test]
+    fn huge_sizes_and_times_saturate() {
+        let mut a = Agg::new();
+        for _ in 0..3 {
+            a.record(200, u64::MAX, u64::MAX / 2, Some(u64::MAX));
+        }
+        assert_eq!(
+            (a.bytes_in, a.bytes_out, a.sum_rt_us),
+            (u64::MAX, u64::MAX, u64::MAX)
+        );
+        assert_eq!(a.requests, 3);
     }
 
     proptest! {
