@@ -211,10 +211,10 @@ impl ContainerScrapes {
             let mut cpu_cores = None;
             if let (Some(total), Some(t)) = (c.cpu_seconds, c.cpu_time_ms)
                 && let Some((prev, prev_t)) = self.previous.insert(key.clone(), (total, t))
-                && t > prev_t
+                && let Some(elapsed_ms) = t.checked_sub(prev_t).filter(|&d| d > 0)
                 && total >= prev
             {
-                cpu_cores = Some((total - prev) / ((t - prev_t) as f64 / 1000.0));
+                cpu_cores = Some((total - prev) / (elapsed_ms as f64 / 1000.0));
             }
             if cpu_cores.is_none() && c.memory.is_none() {
                 continue;
@@ -382,6 +382,23 @@ mod tests {
         // 0.1 core/s against a limit of 10000/100000 = 0.1 core: 100 % of the limit.
         assert!((c.cpu_pct.unwrap() - 100.0).abs() < 1e-6, "{:?}", c.cpu_pct);
         assert_eq!(c.memory_bytes, Some(9.0));
+    }
+
+    #[test]
+    fn sample_times_at_the_ends_of_i64_give_no_rate_and_no_panic() {
+        let at = |t: i64| {
+            format!(
+                "container_cpu_usage_seconds_total{{namespace=\"a\",pod=\"p-0\",container=\"c\"}} 1 {t}\n"
+            )
+        };
+        let mut scrapes = ContainerScrapes::default();
+        for t in [i64::MIN, i64::MAX, i64::MIN, 1_000, 11_000] {
+            if let Ok(samples) = parse(&at(t)) {
+                for m in scrapes.scrape(&samples, 0) {
+                    assert!(m.cpu_pct.is_none_or(f64::is_finite), "{m:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -162,8 +162,11 @@ fn nanos(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<i64> {
         return None;
     }
     let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + s);
-    crate::time::check_range(secs * NANOS_PER_SEC).ok()
+    // A year far out (2500, 9999) must not wrap round into the accepted range.
+    let secs = days
+        .checked_mul(86_400)?
+        .checked_add(i64::from(h * 3600 + mi * 60 + s))?;
+    crate::time::check_range(secs.checked_mul(NANOS_PER_SEC)?).ok()
 }
 
 /// Fraction after `.` or `,` at `at`: (nanoseconds, bytes used).
@@ -443,6 +446,16 @@ fn epoch_guess(v: f64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_year_out_of_range_is_no_time_not_another_year() {
+        for year in ["2500", "9999", "1800"] {
+            let line = format!("{year}-03-01 10:00:00,000 INFO far away");
+            assert_eq!(parse_head(&line).and_then(|h| h.time_ns), None, "{line}");
+        }
+        let ok = parse_head("2199-12-31 23:59:59,000 INFO still fine").unwrap();
+        assert!(ok.time_ns.is_some());
+    }
 
     fn utc(s: &str) -> i64 {
         crate::time::parse_iso8601(s.as_bytes()).unwrap()
