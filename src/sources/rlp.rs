@@ -42,13 +42,11 @@ async fn read_stream(url: String, token: Option<String>, tx: mpsc::Sender<Vec<Co
             Ok(mut resp) if resp.status().is_success() => {
                 info!(url = %url, "RLP gateway stream connected");
                 backoff = Duration::from_millis(200);
-                let mut pending = Vec::new();
+                let mut lines = Lines::default();
                 loop {
                     match resp.chunk().await {
                         Ok(Some(bytes)) => {
-                            pending.extend_from_slice(&bytes);
-                            while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
-                                let line: Vec<u8> = pending.drain(..=nl).collect();
+                            for line in lines.push(&bytes) {
                                 let Ok(text) = std::str::from_utf8(&line) else {
                                     continue;
                                 };
@@ -63,6 +61,10 @@ async fn read_stream(url: String, token: Option<String>, tx: mpsc::Sender<Vec<Co
                                         warn!(url = %url, error = %e, "undecodable RLP gateway event")
                                     }
                                 }
+                            }
+                            if lines.skipped > 0 {
+                                warn!(url = %url, events = lines.skipped, max_bytes = MAX_EVENT, "RLP gateway events over the size limit skipped");
+                                lines.skipped = 0;
                             }
                         }
                         Ok(None) => break,
@@ -83,5 +85,76 @@ async fn read_stream(url: String, token: Option<String>, tx: mpsc::Sender<Vec<Co
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// The longest server-sent event line kept; a longer one is skipped whole
+/// (an envelope batch is kilobytes; a stream without newlines must not
+/// grow without bound).
+const MAX_EVENT: usize = 4 << 20;
+
+/// Splits a byte stream into lines, each byte looked at once, holding at
+/// most [`MAX_EVENT`] bytes of an unfinished line.
+#[derive(Default)]
+struct Lines {
+    pending: Vec<u8>,
+    /// Inside a line over the limit: dropped up to its newline.
+    skipping: bool,
+    /// Lines skipped for their size since the count was last reset.
+    skipped: u64,
+}
+
+impl Lines {
+    /// The lines `bytes` completes (without their newlines).
+    fn push(&mut self, mut bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(nl) = memchr::memchr(b'\n', bytes) {
+            let (head, rest) = (&bytes[..nl], &bytes[nl + 1..]);
+            bytes = rest;
+            if self.skipping || self.pending.len() + head.len() > MAX_EVENT {
+                self.pending.clear();
+                self.skipping = false;
+                self.skipped += 1;
+                continue;
+            }
+            self.pending.extend_from_slice(head);
+            out.push(std::mem::take(&mut self.pending));
+        }
+        if self.skipping || self.pending.len() + bytes.len() > MAX_EVENT {
+            self.pending.clear();
+            self.skipping = true;
+        } else {
+            self.pending.extend_from_slice(bytes);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_across_chunks_come_out_whole() {
+        let mut l = Lines::default();
+        assert!(l.push(b"data: {\"a\"").is_empty());
+        assert_eq!(
+            l.push(b":1}\n\ndata: x\nda"),
+            vec![b"data: {\"a\":1}".to_vec(), vec![], b"data: x".to_vec()]
+        );
+        assert_eq!(l.push(b"ta: y\n"), vec![b"data: y".to_vec()]);
+    }
+
+    #[test]
+    fn a_stream_without_newlines_holds_at_most_the_limit() {
+        let mut l = Lines::default();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..64 {
+            assert!(l.push(&chunk).is_empty());
+            assert!(l.pending.len() <= MAX_EVENT);
+        }
+        // The long line is skipped whole; the next one comes through.
+        assert_eq!(l.push(b"tail\ndata: ok\n"), vec![b"data: ok".to_vec()]);
+        assert_eq!(l.skipped, 1);
     }
 }
