@@ -75,6 +75,21 @@ const KAFKA_LOGS: [(&str, &str); 3] = [
     ),
 ];
 
+/// `vane run` to idle on an app log of `text` (app `shop`), indexing into
+/// the Elasticsearch at `url`.
+fn index_app_log(dir: &Path, text: &str, url: &str) {
+    let log = dir.join("app.log");
+    std::fs::write(&log, text).unwrap();
+    let cfg = write_config(
+        dir,
+        &format!(
+            "[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"app-log\"\nstart_at = \"beginning\"\napp = \"shop\"\n[run]\npoll_interval = \"50ms\"\nidle_timeout = \"1s\"\n[elasticsearch]\nurl = \"{url}\"\n",
+            log.display()
+        ),
+    );
+    run_to_idle(&cfg);
+}
+
 fn run_to_idle(cfg: &Path) {
     let out = vane()
         .args(["run", "--exit-when-idle", "2s", "--config"])
@@ -405,17 +420,7 @@ fn bulk_protocol_splits_on_413_and_retries_only_failed_items() {
         .enumerate()
         .map(|(i, m)| format!("2026-03-01 10:00:0{i},000 INFO {m}\n"))
         .collect();
-    let log = dir.path().join("app.log");
-    std::fs::write(&log, text).unwrap();
-    let cfg = write_config(
-        dir.path(),
-        &format!(
-            "[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"app-log\"\nstart_at = \"beginning\"\napp = \"shop\"\n[run]\npoll_interval = \"50ms\"\nidle_timeout = \"1s\"\n[elasticsearch]\nurl = \"{}\"\n",
-            log.display(),
-            server.url
-        ),
-    );
-    run_to_idle(&cfg);
+    index_app_log(dir.path(), &text, &server.url);
     let bulks: Vec<_> = server
         .requests()
         .into_iter()
@@ -466,17 +471,11 @@ fn a_retry_after_of_two_to_the_sixty_four_seconds_is_bounded() {
         )
     });
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("app.log");
-    std::fs::write(&log, "2026-03-01 10:00:00,000 INFO hello\n").unwrap();
-    let cfg = write_config(
+    index_app_log(
         dir.path(),
-        &format!(
-            "[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"app-log\"\nstart_at = \"beginning\"\napp = \"shop\"\n[run]\npoll_interval = \"50ms\"\nidle_timeout = \"1s\"\n[elasticsearch]\nurl = \"{}\"\n",
-            log.display(),
-            server.url
-        ),
+        "2026-03-01 10:00:00,000 INFO hello\n",
+        &server.url,
     );
-    run_to_idle(&cfg);
     let bulks = server
         .requests()
         .into_iter()
