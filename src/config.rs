@@ -225,9 +225,101 @@ enum SourceKind {
     Kafka,
 }
 
+impl RawSource {
+    /// The kind-dependent keys this table sets.
+    fn keys_set(&self) -> Vec<&'static str> {
+        let set = [
+            ("path", self.path.is_some()),
+            ("pattern", self.pattern.is_some()),
+            ("start_at", self.start_at.is_some()),
+            ("mapping", self.mapping.is_some()),
+            ("targets", self.targets.is_some()),
+            ("interval", self.interval.is_some()),
+            ("url", self.url.is_some()),
+            ("token_env", self.token_env.is_some()),
+            ("brokers", self.brokers.is_some()),
+            ("group", self.group.is_some()),
+            ("topics", self.topics.is_some()),
+            ("json_field", self.json_field.is_some()),
+            ("options", self.options.is_some()),
+            ("app", self.app.is_some()),
+            ("instance", self.instance.is_some()),
+        ];
+        set.iter().filter(|(_, on)| *on).map(|(k, _)| *k).collect()
+    }
+}
+
+impl SourceKind {
+    fn name(self) -> &'static str {
+        match self {
+            SourceKind::File => "file",
+            SourceKind::Glob => "glob",
+            SourceKind::Scrape => "scrape",
+            SourceKind::RlpGateway => "rlp-gateway",
+            SourceKind::Stdin => "stdin",
+            SourceKind::Kafka => "kafka",
+        }
+    }
+
+    /// The kind-dependent keys a source of this kind reads (`type` and
+    /// `format` are read by all).
+    fn keys(self) -> &'static [&'static str] {
+        const LINES: [&str; 3] = ["mapping", "app", "instance"];
+        match self {
+            SourceKind::File => &["path", "start_at", LINES[0], LINES[1], LINES[2]],
+            SourceKind::Glob => &["pattern", "start_at", LINES[0], LINES[1], LINES[2]],
+            SourceKind::Scrape => &["targets", "interval"],
+            SourceKind::RlpGateway => &["url", "token_env"],
+            SourceKind::Stdin => &LINES,
+            SourceKind::Kafka => &[
+                "brokers",
+                "group",
+                "topics",
+                "json_field",
+                "options",
+                LINES[0],
+                LINES[1],
+                LINES[2],
+            ],
+        }
+    }
+
+    /// A key set on a source of this kind that it does not read, as an
+    /// error naming the kinds that do: a misplaced key would be ignored.
+    fn check_keys(self, set: &[&str]) -> Result<(), String> {
+        const ALL: [SourceKind; 6] = [
+            SourceKind::File,
+            SourceKind::Glob,
+            SourceKind::Scrape,
+            SourceKind::RlpGateway,
+            SourceKind::Stdin,
+            SourceKind::Kafka,
+        ];
+        let Some(stray) = set.iter().find(|k| !self.keys().contains(k)) else {
+            return Ok(());
+        };
+        let owners: Vec<String> = ALL
+            .iter()
+            .filter(|kind| kind.keys().contains(stray))
+            .map(|kind| format!("`{}`", kind.name()))
+            .collect();
+        Err(format!(
+            "a `{}` source does not take `{stray}` (a key of {} sources); it reads {}",
+            self.name(),
+            owners.join(", "),
+            self.keys()
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
 impl TryFrom<RawSource> for SourceConfig {
     type Error = String;
     fn try_from(r: RawSource) -> Result<Self, String> {
+        r.kind.check_keys(&r.keys_set())?;
         let mut mapping = r.mapping.unwrap_or_default();
         if let Some(app) = r.app {
             mapping.default_app = app;
@@ -238,9 +330,6 @@ impl TryFrom<RawSource> for SourceConfig {
         let start_at = r.start_at.unwrap_or_default();
         match r.kind {
             SourceKind::File => {
-                if r.pattern.is_some() {
-                    return Err("a `file` source takes `path`, not `pattern` (use type = \"glob\" for patterns)".into());
-                }
                 let path = r.path.ok_or("a `file` source needs `path`")?;
                 Ok(SourceConfig::File {
                     path,
@@ -250,9 +339,6 @@ impl TryFrom<RawSource> for SourceConfig {
                 })
             }
             SourceKind::Glob => {
-                if r.path.is_some() {
-                    return Err("a `glob` source takes `pattern`, not `path`".into());
-                }
                 let pattern = r.pattern.ok_or("a `glob` source needs `pattern`")?;
                 Ok(SourceConfig::Glob {
                     pattern,
@@ -307,15 +393,10 @@ impl TryFrom<RawSource> for SourceConfig {
                     options: r.options.unwrap_or_default(),
                 })
             }
-            SourceKind::Stdin => {
-                if r.path.is_some() || r.pattern.is_some() || r.start_at.is_some() {
-                    return Err("a `stdin` source takes no `path`, `pattern` or `start_at`".into());
-                }
-                Ok(SourceConfig::Stdin {
-                    format: r.format,
-                    mapping,
-                })
-            }
+            SourceKind::Stdin => Ok(SourceConfig::Stdin {
+                format: r.format,
+                mapping,
+            }),
         }
     }
 }
@@ -757,6 +838,38 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_key_of_another_source_kind_is_named_with_its_owners() {
+        let e = Config::from_toml(
+            "[[sources]]\ntype = \"file\"\npath = \"a.log\"\ntargets = [\"http://x\"]\n",
+            "x.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("a `file` source does not take `targets`")
+                && e.contains("`scrape`")
+                && e.contains("`path`"),
+            "{e}"
+        );
+        assert!(e.contains("x.toml") && e.contains("line 1"), "where: {e}");
+        let e = Config::from_toml(
+            "[[sources]]\ntype = \"stdin\"\nstart_at = \"beginning\"\n",
+            "x.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`stdin` source does not take `start_at`") && e.contains("`glob`"),
+            "{e}"
+        );
+        let ok = Config::from_toml(
+            "[[sources]]\ntype = \"kafka\"\nbrokers = \"b:9092\"\ntopics = [\"t\"]\napp = \"shop\"\njson_field = \"line\"\n",
+            "x.toml",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]
