@@ -53,7 +53,7 @@ fn decision_row(d: &Decision) -> Row<'static> {
         Direction::None => "=",
     };
     Row::new(vec![
-        Cell::from(d.time.clone()),
+        Cell::from(d.time.to_string()),
         Cell::from(d.name.clone().unwrap_or_else(|| d.app.clone())),
         Cell::from(format!("{arrow} {}→{}", d.current, d.desired)),
         Cell::from(d.reason.clone()),

@@ -318,7 +318,7 @@ fn one_action_in_flight_per_app_and_the_latest_wins() {
 
 fn decision(app: &str, current: u32, desired: u32) -> Decision {
     Decision {
-        time: "2026-01-01T00:00:10Z".into(),
+        time: "2026-01-01T00:00:10Z".parse().unwrap(),
         app: app.into(),
         name: None,
         policy: "p".into(),

@@ -51,7 +51,7 @@ fn expected(dir: &Path, len_s: i64) -> BTreeMap<(String, i64), Stats> {
         .map(|l| serde_json::from_str::<Decision>(l).unwrap())
     {
         if d.direction != Direction::None
-            && let Some(s) = out.get_mut(&(d.app.clone(), bucket(&d.time, len_s)))
+            && let Some(s) = out.get_mut(&(d.app.clone(), bucket(&d.time.to_string(), len_s)))
         {
             s.scale_actions += 1;
         }

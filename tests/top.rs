@@ -77,7 +77,7 @@ fn top_shows_the_apps_of_a_replayed_file() {
     }
     // Recent decisions, when the rules decided on these apps.
     if let Some(d) = state.decisions.last() {
-        assert!(screen.contains(&d.time), "{screen}");
+        assert!(screen.contains(&d.time.to_string()), "{screen}");
     }
     child.kill().unwrap();
     child.wait().unwrap();

@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 use super::orchestrator::{ActError, Orchestrator, RetryPolicy, Target};
 use crate::model::{Constraint, Decision, DecisionSource, Direction};
+use crate::time::Timestamp;
 
 /// What one app is asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,13 +29,13 @@ pub enum Action {
     /// Scale to `to`, asked by a decision taken at `time` under `policy`.
     Scale {
         to: u32,
-        time: String,
+        time: Timestamp,
         policy: String,
     },
     /// Restart one instance (a health rule or the API).
     Restart {
         instance: String,
-        time: String,
+        time: Timestamp,
         policy: String,
     },
     /// Only read the current count.
@@ -130,7 +131,7 @@ impl Actuator {
         }
         slot.pending = Some(Action::Scale {
             to: d.desired,
-            time: d.time.clone(),
+            time: d.time,
             policy: d.policy.clone(),
         });
         self.launch(&key);
@@ -148,12 +149,12 @@ impl Actuator {
     }
 
     /// Asks for one instance of `app` to be restarted.
-    pub fn restart(&mut self, target: &Target, instance: &str, time: &str, policy: &str) {
+    pub fn restart(&mut self, target: &Target, instance: &str, time: Timestamp, policy: &str) {
         let key = self.key_for(&target.app, target.name.as_deref());
         let slot = self.slot(&key, &target.app, target.name.as_deref());
         slot.pending = Some(Action::Restart {
             instance: instance.to_string(),
-            time: time.to_string(),
+            time,
             policy: policy.to_string(),
         });
         self.launch(&key);
@@ -345,7 +346,7 @@ impl Outcome {
         };
         let current = self.instances.unwrap_or(requested);
         Some(Decision {
-            time: time.clone(),
+            time: *time,
             app: self.target.app.clone(),
             name: self.target.name.clone(),
             policy: policy.clone(),

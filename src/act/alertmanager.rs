@@ -23,7 +23,7 @@ pub struct AlertmanagerNotifier {
 fn alert(e: &AlertEvent) -> Value {
     let mut a = json!({"labels": e.labels, "annotations": e.annotations, "startsAt": e.active_at, "generatorURL": ""});
     if e.state == AlertState::Resolved {
-        a["endsAt"] = Value::String(e.time.clone());
+        a["endsAt"] = Value::String(e.time.to_string());
     }
     a
 }

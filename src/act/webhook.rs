@@ -24,7 +24,7 @@ pub fn payload(e: &AlertEvent, receiver: &str) -> Value {
         "firing"
     };
     let ends_at = if e.state == AlertState::Resolved {
-        e.time.clone()
+        e.time.to_string()
     } else {
         "0001-01-01T00:00:00Z".to_string()
     };
@@ -132,10 +132,15 @@ impl WebhookNotifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::Timestamp;
+
+    fn ts(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
 
     fn event(state: AlertState) -> AlertEvent {
         AlertEvent {
-            time: "2025-12-01T00:06:30Z".into(),
+            time: ts("2025-12-01T00:06:30Z"),
             alertname: "HighErrorRatio".into(),
             app: "checkout".into(),
             state,
@@ -146,7 +151,7 @@ mod tests {
             .into(),
             annotations: [("summary".to_string(), "checkout fails".to_string())].into(),
             value: Some(0.3),
-            active_at: "2025-12-01T00:06:10Z".into(),
+            active_at: ts("2025-12-01T00:06:10Z"),
         }
     }
 

@@ -46,8 +46,8 @@ pub struct ActiveAlert {
     pub alertname: String,
     pub app: String,
     pub state: String,
-    /// Since when its condition holds (RFC 3339).
-    pub active_at: String,
+    /// Since when its condition holds (RFC 3339 when written).
+    pub active_at: Timestamp,
 }
 
 /// The rule set in force and how the last reload went.
@@ -56,8 +56,8 @@ pub struct RulesStatus {
     pub policies: usize,
     pub alerts: usize,
     pub health: usize,
-    /// When the set in force was loaded (RFC 3339, wall clock).
-    pub loaded_at: Option<String>,
+    /// When the set in force was loaded (wall clock; RFC 3339 when written).
+    pub loaded_at: Option<Timestamp>,
     pub reloads: u64,
     pub reload_failures: u64,
     /// The errors of the last rejected reload (file:line:column: what to

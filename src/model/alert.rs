@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::time::Timestamp;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
@@ -16,13 +18,13 @@ pub enum AlertState {
 /// One alert transition, as written to `alerts.jsonl` and sent to notifiers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {
-    pub time: String,
+    pub time: Timestamp,
     pub alertname: String,
     pub app: String,
     pub state: AlertState,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub value: Option<f64>,
-    /// When the condition started holding (RFC 3339).
-    pub active_at: String,
+    /// When the condition started holding (RFC 3339 when written).
+    pub active_at: Timestamp,
 }

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::time::Timestamp;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
@@ -56,8 +58,9 @@ impl DecisionSource {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
-    /// When the decision was taken: the end of the window it used (RFC 3339).
-    pub time: String,
+    /// When the decision was taken: the end of the window it used
+    /// (RFC 3339 when written).
+    pub time: Timestamp,
     pub app: String,
     /// The app's readable name where `app` is an opaque id.
     #[serde(default, skip_serializing_if = "Option::is_none")]

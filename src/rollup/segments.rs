@@ -19,7 +19,6 @@ use tracing::{info, warn};
 
 use super::RollupError;
 use super::tables::{decisions_frame, windows_frame};
-use crate::time::{NANOS_PER_SEC, parse_iso8601};
 
 /// The record kinds that are cut into segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +43,6 @@ impl Table {
     fn frame(self, text: &str) -> Result<(DataFrame, i64, usize), RollupError> {
         let mut bad = 0;
         let mut newest = i64::MIN;
-        let mut seen = |t: &str| {
-            if let Ok(ns) = parse_iso8601(t.as_bytes()) {
-                newest = newest.max(ns.div_euclid(NANOS_PER_SEC));
-            }
-        };
         let df = match self {
             Table::Windows => {
                 let mut rows = Vec::new();
@@ -68,7 +62,7 @@ impl Table {
                 for l in text.lines().filter(|l| !l.trim().is_empty()) {
                     match serde_json::from_str::<crate::rules::Decision>(l) {
                         Ok(d) => {
-                            seen(&d.time);
+                            newest = newest.max(d.time.secs());
                             rows.push(d);
                         }
                         Err(_) => bad += 1,

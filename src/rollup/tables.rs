@@ -6,17 +6,13 @@ use polars::prelude::*;
 
 use crate::model::Decision;
 use crate::model::WindowStats;
-use crate::time::{NANOS_PER_SEC, parse_iso8601};
+use crate::time::NANOS_PER_SEC;
 
 const HOUR_NS: i64 = 3600 * NANOS_PER_SEC;
 const DAY_NS: i64 = 24 * HOUR_NS;
 
 fn datetime(name: &str, ns: Vec<i64>) -> PolarsResult<Column> {
     Column::new(name.into(), ns).cast(&DataType::Datetime(TimeUnit::Nanoseconds, None))
-}
-
-fn ns_of(t: &str) -> PolarsResult<i64> {
-    parse_iso8601(t.as_bytes()).map_err(|e| polars_err!(ComputeError: "time {t:?}: {e}"))
 }
 
 /// The `windows` table. Columns: `app`, `name`, `instance` (null on app
@@ -91,10 +87,7 @@ fn name_of<T: serde::Serialize>(v: &T) -> String {
 /// `policy`, `algorithm`, `source`, `direction`, `current`, `recommended`,
 /// `desired`, `reason`, `error`.
 pub fn decisions_frame(rows: &[Decision]) -> PolarsResult<DataFrame> {
-    let mut time = Vec::with_capacity(rows.len());
-    for d in rows {
-        time.push(ns_of(&d.time)?);
-    }
+    let time: Vec<i64> = rows.iter().map(|d| d.time.nanos()).collect();
     let hour: Vec<i64> = time.iter().map(|s| s - s.rem_euclid(HOUR_NS)).collect();
     let day: Vec<i64> = time.iter().map(|s| s - s.rem_euclid(DAY_NS)).collect();
     let str_col = |name: &str, f: &dyn Fn(&Decision) -> Option<String>| {

@@ -27,7 +27,7 @@ use super::model::{Metadata, Selector as SelectorSpec};
 use super::selector::Selector;
 use crate::model::WindowStats;
 use crate::time::parse_duration;
-use crate::time::{NANOS_PER_SEC, format_rfc3339};
+use crate::time::{NANOS_PER_SEC, Timestamp};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -412,7 +412,6 @@ impl Alerter {
     /// Evaluates every rule on the app rows of the window ending at `now_ns`.
     /// Apps without a row count as not matching (their alerts resolve).
     pub fn on_window(&mut self, now_ns: i64, rows: &[WindowStats], out: &mut Vec<AlertEvent>) {
-        let time = format_rfc3339(now_ns.div_euclid(NANOS_PER_SEC));
         for rule in &self.rules {
             let states = self.state.entry(rule.name.clone()).or_default();
             let apps: Vec<&WindowStats> = rows
@@ -441,7 +440,6 @@ impl Alerter {
                     s,
                     holds,
                     now_ns,
-                    &time,
                     &w.app,
                     w.name.as_deref(),
                     value,
@@ -453,11 +451,16 @@ impl Alerter {
                 .iter_mut()
                 .filter(|(a, _)| !seen.contains(a.as_str()))
             {
-                step(rule, s, false, now_ns, &time, app, None, None, out);
+                step(rule, s, false, now_ns, app, None, None, out);
             }
             states.retain(|_, s| s.active_at.is_some());
         }
     }
+}
+
+/// A record's time: whole seconds, as written.
+fn whole_seconds(ns: i64) -> Timestamp {
+    Timestamp::from_secs(ns.div_euclid(NANOS_PER_SEC))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -466,7 +469,6 @@ fn step(
     s: &mut Tracked,
     holds: bool,
     now: i64,
-    time: &str,
     app: &str,
     name: Option<&str>,
     value: Option<f64>,
@@ -485,14 +487,14 @@ fn step(
             .map(|(k, v)| (k.clone(), render(v, &labels, value)))
             .collect();
         AlertEvent {
-            time: time.to_string(),
+            time: whole_seconds(now),
             alertname: rule.name.clone(),
             app: app.to_string(),
             state,
             labels,
             annotations,
             value,
-            active_at: format_rfc3339(active_at.div_euclid(NANOS_PER_SEC)),
+            active_at: whole_seconds(active_at),
         }
     };
     if holds {

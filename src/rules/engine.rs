@@ -12,7 +12,7 @@ use super::model::{Algorithm, Metric};
 use super::policy::{Limits, Policy};
 use crate::model::WindowStats;
 use crate::model::{Constraint, Decision, Direction, Recommendation};
-use crate::time::{NANOS_PER_SEC, format_rfc3339};
+use crate::time::{NANOS_PER_SEC, Timestamp};
 
 /// What the engine remembers per (policy, app) between decisions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -313,7 +313,7 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
         missing,
     );
     Decision {
-        time: format_rfc3339(now.div_euclid(NANOS_PER_SEC)),
+        time: Timestamp::from_secs(now.div_euclid(NANOS_PER_SEC)),
         app,
         name: obs.name.map(str::to_string),
         policy: policy.name.clone(),

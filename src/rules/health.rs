@@ -32,7 +32,7 @@ use super::selector::Selector;
 use crate::model::WindowStats;
 use crate::model::{Decision, DecisionSource, Direction};
 use crate::time::parse_duration;
-use crate::time::{NANOS_PER_SEC, format_rfc3339};
+use crate::time::{NANOS_PER_SEC, Timestamp};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -430,7 +430,7 @@ impl HealthWatcher {
             }
         }
         // 3. Checks, app by app.
-        let time = format_rfc3339(now_ns.div_euclid(NANOS_PER_SEC));
+        let time = Timestamp::from_secs(now_ns.div_euclid(NANOS_PER_SEC));
         let apps: Vec<String> = self.apps.keys().cloned().collect();
         for app in apps {
             let name = self.apps.get(&app).and_then(|a| a.name.clone());
@@ -536,7 +536,7 @@ impl HealthWatcher {
                             &inst,
                             &why,
                             &rule,
-                            &time,
+                            time,
                             AlertState::Firing,
                         ));
                     }
@@ -557,7 +557,7 @@ impl HealthWatcher {
                 };
                 let verb = if migrate { "migrate" } else { "restart" };
                 decisions.push(Decision {
-                    time: time.clone(),
+                    time,
                     app: app.clone(),
                     name: name.clone(),
                     policy: rule.name.clone(),
@@ -585,7 +585,7 @@ impl HealthWatcher {
                     "",
                     "the restart budget has room again",
                     &rule,
-                    &time,
+                    time,
                     AlertState::Resolved,
                 ));
             }
@@ -613,7 +613,7 @@ fn budget_event(
     instance: &str,
     why: &str,
     rule: &HealthRule,
-    time: &str,
+    time: Timestamp,
     state: AlertState,
 ) -> AlertEvent {
     let mut labels = BTreeMap::new();
@@ -631,14 +631,14 @@ fn budget_event(
         ),
     );
     AlertEvent {
-        time: time.to_string(),
+        time,
         alertname: BUDGET_ALERT.to_string(),
         app: app.to_string(),
         state,
         labels,
         annotations,
         value: None,
-        active_at: time.to_string(),
+        active_at: time,
     }
 }
 

@@ -42,11 +42,12 @@ fn fingerprint(paths: &[PathBuf]) -> u64 {
     h.finish()
 }
 
-fn wall_clock_rfc3339() -> String {
+/// Now, in whole seconds: the time of a decision taken by hand.
+fn wall_clock() -> crate::time::Timestamp {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    crate::time::format_rfc3339(secs)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    crate::time::Timestamp::from_secs(secs)
 }
 
 fn counts_of(rules: &RuleSet) -> (usize, usize, usize) {
@@ -65,7 +66,7 @@ impl RuleWatch {
                 policies,
                 alerts,
                 health,
-                loaded_at: Some(wall_clock_rfc3339()),
+                loaded_at: Some(wall_clock()),
                 ..RulesStatus::default()
             },
         }
@@ -95,7 +96,7 @@ impl RuleWatch {
                 self.status.policies = policies;
                 self.status.alerts = alerts;
                 self.status.health = health;
-                self.status.loaded_at = Some(wall_clock_rfc3339());
+                self.status.loaded_at = Some(wall_clock());
                 self.status.reloads += 1;
                 self.status.last_error.clear();
                 info!(why, policies, alerts, health, "rules reloaded");
@@ -213,7 +214,7 @@ fn manual_scale(
         reason.push_str(" (forced: policy bounds not applied)");
     }
     let d = Decision {
-        time: wall_clock_rfc3339(),
+        time: wall_clock(),
         app: id.clone(),
         name: name.clone(),
         policy: policy.map_or_else(|| "manual".to_string(), |(p, _, _)| p),
@@ -277,7 +278,9 @@ pub fn refresh_view(api: &Api, pipeline: &mut Pipeline, rules: Option<&RuleWatch
                 alertname: rule.to_string(),
                 app: app.to_string(),
                 state: state.to_string(),
-                active_at: crate::time::format_rfc3339(at.div_euclid(crate::time::NANOS_PER_SEC)),
+                active_at: crate::time::Timestamp::from_secs(
+                    at.div_euclid(crate::time::NANOS_PER_SEC),
+                ),
             })
             .collect();
     }

@@ -180,7 +180,7 @@ fn act(actuator: &mut Actuator, pipeline: &mut Pipeline, now: Instant) -> anyhow
             (crate::model::DecisionSource::Health, Some(instance)) => actuator.restart(
                 &Target::new(&d.app, d.name.as_deref()),
                 instance,
-                &d.time,
+                d.time,
                 &d.policy,
             ),
             _ => actuator.submit(&d),

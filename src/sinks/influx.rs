@@ -34,7 +34,7 @@ use tracing::{info, warn};
 use crate::model::Decision;
 use crate::model::WindowStats;
 use crate::model::{AlertEvent, AlertState};
-use crate::time::{NANOS_PER_SEC, parse_iso8601};
+use crate::time::NANOS_PER_SEC;
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -341,10 +341,6 @@ enum Failure {
     Permanent(String),
 }
 
-fn time_ns(rfc3339: &str) -> Option<i64> {
-    parse_iso8601(rfc3339.as_bytes()).ok()
-}
-
 /// The point of one window row (keyed by its start).
 pub fn window_point(w: &WindowStats, tags: &BTreeMap<String, String>) -> Option<DataPoint> {
     let mut b = DataPoint::builder("vane_window").tag("app", w.app.as_str());
@@ -416,7 +412,7 @@ pub fn decision_point(d: &Decision, tags: &BTreeMap<String, String>) -> Option<D
         .field("recommended", i64::from(d.recommended))
         .field("desired", i64::from(d.desired))
         .field("reason", d.reason.as_str());
-    let t = time_ns(&d.time)?;
+    let t = d.time.nanos();
     // Several records may share a second (a probe and the window's decision):
     // health and actuator records are kept apart by their `source` tag.
     b.timestamp(t - t.rem_euclid(NANOS_PER_SEC)).build().ok()
@@ -448,7 +444,7 @@ pub fn alert_point(e: &AlertEvent, tags: &BTreeMap<String, String>) -> Option<Da
     if let Some(s) = e.annotations.get("summary") {
         b = b.field("summary", s.as_str());
     }
-    b.timestamp(time_ns(&e.time)?).build().ok()
+    b.timestamp(e.time.nanos()).build().ok()
 }
 
 #[cfg(test)]
