@@ -465,39 +465,17 @@ impl ReplaySummary {
 /// pipeline, then closes every window.
 pub fn replay(pipeline: &mut Pipeline, inputs: &[(usize, String)]) -> io::Result<ReplaySummary> {
     let started = Instant::now();
-    let mut buf = vec![0u8; MAX_CHUNK];
+    let mut buf = Vec::new();
     for (source, input) in inputs {
-        let source = *source;
-        let mut reader: Box<dyn Read> = if input == "-" {
-            Box::new(io::stdin().lock())
-        } else {
-            Box::new(
-                File::open(input).map_err(|e| io::Error::new(e.kind(), format!("{input}: {e}")))?,
-            )
-        };
-        let mut filled = 0usize;
-        let mut offset = 0u64;
-        loop {
-            if filled == buf.len() {
-                // A line longer than the buffer: grow rather than split it.
-                buf.resize(buf.len() * 2, 0);
-            }
-            let n = reader.read(&mut buf[filled..])?;
-            if n == 0 {
-                if filled > 0 {
-                    pipeline.process_bytes(source, input, offset, &buf[..filled])?;
-                }
-                break;
-            }
-            filled += n;
-            let Some(last_nl) = memchr::memrchr(b'\n', &buf[..filled]) else {
-                continue;
-            };
-            let whole = last_nl + 1;
-            pipeline.process_bytes(source, input, offset, &buf[..whole])?;
-            offset += whole as u64;
-            buf.copy_within(whole..filled, 0);
-            filled -= whole;
+        if input == "-" {
+            replay_reader(pipeline, *source, input, &mut io::stdin().lock(), &mut buf)?;
+            continue;
+        }
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{input}: {e}"));
+        let mut file = File::open(input).map_err(named)?;
+        match map_regular_file(&file).map_err(named)? {
+            Some(map) => replay_mapped(pipeline, *source, input, &map)?,
+            None => replay_reader(pipeline, *source, input, &mut file, &mut buf)?,
         }
     }
     pipeline.finish()?;
@@ -507,9 +485,127 @@ pub fn replay(pipeline: &mut Pipeline, inputs: &[(usize, String)]) -> io::Result
     })
 }
 
+/// A non-empty regular file mapped into memory; `None` for anything else
+/// (a pipe, a device, an empty file), which is read instead. Mapping saves
+/// the copy out of the page cache, a tenth of replay's time.
+fn map_regular_file(file: &File) -> io::Result<Option<memmap2::Mmap>> {
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the map is only read, and only while `file` is open. A file
+    // truncated by another process while it is replayed ends the process
+    // with SIGBUS: the trade every mapping reader (ripgrep, for one) makes
+    // for a file it was given to read; `vane run` reads with `read(2)`.
+    let map = unsafe { memmap2::Mmap::map(file)? };
+    // Advice only: on failure the kernel reads ahead its default way.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(Some(map))
+}
+
+/// A mapped file in chunks of about [`MAX_CHUNK`] that end at a line end
+/// (a longer line is one chunk of its own, kept whole as the reader does).
+fn replay_mapped(
+    pipeline: &mut Pipeline,
+    source: usize,
+    name: &str,
+    data: &[u8],
+) -> io::Result<()> {
+    let mut offset = 0usize;
+    while offset < data.len() {
+        let rest = &data[offset..];
+        let window = &rest[..rest.len().min(MAX_CHUNK)];
+        let end = match memchr::memrchr(b'\n', window) {
+            Some(nl) if window.len() < rest.len() => nl + 1,
+            _ if window.len() == rest.len() => rest.len(),
+            _ => memchr::memchr(b'\n', rest).map_or(rest.len(), |nl| nl + 1),
+        };
+        pipeline.process_bytes(source, name, offset as u64, &rest[..end])?;
+        offset += end;
+    }
+    Ok(())
+}
+
+/// A stream read through a buffer, whole lines at a time.
+fn replay_reader(
+    pipeline: &mut Pipeline,
+    source: usize,
+    name: &str,
+    reader: &mut dyn Read,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
+    buf.resize(buf.len().max(MAX_CHUNK), 0);
+    let mut filled = 0usize;
+    let mut offset = 0u64;
+    loop {
+        if filled == buf.len() {
+            // A line longer than the buffer: grow rather than split it.
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = reader.read(&mut buf[filled..])?;
+        if n == 0 {
+            if filled > 0 {
+                pipeline.process_bytes(source, name, offset, &buf[..filled])?;
+            }
+            return Ok(());
+        }
+        filled += n;
+        let Some(last_nl) = memchr::memrchr(b'\n', &buf[..filled]) else {
+            continue;
+        };
+        let whole = last_nl + 1;
+        pipeline.process_bytes(source, name, offset, &buf[..whole])?;
+        offset += whole as u64;
+        buf.copy_within(whole..filled, 0);
+        filled -= whole;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A mapped file and the same bytes read as a stream give the same
+    /// rows and dead letters: chunks end at line ends either way, a line
+    /// longer than a chunk stays whole, a last line without `\n` counts.
+    #[test]
+    fn a_mapped_file_replays_as_the_same_bytes_read() {
+        let line = |t: u32, app: &str| {
+            format!(
+                "{app}.example.com - [2026-01-01T00:00:{:02}.000Z] \"GET / HTTP/1.1\" 200 0 5 \"-\" \"c\" \"1.2.3.4:5\" \"10.0.0.1:6\" response_time:0.010 app_id:\"{app}\" app_index:\"0\"\n",
+                t % 60
+            )
+        };
+        let mut data = String::new();
+        for i in 0..(MAX_CHUNK / 100) as u32 {
+            data.push_str(&line(i / 800, if i % 3 == 0 { "a" } else { "b" }));
+        }
+        data.push_str(&"x".repeat(MAX_CHUNK + 10));
+        data.push('\n');
+        data.push_str(line(59, "a").trim_end());
+        let dir = tempfile::tempdir().unwrap();
+        let run = |name: &str, mapped: bool| {
+            let out =
+                |n: &str| JsonlFile::open(&dir.path().join(format!("{name}-{n}")), None).unwrap();
+            let mut p = Pipeline::new(WindowConfig::default(), out("w"), out("d"));
+            let source = p.add_source(Format::Gorouter, Mapping::new());
+            if mapped {
+                replay_mapped(&mut p, source, "f", data.as_bytes()).unwrap();
+            } else {
+                let mut reader = data.as_bytes();
+                replay_reader(&mut p, source, "f", &mut reader, &mut Vec::new()).unwrap();
+            }
+            p.finish().unwrap();
+            let read =
+                |n: &str| std::fs::read_to_string(dir.path().join(format!("{name}-{n}"))).unwrap();
+            (p.core.counts, read("w"), read("d"))
+        };
+        let (mapped, read) = (run("mapped", true), run("read", false));
+        assert_eq!(mapped.0.lines, (MAX_CHUNK / 100) as u64 + 2);
+        assert_eq!(mapped.0.dead_letters, 1, "the long line is one line");
+        assert!(mapped.0.windows_written > 0);
+        assert_eq!(mapped, read);
+    }
 
     fn record(offset: u64, line: &str) -> Chunk {
         Chunk {

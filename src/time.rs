@@ -130,6 +130,41 @@ fn parse_offset(b: &[u8]) -> Result<(i64, usize), TimeError> {
     }
 }
 
+/// The nanoseconds of the fraction digits from `at` on, and where they
+/// end. Digits past the ninth are read and cut. Every access log line has
+/// one or two of these: eight digits are read at once where eight follow.
+#[inline]
+fn fraction_ns(b: &[u8], mut at: usize) -> (i64, usize) {
+    let mut frac = 0i64;
+    let mut scale = 100_000_000i64;
+    if let Some(v) = b.get(at..at + 8).and_then(eight_digits) {
+        frac = i64::from(v) * 10;
+        scale = 1;
+        at += 8;
+    }
+    while let Some(c) = b.get(at).filter(|c| c.is_ascii_digit()) {
+        frac += i64::from(c - b'0') * scale;
+        scale /= 10;
+        at += 1;
+    }
+    (frac, at)
+}
+
+/// Eight ASCII digits as a number, or `None` if any byte is not a digit
+/// (the SWAR method: each step adds neighbouring lanes in one multiply).
+#[inline]
+fn eight_digits(chunk: &[u8]) -> Option<u32> {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    let v = u64::from_le_bytes(chunk.try_into().ok()?);
+    if (v & HIGH) | ((v.wrapping_add(0x0606_0606_0606_0606) & HIGH) >> 4) != 0x3333_3333_3333_3333 {
+        return None;
+    }
+    let v = ((v & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561)) >> 8;
+    let v = ((v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601)) >> 16;
+    let v = ((v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001)) >> 32;
+    u32::try_from(v).ok()
+}
+
 /// ISO 8601 / RFC 3339: `2019-03-22T14:46:52.175625546Z`, `2017-03-16T13:28:25.166+0000`.
 /// Any number of fraction digits; nanoseconds beyond 9 digits are cut.
 pub fn parse_iso8601(b: &[u8]) -> Result<i64, TimeError> {
@@ -150,17 +185,11 @@ pub fn parse_iso8601(b: &[u8]) -> Result<i64, TimeError> {
     let mut at = 19;
     let mut frac_ns = 0i64;
     if matches!(b.get(at), Some(b'.' | b',')) {
-        at += 1;
-        let start = at;
-        let mut scale = 100_000_000i64;
-        while let Some(c) = b.get(at).filter(|c| c.is_ascii_digit()) {
-            frac_ns += i64::from(c - b'0') * scale;
-            scale /= 10;
-            at += 1;
-        }
-        if at == start {
+        let (frac, end) = fraction_ns(b, at + 1);
+        if end == at + 1 {
             return Err("timestamp has a `.` without fraction digits");
         }
+        (frac_ns, at) = (frac, end);
     }
     let (offset, used) = parse_offset(&b[at..])?;
     if at + used != b.len() {
@@ -239,13 +268,7 @@ pub fn parse_decimal_seconds(b: &[u8]) -> Result<i64, TimeError> {
     }
     let mut frac = 0i64;
     if b.get(i) == Some(&b'.') {
-        i += 1;
-        let mut scale = 100_000_000i64;
-        while let Some(c) = b.get(i).filter(|c| c.is_ascii_digit()) {
-            frac += i64::from(c - b'0') * scale;
-            scale /= 10;
-            i += 1;
-        }
+        (frac, i) = fraction_ns(b, i + 1);
     }
     if i != b.len() {
         return Err("number of seconds has a non-digit");
@@ -417,6 +440,31 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// Any bytes: eight digits read at once equal them read one by one.
+        #[test]
+        fn eight_digits_at_once_equal_one_by_one(
+            chunk in prop::array::uniform8(any::<u8>()),
+            digits in "[0-9]{8}",
+            near in "[/0-9:]{8}",
+        ) {
+            let naive = |c: &[u8]| c.iter().all(u8::is_ascii_digit).then(|| {
+                c.iter().fold(0u32, |v, d| v * 10 + u32::from(d - b'0'))
+            });
+            prop_assert_eq!(eight_digits(&chunk), naive(&chunk));
+            prop_assert_eq!(eight_digits(digits.as_bytes()), naive(digits.as_bytes()));
+            prop_assert_eq!(eight_digits(near.as_bytes()), naive(near.as_bytes()));
+        }
+
+        #[test]
+        fn a_fraction_of_any_length_is_cut_at_nanoseconds(digits in "[0-9]{0,14}", tail in "[Z+ x]?") {
+            let text = format!("{digits}{tail}");
+            let mut want = 0i64;
+            for (i, d) in digits.bytes().take(9).enumerate() {
+                want += i64::from(d - b'0') * 10_i64.pow(8 - i as u32);
+            }
+            prop_assert_eq!(fraction_ns(text.as_bytes(), 0), (want, digits.len()));
+        }
+
         #[test]
         fn timestamps_print_as_chrono_does_and_read_back(secs in MIN_NS / NANOS_PER_SEC..MAX_NS / NANOS_PER_SEC, frac in 0..NANOS_PER_SEC) {
             let t = Timestamp::from_nanos(secs * NANOS_PER_SEC + frac);

@@ -4,7 +4,11 @@
 //! and checked, every field dispatched). Numbers are formatted by the same
 //! crates `serde_json` uses (`itoa`, `zmij`).
 
+use std::cell::Cell;
+use std::thread::LocalKey;
+
 use super::WindowStats;
+use crate::time::Timestamp;
 
 impl WindowStats {
     /// Appends the row as JSON (no newline).
@@ -22,9 +26,9 @@ impl WindowStats {
             string(out, node);
         }
         out.extend_from_slice(b",\"start\":\"");
-        out.extend_from_slice(&self.start.rfc3339_bytes());
+        out.extend_from_slice(&time_text(&LAST_START, self.start));
         out.extend_from_slice(b"\",\"end\":\"");
-        out.extend_from_slice(&self.end.rfc3339_bytes());
+        out.extend_from_slice(&time_text(&LAST_END, self.end));
         out.extend_from_slice(b"\",\"requests\":");
         int(out, self.requests);
         out.extend_from_slice(b",\"rps\":");
@@ -71,6 +75,25 @@ impl WindowStats {
         int(out, self.late);
         out.push(b'}');
     }
+}
+
+thread_local! {
+    /// The last start and end written, as text: every row of a window
+    /// shares them, and formatting a date is most of writing one.
+    static LAST_START: Cell<(Timestamp, [u8; 20])> = const { Cell::new(EPOCH_TEXT) };
+    static LAST_END: Cell<(Timestamp, [u8; 20])> = const { Cell::new(EPOCH_TEXT) };
+}
+
+const EPOCH_TEXT: (Timestamp, [u8; 20]) = (Timestamp::from_nanos(0), *b"1970-01-01T00:00:00Z");
+
+fn time_text(last: &'static LocalKey<Cell<(Timestamp, [u8; 20])>>, t: Timestamp) -> [u8; 20] {
+    let (at, text) = last.get();
+    if at == t {
+        return text;
+    }
+    let text = t.rfc3339_bytes();
+    last.set((t, text));
+    text
 }
 
 fn int(out: &mut Vec<u8>, v: u64) {
@@ -182,6 +205,19 @@ mod tests {
             w.write_json(&mut ours);
             let theirs = serde_json::to_vec(&w).unwrap();
             prop_assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(theirs).unwrap());
+        }
+
+        /// Rows of one window, then of another, then of the first again:
+        /// the remembered time text never leaks into a row it is not.
+        #[test]
+        fn remembered_times_are_the_rows_own(a in row(), b in row()) {
+            let mut same = b.clone();
+            (same.start, same.end) = (a.start, a.end);
+            for w in [&a, &same, &b, &a, &b] {
+                let mut ours = Vec::new();
+                w.write_json(&mut ours);
+                prop_assert_eq!(ours, serde_json::to_vec(w).unwrap());
+            }
         }
     }
 }

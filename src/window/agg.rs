@@ -57,6 +57,53 @@ impl Mean {
     }
 }
 
+/// Buffers kept at most by an [`AggPool`]: 8 MiB of full ones, enough for
+/// the aggregates of one window at 16k series with traffic.
+const MAX_POOLED_BUFFERS: usize = 16 * 1024;
+
+/// The parts of closed aggregates, reused by new ones: a fresh aggregate's
+/// latency buffer grew by reallocation on its first values, and a histogram
+/// is ~10 KiB to allocate and clear.
+#[derive(Debug, Default)]
+pub struct AggPool {
+    /// Emptied histograms, kept boxed as the aggregates hold them (moving
+    /// one in or out of the pool moves a pointer, not the struct).
+    #[allow(clippy::vec_box)]
+    hists: Vec<Box<Histogram<u32>>>,
+    buffers: Vec<Vec<u32>>,
+}
+
+impl AggPool {
+    /// An empty aggregate, with a used buffer if there is one.
+    #[inline]
+    pub fn fresh(&mut self) -> Agg {
+        Agg {
+            buffered: self.buffers.pop().unwrap_or_default(),
+            ..Agg::new()
+        }
+    }
+
+    /// An empty histogram.
+    pub fn histogram(&mut self) -> Box<Histogram<u32>> {
+        self.hists
+            .pop()
+            .unwrap_or_else(|| Box::new(new_histogram()))
+    }
+
+    /// Takes back what a closed or dropped aggregate held.
+    pub fn recycle(&mut self, agg: Agg) {
+        if let Some(mut h) = agg.hist {
+            h.reset();
+            self.hists.push(h);
+        }
+        let mut buffer = agg.buffered;
+        if buffer.capacity() > 0 && self.buffers.len() < MAX_POOLED_BUFFERS {
+            buffer.clear();
+            self.buffers.push(buffer);
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Agg {
     pub requests: u64,
@@ -132,14 +179,6 @@ impl Agg {
             }
             self.buffered.clear();
         }
-    }
-
-    /// Gives the histogram back (emptied) for reuse.
-    pub fn into_histogram(self) -> Option<Box<Histogram<u32>>> {
-        self.hist.map(|mut h| {
-            h.reset();
-            h
-        })
     }
 
     /// Folds one request in.
@@ -367,6 +406,27 @@ mod tests {
         let near = |got: Option<f64>, want: f64| got.is_some_and(|g| g >= want && g <= want * 1.01);
         assert!(near(l.p50, 50.0) && near(l.p99, 99.0), "{l:?}");
         assert_eq!(l.max, Some(100.0));
-        assert!(a.into_histogram().is_none());
+        let mut pool = AggPool::default();
+        pool.recycle(a);
+        assert!(pool.hists.is_empty());
+        assert_eq!(pool.buffers.len(), 1);
+    }
+
+    #[test]
+    fn a_recycled_aggregate_starts_empty_with_its_parts() {
+        let mut pool = AggPool::default();
+        let mut a = pool.fresh();
+        for v in 1..=(BUFFERED as u64 + 1) {
+            a.record(500, 1, 2, Some(v));
+        }
+        assert!(a.hist.is_some());
+        pool.recycle(a);
+        let mut b = pool.fresh();
+        assert!(b.buffered.is_empty() && b.buffered.capacity() >= BUFFERED);
+        assert_eq!((b.requests, b.status.c5xx, b.bytes_in), (0, 0, 0));
+        assert!(b.hist.is_none());
+        b.attach(pool.histogram());
+        let h = b.hist.as_ref().map(|h| h.len());
+        assert_eq!(h, Some(0), "the pooled histogram was reset");
     }
 }

@@ -14,56 +14,20 @@
 //! - Pure: no clock, no I/O. Time arrives in records and in [`WindowAggregator::advance_watermark`].
 
 mod agg;
+mod key;
 mod snapshot;
 
-use std::hash::{Hash, Hasher};
-
-use hashbrown::{Equivalent, HashMap};
-use hdrhistogram::Histogram;
+use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{AccessRecord, ContainerMetric, WindowStats};
 use crate::time::{NANOS_PER_SEC, Timestamp};
+use agg::AggPool;
 pub use agg::{Agg, AggSnapshot};
+use key::{Lookup, PairKey, PairLookup, SeriesKey};
 pub use snapshot::{BucketSnapshot, SeriesSnapshot, WindowSnapshot, WindowSnapshotRef};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
-
-/// Looks up a `Box<str>` key by `&str` with an inlined comparison: app ids are
-/// 36-byte GUIDs compared twice per record, where a `memcmp` call costs more
-/// than the comparison itself.
-#[derive(Clone, Copy)]
-struct Lookup<'a>(&'a str);
-
-impl Hash for Lookup<'_> {
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Must hash exactly like the `Box<str>` keys do.
-        self.0.hash(state);
-    }
-}
-
-impl Equivalent<Box<str>> for Lookup<'_> {
-    #[inline]
-    fn equivalent(&self, key: &Box<str>) -> bool {
-        let (a, b) = (self.0.as_bytes(), key.as_bytes());
-        if a.len() != b.len() {
-            return false;
-        }
-        let mut ca = a.chunks_exact(8);
-        let mut cb = b.chunks_exact(8);
-        let word = |c: &[u8]| c.try_into().map_or(0, u64::from_ne_bytes);
-        for (x, y) in (&mut ca).zip(&mut cb) {
-            if word(x) != word(y) {
-                return false;
-            }
-        }
-        ca.remainder()
-            .iter()
-            .zip(cb.remainder())
-            .all(|(x, y)| x == y)
-    }
-}
 
 /// Window settings, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +124,15 @@ struct Series {
 #[derive(Debug, Clone)]
 struct AppEntry {
     series: SeriesId,
-    instances: FastMap<Box<str>, SeriesId>,
+    /// Instance series of the app (in [`WindowAggregator::instances`]).
+    instances: u32,
+}
+
+/// An instance series and its app's series.
+#[derive(Debug, Clone, Copy)]
+struct InstanceEntry {
+    app: SeriesId,
+    instance: SeriesId,
 }
 
 struct Bucket {
@@ -173,7 +145,9 @@ struct Bucket {
 
 pub struct WindowAggregator {
     cfg: WindowConfig,
-    apps: FastMap<Box<str>, AppEntry>,
+    apps: FastMap<SeriesKey, AppEntry>,
+    /// Instance series by (app, instance): a record's two series in one probe.
+    instances: FastMap<PairKey, InstanceEntry>,
     /// Slots indexed by `SeriesId`; `None` once expired (the slot is reused).
     series: Vec<Option<Series>>,
     /// The input (event clock) whose records last went into each series:
@@ -200,10 +174,8 @@ pub struct WindowAggregator {
     external_watermark: Option<i64>,
     /// End of the newest closed window: a record before it is late.
     closed_through: Option<i64>,
-    /// Emptied histograms, kept boxed as the aggregates hold them (moving
-    /// one in or out of the pool moves a pointer, not the struct).
-    #[allow(clippy::vec_box)]
-    hist_pool: Vec<Box<Histogram<u32>>>,
+    /// Parts of closed aggregates, for new ones.
+    pool: AggPool,
     counters: WindowCounters,
     /// Series forgotten (expired or dropped) since [`WindowAggregator::take_forgotten`]:
     /// what is kept about them elsewhere (decider, health, API view) goes too.
@@ -223,6 +195,7 @@ impl WindowAggregator {
         WindowAggregator {
             cfg,
             apps: FastMap::default(),
+            instances: FastMap::default(),
             series: Vec::new(),
             series_input: Vec::new(),
             free_slots: Vec::new(),
@@ -235,7 +208,7 @@ impl WindowAggregator {
             current_input: 0,
             external_watermark: None,
             closed_through: None,
-            hist_pool: Vec::new(),
+            pool: AggPool::default(),
             counters: WindowCounters::default(),
             forgotten: Vec::new(),
         }
@@ -320,17 +293,13 @@ impl WindowAggregator {
             for b in &mut self.open {
                 if let Some(a) = b.aggs.get_mut(id).and_then(Option::take) {
                     b.live -= 1;
-                    self.hist_pool.extend(a.into_histogram());
+                    self.pool.recycle(a);
                 }
             }
             match &s.instance {
-                Some(inst) => {
-                    if let Some(e) = self.apps.get_mut(&s.app) {
-                        e.instances.remove(inst);
-                    }
-                }
+                Some(inst) => self.unindex_instance(&s.app, inst),
                 None => {
-                    self.apps.remove(&s.app);
+                    self.apps.remove(&*s.app);
                 }
             }
             self.forgotten.push(Forgotten {
@@ -346,9 +315,12 @@ impl WindowAggregator {
         for id in 0..self.series.len() {
             let orphan = self.series[id]
                 .as_ref()
-                .is_some_and(|s| s.instance.is_some() && !self.apps.contains_key(&s.app));
+                .is_some_and(|s| s.instance.is_some() && !self.apps.contains_key(&*s.app));
             if orphan && let Some(s) = self.series[id].take() {
                 self.order_stale = true;
+                if let Some(inst) = &s.instance {
+                    self.unindex_instance(&s.app, inst);
+                }
                 self.forgotten.push(Forgotten {
                     app: s.app,
                     instance: s.instance,
@@ -356,7 +328,7 @@ impl WindowAggregator {
                 for b in &mut self.open {
                     if let Some(a) = b.aggs.get_mut(id).and_then(Option::take) {
                         b.live -= 1;
-                        self.hist_pool.extend(a.into_histogram());
+                        self.pool.recycle(a);
                     }
                 }
                 self.free_slots.push(id);
@@ -444,10 +416,36 @@ impl WindowAggregator {
             app.into(),
             AppEntry {
                 series: id,
-                instances: FastMap::default(),
+                instances: 0,
             },
         );
         id
+    }
+
+    /// Makes an instance series findable by its app and name.
+    fn index_instance(&mut self, app: &str, instance: &str, app_id: SeriesId, id: SeriesId) {
+        let key = PairKey {
+            app: app.into(),
+            instance: instance.into(),
+        };
+        let entry = InstanceEntry {
+            app: app_id,
+            instance: id,
+        };
+        if self.instances.insert(key, entry).is_none()
+            && let Some(e) = self.apps.get_mut(app)
+        {
+            e.instances += 1;
+        }
+    }
+
+    /// The reverse of [`WindowAggregator::index_instance`].
+    fn unindex_instance(&mut self, app: &str, instance: &str) {
+        if self.instances.remove(&PairLookup(app, instance)).is_some()
+            && let Some(e) = self.apps.get_mut(app)
+        {
+            e.instances = e.instances.saturating_sub(1);
+        }
     }
 
     #[inline]
@@ -457,14 +455,16 @@ impl WindowAggregator {
         name: Option<&str>,
         instance: Option<&str>,
     ) -> (SeriesId, Option<SeriesId>) {
-        // Fast path: both known, one lookup each.
-        if let Some(e) = self.apps.get(&Lookup(app)) {
-            match instance {
-                None => return (e.series, None),
-                Some(i) => {
-                    if let Some(&id) = e.instances.get(&Lookup(i)) {
-                        return (e.series, Some(id));
-                    }
+        // Fast path: known, one lookup.
+        match instance {
+            Some(i) => {
+                if let Some(e) = self.instances.get(&PairLookup(app, i)) {
+                    return (e.app, Some(e.instance));
+                }
+            }
+            None => {
+                if let Some(e) = self.apps.get(&Lookup(app)) {
+                    return (e.series, None);
                 }
             }
         }
@@ -472,9 +472,6 @@ impl WindowAggregator {
         let Some(inst) = instance else {
             return (app_id, None);
         };
-        if let Some(&id) = self.apps.get(app).and_then(|e| e.instances.get(inst)) {
-            return (app_id, Some(id));
-        }
         let id = self.alloc_series(Series {
             app: app.into(),
             name: name.map(Into::into),
@@ -484,9 +481,7 @@ impl WindowAggregator {
             pending_late: 0,
             pinned: false,
         });
-        if let Some(e) = self.apps.get_mut(app) {
-            e.instances.insert(inst.into(), id);
-        }
+        self.index_instance(app, inst, app_id, id);
         (app_id, Some(id))
     }
 
@@ -510,7 +505,7 @@ impl WindowAggregator {
                 continue;
             }
             out.push(OpenLoad {
-                app: series.app.to_string(),
+                app: String::from(&*series.app),
                 name: series.name.as_deref().map(str::to_string),
                 start_ns: bucket.start_ns,
                 elapsed_ns,
@@ -565,11 +560,8 @@ impl WindowAggregator {
             |a| a.record_metric(m),
         );
         if let (Some(node), Some(instance)) = (&m.node, &m.instance)
-            && let Some(id) = self
-                .apps
-                .get(m.app.as_str())
-                .and_then(|e| e.instances.get(instance.as_str()))
-            && let Some(s) = self.series[*id].as_mut()
+            && let Some(e) = self.instances.get(&PairLookup(&m.app, instance))
+            && let Some(s) = self.series[e.instance].as_mut()
             && s.node.as_deref() != Some(node.as_str())
         {
             s.node = Some(node.as_str().into());
@@ -627,15 +619,11 @@ impl WindowAggregator {
                 Some(a) => a,
                 empty => {
                     b.live += 1;
-                    empty.insert(Agg::new())
+                    empty.insert(self.pool.fresh())
                 }
             };
             if a.wants_histogram() {
-                a.attach(
-                    self.hist_pool
-                        .pop()
-                        .unwrap_or_else(|| Box::new(agg::new_histogram())),
-                );
+                a.attach(self.pool.histogram());
             }
             record(a);
         }
@@ -772,7 +760,7 @@ impl WindowAggregator {
             });
             s.pending_late = 0;
             if let Some(a) = agg {
-                self.hist_pool.extend(a.into_histogram());
+                self.pool.recycle(a);
             }
         }
         aggs.clear();
@@ -838,19 +826,14 @@ impl WindowAggregator {
                 }
                 match &s.instance {
                     Some(inst) => {
-                        if let Some(e) = self.apps.get_mut(&s.app) {
-                            e.instances.remove(inst);
-                        }
+                        let (app, inst) = (s.app.clone(), inst.clone());
+                        self.unindex_instance(&app, &inst);
                     }
                     None => {
-                        if self
-                            .apps
-                            .get(&s.app)
-                            .is_some_and(|e| !e.instances.is_empty())
-                        {
+                        if self.apps.get(&*s.app).is_some_and(|e| e.instances > 0) {
                             continue; // an app outlives its instances
                         }
-                        self.apps.remove(&s.app);
+                        self.apps.remove(&*s.app);
                     }
                 }
                 if let Some(s) = self.series[id].take() {
@@ -874,10 +857,10 @@ fn name_of<'a>(rec: &'a AccessRecord<'_>) -> Option<&'a str> {
 
 fn stats_from(s: &Series, a: &mut Agg, secs: f64) -> WindowStats {
     WindowStats {
-        app: s.app.to_string(),
-        name: s.name.as_ref().map(|n| n.to_string()),
-        instance: s.instance.as_ref().map(|i| i.to_string()),
-        node: s.node.as_ref().map(|n| n.to_string()),
+        app: String::from(&*s.app),
+        name: s.name.as_ref().map(|n| String::from(&**n)),
+        instance: s.instance.as_ref().map(|i| String::from(&**i)),
+        node: s.node.as_ref().map(|n| String::from(&**n)),
         start: Timestamp::default(),
         end: Timestamp::default(),
         requests: a.requests,
@@ -901,9 +884,9 @@ fn stats_from(s: &Series, a: &mut Agg, secs: f64) -> WindowStats {
 
 fn zero_stats(s: &Series) -> WindowStats {
     WindowStats {
-        name: s.name.as_ref().map(|n| n.to_string()),
-        instance: s.instance.as_ref().map(|i| i.to_string()),
-        node: s.node.as_ref().map(|n| n.to_string()),
+        name: s.name.as_ref().map(|n| String::from(&**n)),
+        instance: s.instance.as_ref().map(|i| String::from(&**i)),
+        node: s.node.as_ref().map(|n| String::from(&**n)),
         ..WindowStats::empty(&s.app)
     }
 }

@@ -63,10 +63,10 @@ impl WindowAggregator {
             if let Some(s) = s {
                 remap[id] = series.len();
                 series.push(SeriesSnapshot {
-                    app: s.app.to_string(),
-                    name: s.name.as_ref().map(|n| n.to_string()),
-                    instance: s.instance.as_ref().map(|i| i.to_string()),
-                    node: s.node.as_ref().map(|n| n.to_string()),
+                    app: String::from(&*s.app),
+                    name: s.name.as_ref().map(|n| String::from(&**n)),
+                    instance: s.instance.as_ref().map(|i| String::from(&**i)),
+                    node: s.node.as_ref().map(|n| String::from(&**n)),
                     last_data_end: s.last_data_end,
                     pending_late: s.pending_late,
                     pinned: s.pinned,
@@ -101,6 +101,7 @@ impl WindowAggregator {
     /// Replaces the state with a snapshot (configuration stays as constructed).
     pub fn restore(&mut self, snap: &WindowSnapshot) {
         self.apps = FastMap::default();
+        self.instances = FastMap::default();
         self.series = Vec::with_capacity(snap.series.len());
         self.series_input = snap.series.iter().map(|s| s.input).collect();
         self.free_slots.clear();
@@ -116,27 +117,25 @@ impl WindowAggregator {
                 pending_late: s.pending_late,
                 pinned: s.pinned,
             }));
-            match &s.instance {
-                None => {
-                    let e = self
-                        .apps
-                        .entry(s.app.as_str().into())
-                        .or_insert_with(|| AppEntry {
-                            series: id,
-                            instances: FastMap::default(),
-                        });
-                    e.series = id;
-                }
-                Some(inst) => {
-                    let e = self
-                        .apps
-                        .entry(s.app.as_str().into())
-                        .or_insert_with(|| AppEntry {
-                            series: usize::MAX,
-                            instances: FastMap::default(),
-                        });
-                    e.instances.insert(inst.as_str().into(), id);
-                }
+            if s.instance.is_none() {
+                self.apps.insert(
+                    s.app.as_str().into(),
+                    AppEntry {
+                        series: id,
+                        instances: 0,
+                    },
+                );
+            }
+        }
+        // Instances once every app has its id (a snapshot lists series in
+        // slot order, an instance's slot may come before its app's). One
+        // without its app (a damaged snapshot) is left to expire: its next
+        // record makes both anew.
+        for (id, s) in snap.series.iter().enumerate() {
+            if let Some(inst) = &s.instance
+                && let Some(app_id) = self.apps.get(s.app.as_str()).map(|e| e.series)
+            {
+                self.index_instance(&s.app, inst, app_id, id);
             }
         }
         self.open = snap

@@ -181,6 +181,33 @@ fn snapshot_restore_continues_exactly() {
     assert_eq!(got, want);
 }
 
+/// A snapshot may list an instance before its app (slots are reused in
+/// any order): restored, the instance is still found with its app, not
+/// made again beside itself.
+#[test]
+fn an_instance_listed_before_its_app_is_restored_with_it() {
+    let mut first = agg();
+    let mut out = Vec::new();
+    first.push(&rec(1_000, "a", Some("0"), 200, Some(10)), &mut out);
+    first.flush(&mut out);
+    let mut snap = first.snapshot();
+    assert!(snap.open.is_empty(), "no aggregates to renumber");
+    snap.series.reverse();
+    assert_eq!(snap.series[0].instance.as_deref(), Some("0"));
+    let mut second = agg();
+    second.restore(&snap);
+    out.clear();
+    second.push(&rec(21_000, "a", Some("0"), 200, Some(10)), &mut out);
+    second.flush(&mut out);
+    let rows: Vec<_> = out
+        .iter()
+        .filter(|r| r.requests > 0)
+        .map(|r| (r.app.as_str(), r.instance.as_deref()))
+        .collect();
+    assert_eq!(rows, [("a", None), ("a", Some("0"))]);
+    assert_eq!(second.series_count(), 2, "{out:?}");
+}
+
 #[test]
 fn the_slowest_active_input_holds_the_watermark() {
     let mut w = agg();
