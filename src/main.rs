@@ -14,6 +14,7 @@ mod cli;
 use vane::config::Config;
 use vane::decode::{Format, Mapping};
 use vane::generate::{ErrorBurst, Spike, TrafficSpec, generate};
+use vane::lockfile::DataDirLock;
 use vane::pipeline::replay;
 use vane::run::{RunOptions, build, run};
 use vane::sinks::JsonlFile;
@@ -380,12 +381,14 @@ fn replay_flag(key: &str) -> Option<&'static str> {
     }
 }
 
-/// A new, empty output file (one replay's results, not appended to an older one's).
+/// A new, empty output (one replay's results, not appended to an older
+/// one's): truncated, never removed, so a device or FIFO stays what it is;
+/// and never in the data dir of a running `vane run`.
 fn fresh(p: &std::path::Path) -> anyhow::Result<JsonlFile> {
-    if p.exists() {
-        std::fs::remove_file(p).with_context(|| format!("cannot replace {}", p.display()))?;
-    }
-    JsonlFile::open(p, None).with_context(|| format!("cannot open {}", p.display()))
+    let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+    DataDirLock::check_free(dir.unwrap_or(std::path::Path::new(".")))
+        .with_context(|| format!("replay would overwrite {}", p.display()))?;
+    JsonlFile::create(p).with_context(|| format!("cannot open {}", p.display()))
 }
 
 fn replay_cmd(a: ReplayArgs) -> anyhow::Result<()> {

@@ -340,3 +340,108 @@ fn replay_and_run_reject_the_same_settings_with_the_same_messages() {
         );
     }
 }
+
+/// One run per data dir: a second run, and a replay writing its default
+/// files into it, are refused with the holder's PID while the first runs;
+/// once it is gone (the kernel drops the lock), both may.
+#[test]
+fn a_running_data_dir_is_refused_to_a_second_run_and_to_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::write_config(
+        dir.path(),
+        "[[sources]]\ntype = \"stdin\"\n[run]\npoll_interval = \"20ms\"\n",
+    );
+    let mut first = vane()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = dir.path().join("data/vane.lock");
+    let pid = first.id().to_string();
+    common::wait_for("the run's lock", || {
+        fs::read_to_string(&lock).is_ok_and(|t| t.trim() == pid)
+    });
+
+    let second = vane()
+        .args(["run", "--exit-when-idle", "1s", "--config"])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("pid {pid}")) && said.contains("own data_dir"),
+        "{said}"
+    );
+
+    let replay = || {
+        vane()
+            .current_dir(dir.path())
+            .args(["replay", "--out"])
+            .arg(dir.path().join("windows-replayed.jsonl"))
+            .arg(example())
+            .output()
+            .unwrap()
+    };
+    let refused = replay();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("replay would overwrite data/dead-letters.jsonl") && said.contains(&pid),
+        "{said}"
+    );
+
+    drop(first.stdin.take()); // stdin closes: the run ends
+    assert!(first.wait().unwrap().success());
+    let after = replay();
+    assert!(
+        after.status.success(),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+}
+
+/// `--out` a FIFO (as `/dev/null` is a device): written to, never removed
+/// and made a regular file in its place.
+#[test]
+fn replay_writes_into_a_fifo_and_leaves_it_one() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("rows.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read_to_string(fifo).unwrap())
+    };
+    let out = vane()
+        .args(["replay", "--format", "gorouter", "--out"])
+        .arg(&fifo)
+        .arg("--dead-letters")
+        .arg(dir.path().join("dead.jsonl"))
+        .arg(example())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Before waiting on the reader: had the FIFO been replaced, nothing
+    // would ever write to the one it opened.
+    assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    let rows = reader.join().unwrap();
+    let requests: u64 = rows
+        .lines()
+        .map(|l| serde_json::from_str::<vane::model::WindowStats>(l).unwrap())
+        .filter(|w| w.instance.is_none())
+        .map(|w| w.requests + w.late)
+        .sum();
+    assert_eq!(requests, 9_000, "every decodable line of the example");
+}

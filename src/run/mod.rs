@@ -12,6 +12,7 @@ use anyhow::Context;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::lockfile::DataDirLock;
 use crate::pipeline::{Counts, Pipeline};
 use crate::sources::Checkpoint;
 
@@ -98,6 +99,8 @@ struct Shell<'a> {
     checkpoints: Checkpoints,
     control: control::Control,
     pace: Pace,
+    /// Held while the run lives: one run per data dir.
+    _lock: DataDirLock,
 }
 
 /// The run's timing: when it started, last had input, last logged counts.
@@ -117,6 +120,7 @@ impl<'a> Shell<'a> {
         let started = Instant::now();
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
+        let lock = DataDirLock::acquire(&cfg.data_dir)?;
         let checkpoint_path = cfg.checkpoint_path();
         let checkpoint = Checkpoint::load(&checkpoint_path)?;
         let rules = build::load_rules(cfg)
@@ -142,6 +146,7 @@ impl<'a> Shell<'a> {
             outputs,
             checkpoints,
             control,
+            _lock: lock,
             pace: Pace {
                 started,
                 last_input: now,

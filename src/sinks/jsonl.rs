@@ -35,6 +35,32 @@ impl JsonlFile {
         })
     }
 
+    /// A fresh output at `path`: a regular file truncated to nothing;
+    /// anything else (`/dev/null`, a FIFO) written as it is. Never removed
+    /// and made anew: the path may be a device the whole machine uses.
+    pub fn create(path: &Path) -> io::Result<JsonlFile> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        // O_TRUNC is ignored for FIFOs and terminals, and harmless on
+        // `/dev/null`; a regular file starts empty.
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        if !file.metadata()?.is_file() {
+            return Ok(JsonlFile::writer(file));
+        }
+        let handle = file.try_clone()?;
+        Ok(JsonlFile {
+            out: BufWriter::with_capacity(1 << 16, Box::new(file)),
+            file: Some(handle),
+            len: 0,
+            scratch: Vec::with_capacity(512),
+        })
+    }
+
     /// Any writer (stdout for `vane replay`); length is counted, not synced.
     pub fn writer(w: impl Write + Send + 'static) -> JsonlFile {
         JsonlFile {
