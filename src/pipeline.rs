@@ -503,8 +503,9 @@ fn map_regular_file(file: &File) -> io::Result<Option<memmap2::Mmap>> {
     Ok(Some(map))
 }
 
-/// A mapped file in chunks of about [`MAX_CHUNK`] that end at a line end
-/// (a longer line is one chunk of its own, kept whole as the reader does).
+/// A mapped file in chunks of at most [`MAX_CHUNK`] that end at a line end;
+/// a longer line is cut into parts that fail to decode, loudly (the rule of
+/// the file source and of the reader below).
 fn replay_mapped(
     pipeline: &mut Pipeline,
     source: usize,
@@ -516,9 +517,9 @@ fn replay_mapped(
         let rest = &data[offset..];
         let window = &rest[..rest.len().min(MAX_CHUNK)];
         let end = match memchr::memrchr(b'\n', window) {
-            Some(nl) if window.len() < rest.len() => nl + 1,
             _ if window.len() == rest.len() => rest.len(),
-            _ => memchr::memchr(b'\n', rest).map_or(rest.len(), |nl| nl + 1),
+            Some(nl) => nl + 1,
+            None => window.len(),
         };
         pipeline.process_bytes(source, name, offset as u64, &rest[..end])?;
         offset += end;
@@ -534,13 +535,17 @@ fn replay_reader(
     reader: &mut dyn Read,
     buf: &mut Vec<u8>,
 ) -> io::Result<()> {
-    buf.resize(buf.len().max(MAX_CHUNK), 0);
+    buf.resize(MAX_CHUNK, 0);
     let mut filled = 0usize;
     let mut offset = 0u64;
     loop {
         if filled == buf.len() {
-            // A line longer than the buffer: grow rather than split it.
-            buf.resize(buf.len() * 2, 0);
+            // One line fills the buffer: its parts go on as lines of their
+            // own and fail to decode, rather than the buffer growing
+            // without bound.
+            pipeline.process_bytes(source, name, offset, &buf[..filled])?;
+            offset += filled as u64;
+            filled = 0;
         }
         let n = reader.read(&mut buf[filled..])?;
         if n == 0 {
@@ -567,7 +572,7 @@ mod tests {
 
     /// A mapped file and the same bytes read as a stream give the same
     /// rows and dead letters: chunks end at line ends either way, a line
-    /// longer than a chunk stays whole, a last line without `\n` counts.
+    /// longer than a chunk is cut in two, a last line without `\n` counts.
     #[test]
     fn a_mapped_file_replays_as_the_same_bytes_read() {
         let line = |t: u32, app: &str| {
@@ -601,8 +606,8 @@ mod tests {
             (p.core.counts, read("w"), read("d"))
         };
         let (mapped, read) = (run("mapped", true), run("read", false));
-        assert_eq!(mapped.0.lines, (MAX_CHUNK / 100) as u64 + 2);
-        assert_eq!(mapped.0.dead_letters, 1, "the long line is one line");
+        assert_eq!(mapped.0.lines, (MAX_CHUNK / 100) as u64 + 3);
+        assert_eq!(mapped.0.dead_letters, 2, "the long line, cut in two");
         assert!(mapped.0.windows_written > 0);
         assert_eq!(mapped, read);
     }

@@ -1,4 +1,4 @@
-use std::io::{BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 
 use super::{Chunk, MAX_CHUNK};
@@ -39,13 +39,50 @@ impl StdinSource {
     }
 }
 
+/// Appends up to and including the next `\n`, but at most `max` bytes: a
+/// longer line is handed over in parts, which fail to decode loudly (the
+/// file source's rule), instead of held whole however long it grows.
+fn read_line_bounded(
+    input: &mut impl BufRead,
+    data: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<usize> {
+    let mut read = 0;
+    while read < max {
+        let available = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        let room = &available[..available.len().min(max - read)];
+        let (n, line_ends) = match memchr::memchr(b'\n', room) {
+            Some(i) => (i + 1, true),
+            None => (room.len(), false),
+        };
+        data.extend_from_slice(&room[..n]);
+        input.consume(n);
+        read += n;
+        if line_ends {
+            break;
+        }
+    }
+    Ok(read)
+}
+
 fn read_lines<R: Read>(mut input: BufReader<R>, tx: SyncSender<Chunk>) {
     let mut offset = 0u64;
     let mut data = Vec::with_capacity(MAX_CHUNK);
     loop {
-        match input.read_until(b'\n', &mut data) {
-            Ok(0) | Err(_) => break,
+        match read_line_bounded(&mut input, &mut data, MAX_CHUNK) {
+            Ok(0) => break,
             Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read standard input; taking it as closed");
+                break;
+            }
         }
         if data.len() >= MAX_CHUNK / 2 || input.buffer().is_empty() {
             let chunk = Chunk {
@@ -71,5 +108,36 @@ fn read_lines<R: Read>(mut input: BufReader<R>, tx: SyncSender<Chunk>) {
             key: None,
             time_ns: None,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line without end is handed over in parts of at most `max` bytes;
+    /// what follows it is read as before.
+    #[test]
+    fn a_line_longer_than_the_bound_comes_in_parts() {
+        let text = format!("{}\nnext\n", "x".repeat(25));
+        let mut input = BufReader::with_capacity(4, text.as_bytes());
+        let mut parts = Vec::new();
+        loop {
+            let mut data = Vec::new();
+            if read_line_bounded(&mut input, &mut data, 10).unwrap() == 0 {
+                break;
+            }
+            assert!(data.len() <= 10);
+            parts.push(String::from_utf8(data).unwrap());
+        }
+        assert_eq!(
+            parts,
+            [
+                "x".repeat(10),
+                "x".repeat(10),
+                "xxxxx\n".into(),
+                "next\n".into()
+            ]
+        );
     }
 }
