@@ -296,6 +296,13 @@ fn manual_scale_goes_through_the_local_orchestrator_and_is_recorded() {
         request("POST", &scale, Some(TOKEN), Some(r#"{"instances": "x"}"#)).0,
         400
     );
+    let (code, body) = request(
+        "POST",
+        &format!("{url}/api/v1/apps/no-such-app.example.com/scale"),
+        Some(TOKEN),
+        Some(r#"{"instances": 3}"#),
+    );
+    assert_eq!(code, 404, "an app never seen nor configured: {body}");
     let (code, body) = request("POST", &scale, Some(TOKEN), Some(r#"{"instances": 3}"#));
     assert_eq!(code, 202, "{body}");
     let d: Decision = serde_json::from_str(&body).unwrap();

@@ -111,6 +111,11 @@ impl Actuator {
     }
 
     /// The last count read for `app` (id or name).
+    /// Whether `app` (id or configured name) has been acted on or watched.
+    pub fn knows(&self, app: &str) -> bool {
+        self.slots.contains_key(app)
+    }
+
     pub fn known_instances(&self, app: &str, name: Option<&str>) -> Option<u32> {
         self.slots
             .get(&self.key_for(app, name))

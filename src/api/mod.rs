@@ -103,6 +103,8 @@ pub enum ScaleRefused {
     NoActuator,
     #[error("{0}")]
     Invalid(String),
+    #[error("no app `{0}`: neither seen in traffic nor configured for the orchestrator")]
+    UnknownApp(String),
 }
 
 /// State shared by the handlers.
@@ -351,6 +353,7 @@ async fn scale(
     match answer {
         Some(Ok(decision)) => json(StatusCode::ACCEPTED, &decision),
         Some(Err(e @ ScaleRefused::NoActuator)) => error(StatusCode::CONFLICT, e.to_string()),
+        Some(Err(e @ ScaleRefused::UnknownApp(_))) => error(StatusCode::NOT_FOUND, e.to_string()),
         Some(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "vane is stopping"),
     }

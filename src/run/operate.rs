@@ -173,7 +173,10 @@ fn manual_scale(
         .map(|(id, name, _, n)| (id.to_string(), name.map(str::to_string), n));
     let (id, name, engine_count) = match tracked {
         Some((id, name, n)) => (id, name, Some(n)),
-        None => (app.to_string(), None, None),
+        // Configured for the orchestrator (watched from the start) but
+        // without traffic yet; anything else would be a guess.
+        None if actuator.knows(app) => (app.to_string(), None, None),
+        None => return Err(ScaleRefused::UnknownApp(app.to_string())),
     };
     let labels = decider.labels_for(&id, name.as_deref());
     let policy = decider
