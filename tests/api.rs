@@ -303,6 +303,14 @@ fn manual_scale_goes_through_the_local_orchestrator_and_is_recorded() {
         Some(r#"{"instances": 3}"#),
     );
     assert_eq!(code, 404, "an app never seen nor configured: {body}");
+    let (code, body) = request(
+        "POST",
+        &scale,
+        Some(TOKEN),
+        Some(r#"{"instances": 4294967295, "force": true}"#),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("api.max_manual_instances"), "{body}");
     let (code, body) = request("POST", &scale, Some(TOKEN), Some(r#"{"instances": 3}"#));
     assert_eq!(code, 202, "{body}");
     let d: Decision = serde_json::from_str(&body).unwrap();

@@ -13,18 +13,13 @@ use common::{shared_data, vane, write_config};
 fn replay(rel: &str) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("events.jsonl");
-    let out = vane()
-        .args(["replay", "--format", "app-log", "--out"])
-        .arg(&out_path)
-        .arg("--dead-letters")
-        .arg(dir.path().join("dead.jsonl"))
-        .arg(shared_data(rel))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        vane()
+            .args(["replay", "--format", "app-log", "--out"])
+            .arg(&out_path)
+            .arg("--dead-letters")
+            .arg(dir.path().join("dead.jsonl"))
+            .arg(shared_data(rel)),
     );
     std::fs::read_to_string(out_path)
         .unwrap()

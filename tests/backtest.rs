@@ -7,17 +7,7 @@ use common::vane;
 use serde_json::Value;
 
 fn backtest_json(args: &[&str]) -> Value {
-    let out = vane()
-        .arg("backtest")
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::succeeded(vane().arg("backtest").args(args).arg("--json"));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -191,15 +181,10 @@ fn access_logs_and_user_rules() {
 fn the_table_and_the_plot() {
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("sawtooth.png");
-    let out = vane()
-        .args(["backtest", "--shape", "sawtooth", "--plot"])
-        .arg(&png)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeded(
+        vane()
+            .args(["backtest", "--shape", "sawtooth", "--plot"])
+            .arg(&png),
     );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use common::{read_windows, vane};
 
+/// A run reading standard input until it closes.
+const STDIN_SOURCE: &str = "[[sources]]\ntype = \"stdin\"\n[run]\npoll_interval = \"20ms\"\n";
+
 fn example() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/input/gorouter.log")
 }
@@ -32,15 +35,10 @@ fn config(dir: &Path, extra_run: &str) -> std::path::PathBuf {
 fn run_on_the_bundled_example_writes_windows_and_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "");
-    let out = vane()
-        .args(["run", "--exit-when-idle", "1s", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeded(
+        vane()
+            .args(["run", "--exit-when-idle", "1s", "--config"])
+            .arg(&cfg),
     );
     let windows = read_windows(&dir.path().join("data/windows.jsonl"));
     let apps: std::collections::BTreeSet<_> = windows.iter().map(|w| w.app.clone()).collect();
@@ -196,10 +194,7 @@ fn replay_reads_stdin_and_detects_the_format() {
 #[test]
 fn run_reads_stdin_until_it_closes() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = common::write_config(
-        dir.path(),
-        "[[sources]]\ntype = \"stdin\"\n[run]\npoll_interval = \"20ms\"\n",
-    );
+    let cfg = common::write_config(dir.path(), STDIN_SOURCE);
     let mut child = vane()
         .args(["run", "--config"])
         .arg(&cfg)
@@ -240,15 +235,10 @@ fn container_metrics_join_the_request_windows_of_the_same_apps() {
         ),
     )
     .unwrap();
-    let out = vane()
-        .args(["run", "--exit-when-idle", "1s", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        vane()
+            .args(["run", "--exit-when-idle", "1s", "--config"])
+            .arg(&cfg),
     );
     let windows = read_windows(&dir.path().join("data/windows.jsonl"));
     let app_rows: Vec<_> = windows.iter().filter(|w| w.instance.is_none()).collect();
@@ -347,10 +337,7 @@ fn replay_and_run_reject_the_same_settings_with_the_same_messages() {
 #[test]
 fn a_running_data_dir_is_refused_to_a_second_run_and_to_replay() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = common::write_config(
-        dir.path(),
-        "[[sources]]\ntype = \"stdin\"\n[run]\npoll_interval = \"20ms\"\n",
-    );
+    let cfg = common::write_config(dir.path(), STDIN_SOURCE);
     let mut first = vane()
         .args(["run", "--config"])
         .arg(&cfg)
@@ -420,18 +407,13 @@ fn replay_writes_into_a_fifo_and_leaves_it_one() {
         let fifo = fifo.clone();
         std::thread::spawn(move || fs::read_to_string(fifo).unwrap())
     };
-    let out = vane()
-        .args(["replay", "--format", "gorouter", "--out"])
-        .arg(&fifo)
-        .arg("--dead-letters")
-        .arg(dir.path().join("dead.jsonl"))
-        .arg(example())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        vane()
+            .args(["replay", "--format", "gorouter", "--out"])
+            .arg(&fifo)
+            .arg("--dead-letters")
+            .arg(dir.path().join("dead.jsonl"))
+            .arg(example()),
     );
     // Before waiting on the reader: had the FIFO been replaced, nothing
     // would ever write to the one it opened.

@@ -101,15 +101,10 @@ fn every_dashboard_query_returns_data_from_influxdb() {
         + &format!("\n[influxdb]\nurl = \"{INFLUXDB}\"\nbucket = \"{db}\"\napi = \"v1\"\n");
     let cfg_path = dir.path().join("vane.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
-    let out = vane()
-        .args(["run", "--exit-when-idle", "2s", "--config"])
-        .arg(&cfg_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        vane()
+            .args(["run", "--exit-when-idle", "2s", "--config"])
+            .arg(&cfg_path),
     );
     let windows = read_windows(&dir.path().join("data/windows.jsonl"));
     let ms = |t: vane::time::Timestamp| t.nanos() / 1_000_000;

@@ -91,15 +91,10 @@ fn index_app_log(dir: &Path, text: &str, url: &str) {
 }
 
 fn run_to_idle(cfg: &Path) {
-    let out = vane()
-        .args(["run", "--exit-when-idle", "2s", "--config"])
-        .arg(cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        vane()
+            .args(["run", "--exit-when-idle", "2s", "--config"])
+            .arg(cfg),
     );
 }
 

@@ -57,15 +57,10 @@ fn window_totals_in_the_store_equal_the_input() {
     let log = dir.path().join("access.log");
     std::fs::write(&log, &text).unwrap();
     let cfg = config(dir.path(), &log, "");
-    let out = vane()
-        .args(["run", "--exit-when-idle", "2s", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        vane()
+            .args(["run", "--exit-when-idle", "2s", "--config"])
+            .arg(&cfg),
     );
     assert_eq!(want.values().sum::<u64>(), 40_000);
     assert_eq!(wait_until_stored(&want), want);

@@ -43,6 +43,14 @@ pub struct ApiConfig {
     /// change something (reload, scale). Unset: those endpoints are off.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// The most instances anyone may ask for by hand, `force` or not: a
+    /// typo of a few digits must not reach the platform.
+    #[serde(default = "max_manual_instances")]
+    pub max_manual_instances: u32,
+}
+
+fn max_manual_instances() -> u32 {
+    1000
 }
 
 fn listen() -> String {
@@ -115,6 +123,7 @@ pub struct Api {
     pub logs: broadcast::Sender<Arc<LogEvent>>,
     commands: mpsc::Sender<Command>,
     token: Option<String>,
+    max_manual_instances: u32,
 }
 
 /// The running server: where it listens, what to publish into, and the
@@ -147,6 +156,7 @@ pub async fn serve(cfg: &ApiConfig) -> std::io::Result<Server> {
         logs: broadcast::channel(4096).0,
         commands: tx,
         token,
+        max_manual_instances: cfg.max_manual_instances,
     });
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
     let addr = listener.local_addr()?;
@@ -343,6 +353,15 @@ async fn scale(
             );
         }
     };
+    if req.instances > api.max_manual_instances {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} instances is more than api.max_manual_instances ({}) allows, force or not",
+                req.instances, api.max_manual_instances
+            ),
+        );
+    }
     let answer = ask(&api, |reply| Command::Scale {
         app,
         instances: req.instances,

@@ -200,3 +200,14 @@ pub fn follow_example_slowly(
         .collect();
     (input_seconds(&out.stderr), windows, dir)
 }
+
+/// Runs `cmd` to its end and requires success; a failure shows its stderr.
+pub fn succeeded(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
