@@ -10,6 +10,7 @@ pub mod config;
 pub mod core;
 pub mod decode;
 pub mod generate;
+pub mod http_body;
 pub mod lockfile;
 pub mod logs;
 pub mod model;

@@ -64,7 +64,7 @@ impl Client {
             })?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
-            let body = resp.text().await.unwrap_or_default();
+            let body = crate::http_body::message(resp).await;
             return Err(ClientError::Status { url, status, body });
         }
         Ok(resp)

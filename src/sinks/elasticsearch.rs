@@ -27,6 +27,10 @@ use tracing::{info, warn};
 use crate::logs::LogEvent;
 use crate::logs::ecs::{doc_id, index_name, index_template, to_ecs};
 
+/// The most of a bulk answer read (about 200 bytes per item: a batch
+/// answering with more is split).
+const MAX_BULK_RESPONSE: usize = 64 << 20;
+
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ElasticConfig {
@@ -247,7 +251,7 @@ impl ElasticSink {
             self.template_installed = true;
             return Ok(());
         }
-        let text = resp.text().await.unwrap_or_default();
+        let text = crate::http_body::message(resp).await;
         Err((
             format!("index template: HTTP {status}: {}", clip(&text)),
             None,
@@ -381,8 +385,10 @@ impl ElasticSink {
         };
         let status = resp.status();
         let after = super::retry_after(resp.headers());
-        let text = match resp.text().await {
-            Ok(t) => t,
+        let text = match crate::http_body::up_to(resp, MAX_BULK_RESPONSE).await {
+            Ok(c) if c.complete => c.text_lossy(),
+            // Past the bound, a smaller batch answers with less.
+            Ok(_) => return Sent::TooLarge,
             Err(e) => return Sent::Retry(format!("reading the bulk response: {e}"), None),
         };
         if status.as_u16() == 413 {

@@ -320,10 +320,8 @@ impl InfluxSink {
             return Ok(());
         }
         let after = super::retry_after(resp.headers());
-        let text: String = resp
-            .text()
+        let text: String = crate::http_body::message(resp)
             .await
-            .unwrap_or_default()
             .chars()
             .take(500)
             .collect();

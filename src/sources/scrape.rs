@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::decode::prometheus::{ContainerScrapes, parse};
+use crate::http_body::{self, MAX_SCRAPE_BODY};
 use crate::model::ContainerMetric;
 
 /// The scrapes, running on their own task: the live loop takes what they
@@ -112,16 +113,29 @@ impl Scraper {
 }
 
 /// The body of one scrape; a failure is logged and gives nothing (its apps'
-/// data is then missing, which never scales them down).
+/// data is then missing, which never scales them down). A body past
+/// [`MAX_SCRAPE_BODY`] is not read on, nor parsed.
 async fn fetch(client: &reqwest::Client, url: &str) -> Option<String> {
     match client.get(url).send().await {
-        Ok(resp) if resp.status().is_success() => match resp.text().await {
-            Ok(text) => Some(text),
-            Err(e) => {
-                warn!(target = %url, error = %e, "scrape failed");
-                None
+        Ok(resp) if resp.status().is_success() => {
+            match http_body::up_to(resp, MAX_SCRAPE_BODY).await {
+                Ok(c) if !c.complete => {
+                    warn!(target = %url, max_bytes = MAX_SCRAPE_BODY, "scrape answer too large; skipped");
+                    None
+                }
+                Ok(c) => match String::from_utf8(c.body) {
+                    Ok(text) => Some(text),
+                    Err(_) => {
+                        warn!(target = %url, "scrape answer is not UTF-8; skipped");
+                        None
+                    }
+                },
+                Err(e) => {
+                    warn!(target = %url, error = %e, "scrape failed");
+                    None
+                }
             }
-        },
+        }
         Ok(resp) => {
             warn!(target = %url, status = %resp.status(), "scrape failed");
             None

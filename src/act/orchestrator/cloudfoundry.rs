@@ -139,7 +139,7 @@ impl CloudFoundry {
             .await
             .map_err(|e| transport_error("UAA token", &e))?;
         let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
+        let body = crate::http_body::message(resp).await;
         if !status.is_success() {
             return Err(ActError::from_status(status.as_u16(), "UAA token", &body));
         }
@@ -171,7 +171,7 @@ impl CloudFoundry {
         }
         let resp = req.send().await.map_err(|e| transport_error(what, &e))?;
         let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
+        let text = crate::http_body::message(resp).await;
         if status == StatusCode::UNAUTHORIZED {
             // Expired or revoked early: fetch a new token on the retry.
             *self.token.lock().await = None;
