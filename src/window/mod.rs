@@ -703,15 +703,19 @@ impl WindowAggregator {
             if next_start + len > limit {
                 return;
             }
-            // Nothing to report and no bucket: jump over the empty stretch.
-            if self.series_count() == 0 && self.open.first().is_none_or(|b| b.start_ns > next_start)
+            // No bucket and no series with a row to give: jump over the
+            // empty stretch (a record years ahead costs nothing per window).
+            if self.open.first().is_none_or(|b| b.start_ns > next_start)
+                && self.silent_from(next_start + len)
             {
                 let last_closable = self.window_start(limit);
                 let target = self
                     .open
                     .first()
                     .map_or(last_closable, |b| b.start_ns.min(last_closable));
-                self.closed_through = Some(target.max(next_start + len));
+                let target = target.max(next_start + len);
+                self.closed_through = Some(target);
+                self.expire(target);
                 continue;
             }
             let bucket = match self.open.first() {
@@ -722,6 +726,17 @@ impl WindowAggregator {
             self.closed_through = Some(next_start + len);
             self.counters.windows_closed += 1;
         }
+    }
+
+    /// Whether no series has a row for an empty window ending at `end` or
+    /// later: none pinned, none with late records to report, every one
+    /// quiet for longer than `idle_expiry` by then (or never in a closed
+    /// window). Checked only at windows without a bucket.
+    fn silent_from(&self, end: i64) -> bool {
+        let idle = self.cfg.idle_expiry_ns;
+        self.series.iter().flatten().all(|s| {
+            !s.pinned && s.pending_late == 0 && s.last_data_end.is_none_or(|ld| end - ld > idle)
+        })
     }
 
     fn emit(&mut self, start: i64, bucket: Option<Bucket>, out: &mut Vec<WindowStats>) {

@@ -298,3 +298,24 @@ fn an_expired_app_coming_back_does_not_count_into_its_old_slots() {
         vec![(None, 1, 0), (Some("0".to_string()), 1, 0)]
     );
 }
+
+/// One record a year ahead: the windows between are closed by a jump, not
+/// one by one (there were three million of them to walk, for no row), and
+/// the record still gets its row.
+#[test]
+fn a_record_far_ahead_is_reached_by_a_jump() {
+    let mut w = agg();
+    let mut out = Vec::new();
+    w.push(&rec(1_000, "a", Some("0"), 200, Some(10)), &mut out);
+    let year_ms = 365 * 86_400 * 1_000;
+    w.push(&rec(year_ms, "b", Some("0"), 200, Some(10)), &mut out);
+    w.flush(&mut out);
+    let counters = w.counters();
+    assert!(counters.windows_closed <= 40, "{counters:?}");
+    let b = out.iter().find(|r| r.app == "b" && r.instance.is_none()).unwrap();
+    assert_eq!(b.start.nanos(), year_ms * 1_000_000);
+    assert_eq!(b.requests, 1);
+    // "a" gave zero rows while it was known (five minutes), then none.
+    let a_rows = out.iter().filter(|r| r.app == "a" && r.instance.is_none()).count();
+    assert_eq!(a_rows, 1 + 30, "{a_rows}");
+}
