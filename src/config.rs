@@ -23,7 +23,8 @@ pub const BUILT_IN_ORIGIN: &str = "(built-in vane.toml)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    // The cause is the error's source: printed once, by whoever prints the chain.
+    #[error("cannot read config file {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -891,6 +892,13 @@ mod tests {
         assert!(
             e.contains("file") && e.contains("glob") && e.contains("stdin"),
             "{e}"
+        );
+        let e = Config::from_toml("[window]\nlength = true\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("expected a duration like") && e.contains("line 2"),
+            "the type, what is expected and where: {e}"
         );
         let e = Config::from_toml("[window]\nlength = \"0s\"\n", "x.toml")
             .unwrap_err()

@@ -307,18 +307,39 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 /// Serde helper: a duration as text (`10s`) or as a number of seconds.
+/// A visitor rather than an untagged enum: a wrong type is then named with
+/// what is expected ("invalid type: boolean `true`, expected a duration
+/// like ..."), where an untagged enum only says no variant matched.
 pub fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Text(String),
-        Secs(f64),
+    d.deserialize_any(DurationVisitor)
+}
+
+struct DurationVisitor;
+
+impl serde::de::Visitor<'_> for DurationVisitor {
+    type Value = std::time::Duration;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a duration like \"10s\", \"250ms\", \"5m\", \"1h\" or a number of seconds")
     }
-    match <Raw as serde::Deserialize>::deserialize(d)? {
-        Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
-        Raw::Secs(v) => std::time::Duration::try_from_secs_f64(v).map_err(|_| {
-            serde::de::Error::custom("a duration must be a non-negative number of seconds")
-        }),
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        parse_duration(text).map_err(E::custom)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, secs: f64) -> Result<Self::Value, E> {
+        std::time::Duration::try_from_secs_f64(secs)
+            .map_err(|_| E::custom("a duration must be a non-negative number of seconds"))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, secs: i64) -> Result<Self::Value, E> {
+        u64::try_from(secs)
+            .map(std::time::Duration::from_secs)
+            .map_err(|_| E::custom("a duration must be a non-negative number of seconds"))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, secs: u64) -> Result<Self::Value, E> {
+        Ok(std::time::Duration::from_secs(secs))
     }
 }
 

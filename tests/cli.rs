@@ -427,3 +427,19 @@ fn replay_writes_into_a_fifo_and_leaves_it_one() {
         .sum();
     assert_eq!(requests, 9_000, "every decodable line of the example");
 }
+
+/// A config file that is not there: its path and the cause, said once.
+#[test]
+fn a_missing_config_file_is_named_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let out = vane()
+        .args(["run", "--config"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(&missing.display().to_string()), "{said}");
+    assert_eq!(said.matches("os error 2").count(), 1, "{said}");
+}

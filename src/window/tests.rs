@@ -312,10 +312,16 @@ fn a_record_far_ahead_is_reached_by_a_jump() {
     w.flush(&mut out);
     let counters = w.counters();
     assert!(counters.windows_closed <= 40, "{counters:?}");
-    let b = out.iter().find(|r| r.app == "b" && r.instance.is_none()).unwrap();
+    let b = out
+        .iter()
+        .find(|r| r.app == "b" && r.instance.is_none())
+        .unwrap();
     assert_eq!(b.start.nanos(), year_ms * 1_000_000);
     assert_eq!(b.requests, 1);
     // "a" gave zero rows while it was known (five minutes), then none.
-    let a_rows = out.iter().filter(|r| r.app == "a" && r.instance.is_none()).count();
+    let a_rows = out
+        .iter()
+        .filter(|r| r.app == "a" && r.instance.is_none())
+        .count();
     assert_eq!(a_rows, 1 + 30, "{a_rows}");
 }
