@@ -120,7 +120,13 @@ impl Evaluators {
     /// Evaluates the rows of closed windows, window by window. `by_clock`:
     /// they were closed by the processing-time heartbeat, so rows without
     /// requests are no evidence (left out of policies and alerts).
-    fn on_closed(&mut self, closed: &[WindowStats], by_clock: bool, out: &mut Produced) {
+    fn on_closed(
+        &mut self,
+        closed: &[WindowStats],
+        by_clock: bool,
+        in_scope: &dyn Fn(&str) -> bool,
+        out: &mut Produced,
+    ) {
         let mut i = 0;
         while i < closed.len() {
             let end = closed[i].end;
@@ -146,15 +152,15 @@ impl Evaluators {
             };
             let end_ns = end.nanos();
             if let Some(d) = &mut self.decider {
-                d.on_window(end_ns, rows, &mut out.decisions);
+                d.on_window_of(end_ns, rows, in_scope, &mut out.decisions);
             }
             if let Some(a) = &mut self.alerter {
-                a.on_window(end_ns, rows, &mut out.alerts);
+                a.on_window_of(end_ns, rows, in_scope, &mut out.alerts);
             }
             // Health sees every row (an idle source's silence is told
             // apart inside: it needs other instances reporting).
             if let Some(h) = &mut self.health {
-                h.on_window(end_ns, group, &mut out.decisions, &mut out.alerts);
+                h.on_window_of(end_ns, group, in_scope, &mut out.decisions, &mut out.alerts);
             }
             i = j;
         }
@@ -234,8 +240,26 @@ impl Core {
     }
 
     /// The event clock of one stream of a source (see [`Streams::clock_for`]).
+    /// Each stream's windows close by its own clock: apps are keyed to
+    /// partitions, so a partition read behind the others (taken over from
+    /// a crashed consumer) rebuilds its windows without its records
+    /// counting late against the others' watermark.
     pub fn clock_for(&mut self, source: usize, stream: &str) -> usize {
-        self.streams.clock_for(source, stream, self.decoders.len())
+        let clock = self.streams.clock_for(source, stream, self.decoders.len());
+        self.windows.own_shard(clock);
+        clock
+    }
+
+    /// Per stream of `source`: the end of the newest window its clock
+    /// closed (every window ending by then was emitted).
+    pub fn closed_by_stream(&self, source: usize) -> std::collections::BTreeMap<String, i64> {
+        self.streams
+            .streams_of(source)
+            .filter_map(|(stream, clock)| {
+                let closed = self.windows.closed_through_of(clock)?;
+                Some((stream.to_string(), closed))
+            })
+            .collect()
     }
 
     /// Drops a stream's state (a revoked Kafka partition): its apps' series
@@ -259,7 +283,8 @@ impl Core {
     /// (streams without one are absent: their next offset is it).
     pub fn low_water_marks(&mut self, source: usize) -> std::collections::BTreeMap<String, i64> {
         let len = self.windows.config().length_ns;
-        let closed = self.windows.closed_through();
+        let windows = &self.windows;
+        let closed = |clock| windows.closed_through_of(clock);
         let assembler = self.assembler.as_ref();
         self.streams.low_water_marks(source, closed, len, |stream| {
             assembler.and_then(|a| a.first_open_offset(stream))
@@ -463,10 +488,23 @@ impl Core {
 
     /// Hands closed windows' rows out, after the evaluators saw them, and
     /// what the windows forgot meanwhile.
+    /// With windows closed per Kafka partition, each window of each
+    /// partition is evaluated on its own, for the apps of that partition.
     fn emit(&mut self, by_clock: bool, out: &mut Produced) {
+        let groups = self.windows.take_closed_groups();
         if !self.closed.is_empty() {
             if self.evaluate.any() {
-                self.evaluate.on_closed(&self.closed, by_clock, out);
+                let windows = &self.windows;
+                let sharded = windows.is_sharded();
+                let mut at = 0;
+                for g in &groups {
+                    let Some(rows) = self.closed.get(at..at + g.rows) else {
+                        break;
+                    };
+                    at += g.rows;
+                    let in_scope = |app: &str| !sharded || windows.shard_of(app) == Some(g.shard);
+                    self.evaluate.on_closed(rows, by_clock, &in_scope, out);
+                }
             }
             out.windows.append(&mut self.closed);
         }
@@ -502,11 +540,7 @@ impl Core {
     /// Processing-time heartbeat: the sources have been idle for `idle_ns`,
     /// so the watermark moves on as if time had passed in the stream too.
     pub fn heartbeat(&mut self, idle_ns: i64, out: &mut Produced) {
-        let Some(wm) = self.windows.event_watermark() else {
-            return;
-        };
-        self.windows
-            .advance_watermark(wm.saturating_add(idle_ns), &mut self.closed);
+        self.windows.heartbeat(idle_ns, &mut self.closed);
         // Windows closed by the clock, not by records: an app without requests
         // in them may just be an app whose logs stopped arriving, so for
         // decisions its data is missing (never a reason to scale down).

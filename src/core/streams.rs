@@ -151,12 +151,13 @@ impl Streams {
         self.handoffs = handoffs.iter().copied().collect();
     }
 
-    /// Per stream of `source`, with `extra` (the first open app log line by
+    /// Per stream of `source` (`closed`: where its clock's windows are
+    /// closed to), with `extra` (the first open app log line by
     /// stream) folded in: the smallest offset still needed.
     pub fn low_water_marks(
         &mut self,
         source: usize,
-        closed: Option<i64>,
+        closed: impl Fn(usize) -> Option<i64>,
         len: i64,
         extra: impl Fn(&str) -> Option<u64>,
     ) -> BTreeMap<String, i64> {
@@ -166,7 +167,7 @@ impl Streams {
             .map(|(s, c)| (s.to_string(), c))
             .collect();
         for (stream, clock) in streams {
-            let min = self.low_water(clock, closed, len);
+            let min = self.low_water(clock, closed(clock), len);
             if let Some(m) = min.into_iter().chain(extra(&stream)).min() {
                 out.insert(stream, i64::try_from(m).unwrap_or(i64::MAX));
             }

@@ -412,6 +412,19 @@ impl Alerter {
     /// Evaluates every rule on the app rows of the window ending at `now_ns`.
     /// Apps without a row count as not matching (their alerts resolve).
     pub fn on_window(&mut self, now_ns: i64, rows: &[WindowStats], out: &mut Vec<AlertEvent>) {
+        self.on_window_of(now_ns, rows, &|_| true, out);
+    }
+
+    /// Like [`Alerter::on_window`], for the rows of the apps `in_scope`
+    /// says these rows speak for (one partition's, when windows close per
+    /// partition): tracked apps outside it are left as they are.
+    pub fn on_window_of(
+        &mut self,
+        now_ns: i64,
+        rows: &[WindowStats],
+        in_scope: &dyn Fn(&str) -> bool,
+        out: &mut Vec<AlertEvent>,
+    ) {
         for rule in &self.rules {
             let states = self.state.entry(rule.name.clone()).or_default();
             let apps: Vec<&WindowStats> = rows
@@ -449,7 +462,7 @@ impl Alerter {
             // Tracked apps without a row: the condition does not hold.
             for (app, s) in states
                 .iter_mut()
-                .filter(|(a, _)| !seen.contains(a.as_str()))
+                .filter(|(a, _)| !seen.contains(a.as_str()) && in_scope(a))
             {
                 step(rule, s, false, now_ns, app, None, None, out);
             }

@@ -111,6 +111,19 @@ impl Decider {
     /// Decides for the window ending at `now_ns`, whose rows are `rows` (none:
     /// a window passed with no data at all).
     pub fn on_window(&mut self, now_ns: i64, rows: &[WindowStats], out: &mut Vec<Decision>) {
+        self.on_window_of(now_ns, rows, &|_| true, out);
+    }
+
+    /// Like [`Decider::on_window`], for the rows of the apps `in_scope`
+    /// says these rows speak for (one partition's, when windows close per
+    /// partition): a tracked app outside it is not missing from them.
+    pub fn on_window_of(
+        &mut self,
+        now_ns: i64,
+        rows: &[WindowStats],
+        in_scope: &dyn Fn(&str) -> bool,
+        out: &mut Vec<Decision>,
+    ) {
         let mut instances_seen: BTreeMap<&str, u32> = BTreeMap::new();
         for r in rows.iter().filter(|r| r.instance.is_some()) {
             *instances_seen.entry(&r.app).or_default() += 1;
@@ -183,7 +196,7 @@ impl Decider {
             .state
             .apps
             .keys()
-            .filter(|a| !decided.contains(a.as_str()))
+            .filter(|a| !decided.contains(a.as_str()) && in_scope(a))
             .cloned()
             .collect();
         for app in missing {

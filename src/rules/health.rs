@@ -231,6 +231,10 @@ struct AppHealth {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct NodeState {
     silent: u32,
+    /// The window whose silence was counted last: with windows closed per
+    /// Kafka partition, several groups of rows speak for one window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    counted: Option<i64>,
 }
 
 /// Evaluates health rules on closed windows. Serializable for checkpoints.
@@ -323,6 +327,20 @@ impl HealthWatcher {
         decisions: &mut Vec<Decision>,
         alerts: &mut Vec<AlertEvent>,
     ) {
+        self.on_window_of(now_ns, rows, &|_| true, decisions, alerts);
+    }
+
+    /// Like [`HealthWatcher::on_window`], for the rows of the apps
+    /// `in_scope` says these rows speak for (one partition's, when windows
+    /// close per partition): instances of other apps are left as they are.
+    pub fn on_window_of(
+        &mut self,
+        now_ns: i64,
+        rows: &[WindowStats],
+        in_scope: &dyn Fn(&str) -> bool,
+        decisions: &mut Vec<Decision>,
+        alerts: &mut Vec<AlertEvent>,
+    ) {
         if self.rules.is_empty() {
             return;
         }
@@ -392,7 +410,7 @@ impl HealthWatcher {
                 _ => st.error_windows = 0,
             }
         }
-        for (app, a) in &mut self.apps {
+        for (app, a) in self.apps.iter_mut().filter(|(app, _)| in_scope(app)) {
             for (inst, st) in &mut a.instances {
                 if !reported.contains_key(&(app.as_str(), inst.as_str())) {
                     if st.metrics_seen && anyone_reports {
@@ -404,7 +422,7 @@ impl HealthWatcher {
         }
         // 2. Nodes: silent while instances elsewhere report.
         let mut node_reports: BTreeMap<String, bool> = BTreeMap::new();
-        for a in self.apps.values() {
+        for (_, a) in self.apps.iter().filter(|(app, _)| in_scope(app)) {
             for st in a.instances.values() {
                 if let Some(n) = &st.node {
                     node_reports.entry(n.clone()).or_insert(false);
@@ -424,14 +442,18 @@ impl HealthWatcher {
             let ns = self.nodes.entry(node.clone()).or_default();
             if *reports || !anyone_reports {
                 ns.silent = 0;
+                ns.counted = Some(now_ns);
             } else {
-                ns.silent += 1;
+                if ns.counted != Some(now_ns) {
+                    ns.silent += 1;
+                    ns.counted = Some(now_ns);
+                }
                 migrating.push(node.clone());
             }
         }
         // 3. Checks, app by app.
         let time = Timestamp::from_secs(now_ns.div_euclid(NANOS_PER_SEC));
-        let apps: Vec<String> = self.apps.keys().cloned().collect();
+        let apps: Vec<String> = self.apps.keys().filter(|a| in_scope(a)).cloned().collect();
         for app in apps {
             let name = self.apps.get(&app).and_then(|a| a.name.clone());
             let Some(rule) = self.rule_for(&app, name.as_deref()).cloned() else {

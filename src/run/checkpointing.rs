@@ -77,8 +77,9 @@ impl CheckpointSchedule {
 pub struct Prepared {
     bytes: Vec<u8>,
     pub seq: u64,
-    kafka: Vec<(usize, BTreeMap<String, i64>)>,
-    closed: Option<i64>,
+    /// Per Kafka source: per partition, its low-water mark and where its
+    /// windows are closed to.
+    kafka: Vec<(usize, BTreeMap<String, i64>, BTreeMap<String, i64>)>,
 }
 
 /// Syncs the outputs and serializes the state at this point, to be stored
@@ -102,7 +103,8 @@ pub fn prepare(
             Source::Glob(g) => positions.extend(g.positions()),
             Source::Kafka(k) => {
                 kafka_offsets.extend(k.offsets().iter().map(|(p, o)| (p.clone(), *o)));
-                kafka.push((*idx, pipeline.low_water_marks(*idx)));
+                let closed = pipeline.core.closed_by_stream(*idx);
+                kafka.push((*idx, pipeline.low_water_marks(*idx), closed));
             }
             Source::Stdin(_) | Source::Scrape(_) | Source::Rlp(_) => {}
         }
@@ -134,7 +136,6 @@ pub fn prepare(
         bytes: cp.to_bytes()?,
         seq,
         kafka,
-        closed: core.windows.closed_through(),
     })
 }
 
@@ -144,9 +145,9 @@ impl Prepared {
     pub fn store(self, path: &Path, sources: &mut [(usize, Source)]) -> anyhow::Result<()> {
         store_bytes(&self.bytes, path)
             .with_context(|| format!("cannot write checkpoint {}", path.display()))?;
-        for (idx, marks) in &self.kafka {
+        for (idx, marks, closed) in &self.kafka {
             if let Some((_, Source::Kafka(k))) = sources.iter_mut().find(|(i, _)| i == idx) {
-                k.commit(marks, self.closed);
+                k.commit(marks, closed);
             }
         }
         Ok(())

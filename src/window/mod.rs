@@ -15,16 +15,18 @@
 
 mod agg;
 mod key;
+mod shard;
 mod snapshot;
 
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{AccessRecord, ContainerMetric, WindowStats};
-use crate::time::{NANOS_PER_SEC, Timestamp};
-use agg::AggPool;
+use crate::time::NANOS_PER_SEC;
 pub use agg::{Agg, AggSnapshot};
-use key::{Lookup, PairKey, PairLookup, SeriesKey};
+use key::{Lookup, PairLookup};
+pub use shard::ClosedGroup;
+use shard::{AppEntry, InstanceEntry, Series, SeriesId, Shard, Shared};
 pub use snapshot::{BucketSnapshot, SeriesSnapshot, WindowSnapshot, WindowSnapshotRef};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
@@ -52,6 +54,13 @@ impl Default for WindowConfig {
 pub struct InputClock {
     pub max_ns: Option<i64>,
     pub idle: bool,
+    /// Its home shard: where apps first seen on it live.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub shard: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What happened to one record.
@@ -100,86 +109,16 @@ impl OpenLoad {
     }
 }
 
-type SeriesId = usize;
-
-#[derive(Debug, Clone)]
-struct Series {
-    app: Box<str>,
-    /// A readable name for the app where the id is opaque (gorouter: the
-    /// route host of the app's first record).
-    name: Option<Box<str>>,
-    instance: Option<Box<str>>,
-    /// Where the instance runs, as its container metrics last said.
-    node: Option<Box<str>>,
-    /// End of the newest *closed* window in which this series had records.
-    /// Rows and expiry depend only on closed windows, so they do not depend on
-    /// arrival order within the allowed lateness.
-    last_data_end: Option<i64>,
-    /// Late records not yet reported on an output.
-    pending_late: u64,
-    /// Whether [`WindowAggregator::register_app`] pinned it (never expires).
-    pinned: bool,
-}
-
-#[derive(Debug, Clone)]
-struct AppEntry {
-    series: SeriesId,
-    /// Instance series of the app (in [`WindowAggregator::instances`]).
-    instances: u32,
-}
-
-/// An instance series and its app's series.
-#[derive(Debug, Clone, Copy)]
-struct InstanceEntry {
-    app: SeriesId,
-    instance: SeriesId,
-}
-
-struct Bucket {
-    start_ns: i64,
-    /// Indexed by `SeriesId`; `None` for series without records in this window.
-    aggs: Vec<Option<Agg>>,
-    /// How many of `aggs` are `Some`.
-    live: usize,
-}
-
 pub struct WindowAggregator {
-    cfg: WindowConfig,
-    apps: FastMap<SeriesKey, AppEntry>,
-    /// Instance series by (app, instance): a record's two series in one probe.
-    instances: FastMap<PairKey, InstanceEntry>,
-    /// Slots indexed by `SeriesId`; `None` once expired (the slot is reused).
-    series: Vec<Option<Series>>,
-    /// The input (event clock) whose records last went into each series:
-    /// which state a revoked Kafka partition takes with it. Apart from
-    /// `series` to keep the per-record write on a small, hot array.
-    series_input: Vec<u32>,
-    free_slots: Vec<SeriesId>,
-    /// Live series in output order (by app, the app row before its
-    /// instances): rows come out sorted without sorting them each window.
-    order: Vec<SeriesId>,
-    /// A series was added or removed since `order` was built.
-    order_stale: bool,
-    /// Open windows, oldest first. Usually one or two.
-    open: Vec<Bucket>,
-    /// The aggregate slots of a closed window, emptied, for the next one to
-    /// open with (a window's slots grow to the number of series: at 100k
-    /// series, tens of megabytes a window otherwise allocated and grown anew).
-    spare_aggs: Vec<Option<Agg>>,
-    max_event_ns: Option<i64>,
-    /// Event clocks per input (source); see [`WindowAggregator::event_watermark`].
+    sh: Shared,
+    /// Shard 0 holds the series of every clock without one of its own.
+    shards: Vec<Shard>,
+    /// Event clocks (one per source, one per Kafka partition).
     inputs: Vec<InputClock>,
+    /// Per clock: the shards its records went into (its home first).
+    feeds: Vec<Vec<u32>>,
     current_input: usize,
-    /// Externally advanced watermark (processing-time heartbeat in live mode).
-    external_watermark: Option<i64>,
-    /// End of the newest closed window: a record before it is late.
-    closed_through: Option<i64>,
-    /// Parts of closed aggregates, for new ones.
-    pool: AggPool,
-    counters: WindowCounters,
-    /// Series forgotten (expired or dropped) since [`WindowAggregator::take_forgotten`]:
-    /// what is kept about them elsewhere (decider, health, API view) goes too.
-    forgotten: Vec<Forgotten>,
+    max_event_ns: Option<i64>,
 }
 
 /// A series the windows no longer hold.
@@ -192,313 +131,364 @@ pub struct Forgotten {
 
 impl WindowAggregator {
     pub fn new(cfg: WindowConfig) -> Self {
+        let mut shard0 = Shard::new(0);
+        shard0.feeders.push(0);
         WindowAggregator {
-            cfg,
-            apps: FastMap::default(),
-            instances: FastMap::default(),
-            series: Vec::new(),
-            series_input: Vec::new(),
-            free_slots: Vec::new(),
-            order: Vec::new(),
-            order_stale: false,
-            open: Vec::new(),
-            spare_aggs: Vec::new(),
-            max_event_ns: None,
+            sh: Shared {
+                cfg,
+                ..Shared::default()
+            },
+            shards: vec![shard0],
             inputs: vec![InputClock::default()],
+            feeds: vec![vec![0]],
             current_input: 0,
-            external_watermark: None,
-            closed_through: None,
-            pool: AggPool::default(),
-            counters: WindowCounters::default(),
-            forgotten: Vec::new(),
+            max_event_ns: None,
         }
     }
 
     /// Series forgotten since the last call. Whoever drives the windows
     /// takes these after each call that closes windows (they pile up otherwise).
     pub fn take_forgotten(&mut self) -> Vec<Forgotten> {
-        std::mem::take(&mut self.forgotten)
+        std::mem::take(&mut self.sh.forgotten)
+    }
+
+    /// Which shard each window closed since the last call came from, in
+    /// the order of their rows.
+    pub fn take_closed_groups(&mut self) -> Vec<ClosedGroup> {
+        std::mem::take(&mut self.sh.groups)
     }
 
     pub fn config(&self) -> WindowConfig {
-        self.cfg
+        self.sh.cfg
     }
 
     pub fn counters(&self) -> WindowCounters {
-        self.counters
+        self.sh.counters
     }
 
-    /// Current watermark, or `None` before the first record.
+    /// Whether more than one shard closes windows on its own clock (Kafka
+    /// partitions): a window's rows then speak for one shard's apps only.
+    pub fn is_sharded(&self) -> bool {
+        self.shards.iter().filter(|s| s.in_use).count() > 1
+    }
+
+    /// The shard an app's series live in.
+    pub fn shard_of(&self, app: &str) -> Option<u32> {
+        self.sh.index.apps.get(&Lookup(app)).map(|e| e.shard)
+    }
+
+    /// The process-wide watermark: the slowest shard's that has an active
+    /// clock (the fastest's when all are idle), or `None` before the first record.
     pub fn watermark(&self) -> Option<i64> {
-        let from_events = self.event_watermark();
-        match (from_events, self.external_watermark) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
+        let of = |s: &Shard| {
+            let e = self.shard_event_watermark(s);
+            match (e.map(|(w, _)| w), s.external_watermark) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        self.across_shards(of)
+    }
+
+    /// The watermark from event times alone (ignoring heartbeats), across
+    /// shards as [`WindowAggregator::watermark`] is. Within a shard: with one
+    /// clock, its highest event time − allowed lateness; with several, the
+    /// slowest active one's, so a fast clock cannot close windows a slower
+    /// one is still filling; idle clocks do not hold it back.
+    pub fn event_watermark(&self) -> Option<i64> {
+        self.across_shards(|s| self.shard_event_watermark(s).map(|(w, _)| w))
+    }
+
+    /// The slowest of the shards with an active clock, else the fastest.
+    fn across_shards(&self, of: impl Fn(&Shard) -> Option<i64>) -> Option<i64> {
+        let used = || self.shards.iter().filter(|s| s.in_use);
+        let active = used()
+            .filter(|s| self.has_active_feeder(s))
+            .filter_map(&of)
+            .min();
+        active.or_else(|| used().filter_map(&of).max())
+    }
+
+    fn has_active_feeder(&self, s: &Shard) -> bool {
+        s.feeders
+            .iter()
+            .any(|&c| self.inputs.get(c as usize).is_some_and(|i| !i.idle))
+    }
+
+    /// A shard's watermark from its clocks' event times, and whether one of
+    /// them is active. With one clock: its newest − lateness; with several,
+    /// the slowest active one's; all idle: the newest.
+    fn shard_event_watermark(&self, s: &Shard) -> Option<(i64, bool)> {
+        let lateness = self.sh.cfg.allowed_lateness_ns;
+        let mut clocks = s
+            .feeders
+            .iter()
+            .filter_map(|&c| self.inputs.get(c as usize));
+        if let [only] = s.feeders[..] {
+            let clock = self.inputs.get(only as usize)?;
+            return clock.max_ns.map(|m| (m - lateness, !clock.idle));
+        }
+        let mut active = false;
+        let mut slowest = Some(i64::MAX);
+        let mut newest: Option<i64> = None;
+        for clock in clocks.by_ref() {
+            newest = newest.max(clock.max_ns);
+            if !clock.idle {
+                active = true;
+                slowest = slowest.zip(clock.max_ns).map(|(a, b)| a.min(b));
+            }
+        }
+        let from = if active { slowest } else { newest };
+        from.map(|m| (m - lateness, active))
+    }
+
+    /// Where a shard's windows may be closed: its own clocks' watermark, its
+    /// heartbeat's, and, when none of its clocks is active (a quiet, caught-up
+    /// partition), as far as the active shards have got: its next record
+    /// will be newer than theirs.
+    fn shard_limit(&self, s: &Shard) -> Option<i64> {
+        let own = self.shard_event_watermark(s);
+        let mut limit = own.map(|(w, _)| w);
+        if own.is_none_or(|(_, active)| !active) {
+            let fleet = self
+                .shards
+                .iter()
+                .filter(|o| o.in_use && o.id != s.id && self.has_active_feeder(o))
+                .filter_map(|o| self.shard_event_watermark(o).map(|(w, _)| w))
+                .min();
+            limit = limit.max(fleet);
+        }
+        limit.max(s.external_watermark)
+    }
+
+    /// Closes what the watermark of shard `id` passed.
+    fn close_shard(&mut self, id: usize, out: &mut Vec<WindowStats>) {
+        let Some(s) = self.shards.get(id) else {
+            return;
+        };
+        if let Some(limit) = self.shard_limit(s) {
+            self.shards[id].close_through(limit, &mut self.sh, out);
         }
     }
 
-    /// The watermark from event times alone (ignoring heartbeats). With one
-    /// input: its highest event time − allowed lateness. With several: the
-    /// slowest active input's, so a fast input cannot close windows a slower
-    /// one is still filling; idle inputs do not hold it back.
-    pub fn event_watermark(&self) -> Option<i64> {
-        let newest = if self.inputs.len() <= 1 {
-            self.max_event_ns
-        } else {
-            let mut active = self.inputs.iter().filter(|i| !i.idle).peekable();
-            if active.peek().is_none() {
-                self.max_event_ns
-            } else {
-                active
-                    .map(|i| i.max_ns)
-                    .try_fold(i64::MAX, |acc, m| m.map(|m| acc.min(m)))
+    /// Closes what the watermarks of the shards clock `idx` feeds passed.
+    fn close_fed_by(&mut self, idx: usize, out: &mut Vec<WindowStats>) {
+        let shards = self.feeds.get(idx).cloned().unwrap_or_default();
+        for s in shards {
+            self.close_shard(s as usize, out);
+        }
+    }
+
+    fn close_all(&mut self, out: &mut Vec<WindowStats>) {
+        for id in 0..self.shards.len() {
+            if self.shards[id].in_use {
+                self.close_shard(id, out);
             }
-        };
-        newest.map(|m| m - self.cfg.allowed_lateness_ns)
+        }
+    }
+
+    fn ensure_input(&mut self, idx: usize) {
+        while self.inputs.len() <= idx {
+            let c = self.inputs.len();
+            self.inputs.push(InputClock::default());
+            self.feeds.push(vec![0]);
+            self.shards[0].feeders.push(c as u32);
+        }
     }
 
     /// Records from now on come from input `idx` (one per source).
     pub fn set_input(&mut self, idx: usize) {
-        if self.inputs.len() <= idx {
-            self.inputs.resize(idx + 1, InputClock::default());
-        }
+        self.ensure_input(idx);
         self.current_input = idx;
     }
 
-    /// Marks input `idx` idle (it stops holding the watermark back) or active again.
-    pub fn set_input_idle(&mut self, idx: usize, idle: bool, out: &mut Vec<WindowStats>) {
-        if self.inputs.len() <= idx {
-            self.inputs.resize(idx + 1, InputClock::default());
+    /// Gives clock `idx` a shard of its own (a Kafka partition: apps are
+    /// keyed to partitions, so each is a stream of its own whose windows
+    /// close by its own clock). Apps first seen on it live there.
+    pub fn own_shard(&mut self, idx: usize) {
+        self.ensure_input(idx);
+        if self.inputs[idx].shard != 0 {
+            return;
         }
-        if self.inputs[idx].idle != idle {
-            self.inputs[idx].idle = idle;
-            self.close_until_watermark(out);
+        let clock = idx as u32;
+        self.shards[0].feeders.retain(|c| *c != clock);
+        self.feeds[idx].retain(|s| *s != 0);
+        let id = match self.shards.iter().position(|s| !s.in_use) {
+            Some(id) => id,
+            None => {
+                self.shards.push(Shard::default());
+                self.shards.len() - 1
+            }
+        };
+        let mut shard = Shard::new(id as u32);
+        shard.feeders.push(clock);
+        self.shards[id] = shard;
+        self.feeds[idx].insert(0, id as u32);
+        self.inputs[idx].shard = id as u32;
+    }
+
+    /// Marks input `idx` idle (it stops holding the watermark back) or active
+    /// again; an idle one's shards follow the active ones.
+    pub fn set_input_idle(&mut self, idx: usize, idle: bool, out: &mut Vec<WindowStats>) {
+        self.ensure_input(idx);
+        let changed = self.inputs[idx].idle != idle;
+        self.inputs[idx].idle = idle;
+        if changed || idle {
+            self.close_fed_by(idx, out);
+        }
+        if changed && idle {
+            // Shards it held back, and shards following the active ones.
+            self.close_all(out);
         }
     }
 
-    /// Forgets every series whose records last came from input `idx`, with
-    /// their open aggregates, and resets that input's clock (idle): a Kafka
-    /// partition revoked from this consumer, whose apps another consumer now
-    /// counts. Nothing of them is emitted (the new owner emits them whole).
+    /// Forgets the shard of input `idx` — its apps' series and open windows —
+    /// and resets its clock (idle): a Kafka partition revoked from this
+    /// consumer, whose apps another consumer now counts. Nothing of them is
+    /// emitted (the new owner emits them whole). Returns the series dropped.
     pub fn drop_input(&mut self, idx: usize, out: &mut Vec<WindowStats>) -> usize {
-        let mut dropped = 0;
-        for id in 0..self.series.len() {
-            if self.series_input.get(id).copied() != Some(idx as u32) {
-                continue;
-            }
-            let Some(s) = self.series[id].take() else {
-                continue;
-            };
-            self.order_stale = true;
-            for b in &mut self.open {
-                if let Some(a) = b.aggs.get_mut(id).and_then(Option::take) {
-                    b.live -= 1;
-                    self.pool.recycle(a);
-                }
-            }
-            match &s.instance {
-                Some(inst) => self.unindex_instance(&s.app, inst),
-                None => {
-                    self.apps.remove(&*s.app);
-                }
-            }
-            self.forgotten.push(Forgotten {
-                app: s.app,
-                instance: s.instance,
-            });
-            self.free_slots.push(id);
-            dropped += 1;
-        }
-        // Instances of a dropped app (an app series fed by this input while an
-        // instance series was last fed by another cannot happen with records
-        // keyed by app; drop them too rather than leave orphans).
-        for id in 0..self.series.len() {
-            let orphan = self.series[id]
-                .as_ref()
-                .is_some_and(|s| s.instance.is_some() && !self.apps.contains_key(&*s.app));
-            if orphan && let Some(s) = self.series[id].take() {
-                self.order_stale = true;
-                if let Some(inst) = &s.instance {
-                    self.unindex_instance(&s.app, inst);
-                }
-                self.forgotten.push(Forgotten {
-                    app: s.app,
-                    instance: s.instance,
-                });
-                for b in &mut self.open {
-                    if let Some(a) = b.aggs.get_mut(id).and_then(Option::take) {
-                        b.live -= 1;
-                        self.pool.recycle(a);
-                    }
-                }
-                self.free_slots.push(id);
-                dropped += 1;
+        self.ensure_input(idx);
+        let home = self.inputs[idx].shard;
+        let dropped = if home == 0 {
+            0
+        } else {
+            self.shards[home as usize].clear(&mut self.sh)
+        };
+        let clock = idx as u32;
+        for &s in &self.feeds[idx] {
+            if s != home {
+                self.shards[s as usize].feeders.retain(|c| *c != clock);
             }
         }
-        if let Some(i) = self.inputs.get_mut(idx) {
-            *i = InputClock {
-                idle: true,
-                ..InputClock::default()
-            };
-        }
-        self.close_until_watermark(out);
+        self.feeds[idx] = vec![home];
+        self.inputs[idx] = InputClock {
+            idle: true,
+            shard: home,
+            ..InputClock::default()
+        };
+        self.close_all(out);
         dropped
     }
 
-    /// End of the newest closed window (a record before it is late).
+    /// End of the newest closed window across the shards holding series:
+    /// the slowest one's (a record of it before then may be late).
     pub fn closed_through(&self) -> Option<i64> {
-        self.closed_through
+        let used = || self.shards.iter().filter(|s| s.in_use);
+        used()
+            .filter(|s| s.series_count() > 0)
+            .filter_map(|s| s.closed_through)
+            .min()
+            .or_else(|| used().filter_map(|s| s.closed_through).max())
+    }
+
+    /// End of the newest closed window of the shard clock `idx` feeds first.
+    pub fn closed_through_of(&self, idx: usize) -> Option<i64> {
+        let home = self.inputs.get(idx).map_or(0, |i| i.shard);
+        self.shards.get(home as usize)?.closed_through
     }
 
     /// Aggregates held in open windows (one per series with records in a
     /// window): the part of the state that grows with traffic.
     pub fn open_aggregates(&self) -> usize {
-        self.open.iter().map(|b| b.live).sum()
+        self.shards
+            .iter()
+            .flat_map(|s| &s.open)
+            .map(|b| b.live)
+            .sum()
     }
 
     /// Number of series (apps and instances) held.
     pub fn series_count(&self) -> usize {
-        self.series.len() - self.free_slots.len()
+        self.shards.iter().map(Shard::series_count).sum()
     }
 
     /// Declares an app that must get windows even before (or without) traffic.
     /// Pinned apps never expire.
     pub fn register_app(&mut self, app: &str) {
-        let id = self.app_series(app, None);
-        if let Some(s) = self.series[id].as_mut() {
+        let (shard, id) = self.app_series(app, None);
+        if let Some(s) = self.shards[shard].series[id].as_mut() {
             s.pinned = true;
         }
     }
 
     #[inline]
     fn window_start(&self, t: i64) -> i64 {
-        t.div_euclid(self.cfg.length_ns) * self.cfg.length_ns
+        t.div_euclid(self.sh.cfg.length_ns) * self.sh.cfg.length_ns
     }
 
-    fn alloc_series(&mut self, s: Series) -> SeriesId {
-        let id = self.alloc_slot(s);
-        if self.series_input.len() <= id {
-            self.series_input.resize(id + 1, u32::MAX);
+    /// An app's series: found, or new in the shard of the current clock.
+    fn app_series(&mut self, app: &str, name: Option<&str>) -> (usize, SeriesId) {
+        if let Some(e) = self.sh.index.apps.get(&Lookup(app)) {
+            return (e.shard as usize, e.series);
         }
-        // No input yet (a pinned app fed by none is never dropped).
-        self.series_input[id] = u32::MAX;
-        id
-    }
-
-    fn alloc_slot(&mut self, s: Series) -> SeriesId {
-        self.order_stale = true;
-        match self.free_slots.pop() {
-            Some(id) => {
-                self.series[id] = Some(s);
-                id
-            }
-            None => {
-                self.series.push(Some(s));
-                self.series.len() - 1
-            }
-        }
-    }
-
-    fn app_series(&mut self, app: &str, name: Option<&str>) -> SeriesId {
-        if let Some(e) = self.apps.get(app) {
-            return e.series;
-        }
-        let id = self.alloc_series(Series {
-            app: app.into(),
-            name: name.map(Into::into),
-            instance: None,
-            node: None,
-            last_data_end: None,
-            pending_late: 0,
-            pinned: false,
-        });
-        self.apps.insert(
+        let shard = self.inputs[self.current_input].shard;
+        let id = self.shards[shard as usize].alloc(Series::new(app, name, None));
+        self.sh.index.apps.insert(
             app.into(),
             AppEntry {
+                shard,
                 series: id,
                 instances: 0,
             },
         );
-        id
+        (shard as usize, id)
     }
 
-    /// Makes an instance series findable by its app and name.
-    fn index_instance(&mut self, app: &str, instance: &str, app_id: SeriesId, id: SeriesId) {
-        let key = PairKey {
-            app: app.into(),
-            instance: instance.into(),
-        };
-        let entry = InstanceEntry {
-            app: app_id,
-            instance: id,
-        };
-        if self.instances.insert(key, entry).is_none()
-            && let Some(e) = self.apps.get_mut(app)
-        {
-            e.instances += 1;
-        }
-    }
-
-    /// The reverse of [`WindowAggregator::index_instance`].
-    fn unindex_instance(&mut self, app: &str, instance: &str) {
-        if self.instances.remove(&PairLookup(app, instance)).is_some()
-            && let Some(e) = self.apps.get_mut(app)
-        {
-            e.instances = e.instances.saturating_sub(1);
-        }
-    }
-
+    /// The shard and series of a record: its app's, and its instance's.
     #[inline]
     fn series_ids(
         &mut self,
         app: &str,
         name: Option<&str>,
         instance: Option<&str>,
-    ) -> (SeriesId, Option<SeriesId>) {
+    ) -> (usize, SeriesId, Option<SeriesId>) {
         // Fast path: known, one lookup.
         match instance {
             Some(i) => {
-                if let Some(e) = self.instances.get(&PairLookup(app, i)) {
-                    return (e.app, Some(e.instance));
+                if let Some(e) = self.sh.index.instances.get(&PairLookup(app, i)) {
+                    return (e.shard as usize, e.app, Some(e.instance));
                 }
             }
             None => {
-                if let Some(e) = self.apps.get(&Lookup(app)) {
-                    return (e.series, None);
+                if let Some(e) = self.sh.index.apps.get(&Lookup(app)) {
+                    return (e.shard as usize, e.series, None);
                 }
             }
         }
-        let app_id = self.app_series(app, name);
+        let (shard, app_id) = self.app_series(app, name);
         let Some(inst) = instance else {
-            return (app_id, None);
+            return (shard, app_id, None);
         };
-        let id = self.alloc_series(Series {
-            app: app.into(),
-            name: name.map(Into::into),
-            instance: Some(inst.into()),
-            node: None,
-            last_data_end: None,
-            pending_late: 0,
-            pinned: false,
-        });
-        self.index_instance(app, inst, app_id, id);
-        (app_id, Some(id))
+        let id = self.shards[shard].alloc(Series::new(app, name, Some(inst)));
+        let entry = InstanceEntry {
+            shard: shard as u32,
+            app: app_id,
+            instance: id,
+        };
+        self.sh.index.index_instance(app, inst, entry);
+        (shard, app_id, Some(id))
     }
 
-    /// The load of each app so far in the newest open window, as of the
-    /// newest event time: for burst probes, which look before the window
+    /// The load of each app so far in its shard's newest open window, as of
+    /// the newest event time: for burst probes, which look before the window
     /// closes. Only apps with requests in that window.
     pub fn open_loads(&self) -> Vec<OpenLoad> {
-        let (Some(bucket), Some(now)) = (self.open.last(), self.max_event_ns) else {
+        let Some(now) = self.max_event_ns else {
             return Vec::new();
         };
-        let elapsed_ns = (now - bucket.start_ns).clamp(0, self.cfg.length_ns);
+        let len = self.sh.cfg.length_ns;
         let mut out = Vec::new();
-        for entry in self.apps.values() {
+        for entry in self.sh.index.apps.values() {
+            let Some(shard) = self.shards.get(entry.shard as usize) else {
+                continue;
+            };
+            let Some(bucket) = shard.open.last() else {
+                continue;
+            };
             let Some(Some(agg)) = bucket.aggs.get(entry.series) else {
                 continue;
             };
-            let Some(series) = self.series[entry.series].as_ref() else {
+            let Some(series) = shard.series[entry.series].as_ref() else {
                 continue;
             };
             if agg.requests == 0 {
@@ -508,7 +498,7 @@ impl WindowAggregator {
                 app: String::from(&*series.app),
                 name: series.name.as_deref().map(str::to_string),
                 start_ns: bucket.start_ns,
-                elapsed_ns,
+                elapsed_ns: (now - bucket.start_ns).clamp(0, len),
                 requests: agg.requests,
                 sum_rt_us: agg.sum_rt_us,
             });
@@ -541,8 +531,8 @@ impl WindowAggregator {
             |a| a.record(status, bytes_in, bytes_out, rt),
         );
         match pushed {
-            Pushed::Accepted => self.counters.accepted += 1,
-            Pushed::Late => self.counters.late += 1,
+            Pushed::Accepted => self.sh.counters.accepted += 1,
+            Pushed::Late => self.sh.counters.late += 1,
         }
         pushed
     }
@@ -560,23 +550,26 @@ impl WindowAggregator {
             |a| a.record_metric(m),
         );
         if let (Some(node), Some(instance)) = (&m.node, &m.instance)
-            && let Some(e) = self.instances.get(&PairLookup(&m.app, instance))
-            && let Some(s) = self.series[e.instance].as_mut()
+            && let Some(e) = self.sh.index.instances.get(&PairLookup(&m.app, instance))
+            && let Some(s) = self
+                .shards
+                .get_mut(e.shard as usize)
+                .and_then(|sh| sh.series[e.instance].as_mut())
             && s.node.as_deref() != Some(node.as_str())
         {
             s.node = Some(node.as_str().into());
         }
         match pushed {
-            Pushed::Accepted => self.counters.metrics += 1,
-            Pushed::Late => self.counters.late_metrics += 1,
+            Pushed::Accepted => self.sh.counters.metrics += 1,
+            Pushed::Late => self.sh.counters.late_metrics += 1,
         }
         pushed
     }
 
-    /// The shared path of every record: find its series and window, count it
-    /// late or apply `record` to the app's and the instance's aggregate, then
-    /// close what the watermark passed. `counts_late`: report lateness in the
-    /// rows' `late` field (requests only).
+    /// The shared path of every record: find its shard, series and window,
+    /// count it late or apply `record` to the app's and the instance's
+    /// aggregate, then close what the watermark passed. `counts_late`:
+    /// report lateness in the rows' `late` field (requests only).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn fold(
@@ -587,280 +580,73 @@ impl WindowAggregator {
         t: i64,
         counts_late: bool,
         out: &mut Vec<WindowStats>,
-        mut record: impl FnMut(&mut Agg),
+        record: impl FnMut(&mut Agg),
     ) -> Pushed {
-        let (app_id, inst_id) = self.series_ids(app, name, instance);
+        let (shard, app_id, inst_id) = self.series_ids(app, name, instance);
         let start = self.window_start(t);
-        let late = self
-            .closed_through
-            .is_some_and(|c| start + self.cfg.length_ns <= c);
-        if late {
-            if counts_late {
-                for id in [Some(app_id), inst_id].into_iter().flatten() {
-                    if let Some(s) = self.series[id].as_mut() {
-                        s.pending_late += 1;
-                    }
-                }
-            }
-            return Pushed::Late;
+        let clock = self.current_input as u32;
+        if !self.shards[shard].feeders.contains(&clock) {
+            // An app of another clock's shard (a topic not keyed by app, or
+            // a scrape of the apps a partition carries): that shard now
+            // waits for this clock too.
+            self.shards[shard].feeders.push(clock);
+            self.feeds[clock as usize].push(shard as u32);
         }
-        let bucket = self.bucket_index(start);
-        let input = self.current_input as u32;
-        for id in [Some(app_id), inst_id].into_iter().flatten() {
-            if self.series_input.len() <= id {
-                self.series_input.resize(id + 1, 0);
-            }
-            self.series_input[id] = input;
-            if self.open[bucket].aggs.len() <= id {
-                self.open[bucket].aggs.resize_with(id + 1, || None);
-            }
-            let b = &mut self.open[bucket];
-            let a = match &mut b.aggs[id] {
-                Some(a) => a,
-                empty => {
-                    b.live += 1;
-                    empty.insert(self.pool.fresh())
-                }
-            };
-            if a.wants_histogram() {
-                a.attach(self.pool.histogram());
-            }
-            record(a);
+        let pushed = self.shards[shard].fold(
+            &mut self.sh,
+            [Some(app_id), inst_id],
+            start,
+            counts_late,
+            record,
+        );
+        if pushed == Pushed::Late {
+            return pushed;
         }
         let input = &mut self.inputs[self.current_input];
         if input.max_ns.is_none_or(|m| t > m) {
             input.max_ns = Some(t);
             self.max_event_ns = Some(self.max_event_ns.map_or(t, |m| m.max(t)));
-            self.close_until_watermark(out);
+            self.close_fed_by(self.current_input, out);
         }
         Pushed::Accepted
     }
 
-    fn bucket_index(&mut self, start: i64) -> usize {
-        // Newest first: in-order input hits the last bucket.
-        if let Some(i) = self.open.iter().rposition(|b| b.start_ns <= start) {
-            if self.open[i].start_ns == start {
-                return i;
+    /// Moves every shard's watermark forward without a record (a
+    /// processing-time heartbeat while the sources are idle): to where its
+    /// clocks got plus `idle_ns`. Never moves one back.
+    pub fn heartbeat(&mut self, idle_ns: i64, out: &mut Vec<WindowStats>) {
+        for id in 0..self.shards.len() {
+            let s = &self.shards[id];
+            if !s.in_use {
+                continue;
             }
-            let bucket = self.new_bucket(start);
-            self.open.insert(i + 1, bucket);
-            return i + 1;
-        }
-        let bucket = self.new_bucket(start);
-        self.open.insert(0, bucket);
-        0
-    }
-
-    fn new_bucket(&mut self, start_ns: i64) -> Bucket {
-        Bucket {
-            start_ns,
-            aggs: std::mem::take(&mut self.spare_aggs),
-            live: 0,
+            let Some(limit) = self.shard_limit(s) else {
+                continue;
+            };
+            let wm = limit.saturating_add(idle_ns);
+            let s = &mut self.shards[id];
+            if s.external_watermark.is_none_or(|w| wm > w) {
+                s.external_watermark = Some(wm);
+                s.close_through(wm, &mut self.sh, out);
+            }
         }
     }
 
-    /// Moves the watermark forward without a record (a processing-time heartbeat
-    /// while a live source is idle). Never moves it back.
+    /// Moves the watermark of every shard forward to `watermark_ns` without
+    /// a record. Never moves it back.
     pub fn advance_watermark(&mut self, watermark_ns: i64, out: &mut Vec<WindowStats>) {
-        if self.external_watermark.is_none_or(|w| watermark_ns > w) {
-            self.external_watermark = Some(watermark_ns);
-            self.close_until_watermark(out);
+        for s in self.shards.iter_mut().filter(|s| s.in_use) {
+            if s.external_watermark.is_none_or(|w| watermark_ns > w) {
+                s.external_watermark = Some(watermark_ns);
+            }
         }
+        self.close_all(out);
     }
 
     /// End of input: closes every open window, so nothing read is left unreported.
     pub fn flush(&mut self, out: &mut Vec<WindowStats>) {
-        if let Some(last) = self.open.last() {
-            let end = last.start_ns + self.cfg.length_ns;
-            self.close_through(end, out);
-        }
-        // Late records that arrived after the last close are reported on one more
-        // (empty) window rather than lost from the counts.
-        if self.series.iter().flatten().any(|s| s.pending_late > 0)
-            && let Some(c) = self.closed_through
-        {
-            self.close_through(c + self.cfg.length_ns, out);
-        }
-    }
-
-    fn close_until_watermark(&mut self, out: &mut Vec<WindowStats>) {
-        if let Some(wm) = self.watermark() {
-            self.close_through(wm, out);
-        }
-    }
-
-    /// Closes every window whose end is ≤ `limit`, in order, including empty
-    /// periods between windows (zero-filled for known series).
-    fn close_through(&mut self, limit: i64, out: &mut Vec<WindowStats>) {
-        let len = self.cfg.length_ns;
-        loop {
-            let next_start = match (self.closed_through, self.open.first()) {
-                (Some(c), Some(b)) => c.min(b.start_ns),
-                (Some(c), None) => c,
-                (None, Some(b)) => b.start_ns,
-                (None, None) => return,
-            };
-            if next_start + len > limit {
-                return;
-            }
-            // No bucket and no series with a row to give: jump over the
-            // empty stretch (a record years ahead costs nothing per window).
-            if self.open.first().is_none_or(|b| b.start_ns > next_start)
-                && self.silent_from(next_start + len)
-            {
-                let last_closable = self.window_start(limit);
-                let target = self
-                    .open
-                    .first()
-                    .map_or(last_closable, |b| b.start_ns.min(last_closable));
-                let target = target.max(next_start + len);
-                self.closed_through = Some(target);
-                self.expire(target);
-                continue;
-            }
-            let bucket = match self.open.first() {
-                Some(b) if b.start_ns == next_start => Some(self.open.remove(0)),
-                _ => None,
-            };
-            self.emit(next_start, bucket, out);
-            self.closed_through = Some(next_start + len);
-            self.counters.windows_closed += 1;
-        }
-    }
-
-    /// Whether no series has a row for an empty window ending at `end` or
-    /// later: none pinned, none with late records to report, every one
-    /// quiet for longer than `idle_expiry` by then (or never in a closed
-    /// window). Checked only at windows without a bucket.
-    fn silent_from(&self, end: i64) -> bool {
-        let idle = self.cfg.idle_expiry_ns;
-        self.series.iter().flatten().all(|s| {
-            !s.pinned && s.pending_late == 0 && s.last_data_end.is_none_or(|ld| end - ld > idle)
-        })
-    }
-
-    fn emit(&mut self, start: i64, bucket: Option<Bucket>, out: &mut Vec<WindowStats>) {
-        let len = self.cfg.length_ns;
-        let end = start + len;
-        let secs = len as f64 / NANOS_PER_SEC as f64;
-        let (start_t, end_t) = (Timestamp::from_nanos(start), Timestamp::from_nanos(end));
-        let mut aggs = bucket.map(|b| b.aggs).unwrap_or_default();
-        let first_out = out.len();
-        let idle = self.cfg.idle_expiry_ns;
-        if self.order_stale {
-            self.rebuild_order();
-        }
-        for &id in &self.order {
-            let mut agg = aggs.get_mut(id).and_then(Option::take);
-            let Some(s) = self.series[id].as_mut() else {
-                continue;
-            };
-            // A row when the series had records here; zeros while it is known
-            // (pinned, or had records no longer than `idle_expiry` ago); and a
-            // zero row to carry late counts, which must not go unreported.
-            let known = s.pinned || s.last_data_end.is_some_and(|ld| end - ld <= idle);
-            let stats = match &mut agg {
-                Some(a) => {
-                    s.last_data_end = Some(end);
-                    stats_from(s, a, secs)
-                }
-                None if known || s.pending_late > 0 => zero_stats(s),
-                None => continue,
-            };
-            out.push(WindowStats {
-                start: start_t,
-                end: end_t,
-                late: s.pending_late,
-                ..stats
-            });
-            s.pending_late = 0;
-            if let Some(a) = agg {
-                self.pool.recycle(a);
-            }
-        }
-        aggs.clear();
-        if aggs.capacity() > self.spare_aggs.capacity() {
-            self.spare_aggs = aggs;
-        }
-        debug_assert!(
-            out[first_out..].is_sorted_by(|a, b| (&a.app, &a.instance) < (&b.app, &b.instance))
-        );
-        // An app's memory is the sum over its instances (each row holds a mean).
-        let mut i = first_out;
-        while i < out.len() {
-            let n = out[i + 1..]
-                .iter()
-                .take_while(|r| r.app == out[i].app && r.instance.is_some())
-                .count();
-            if out[i].instance.is_none() && n > 0 {
-                let total: Option<f64> = out[i + 1..=i + n]
-                    .iter()
-                    .filter_map(|r| r.memory_bytes)
-                    .fold(None, |acc, m| Some(acc.unwrap_or(0.0) + m));
-                if total.is_some() {
-                    out[i].memory_bytes = total;
-                }
-            }
-            i += 1 + n;
-        }
-        self.expire(end);
-    }
-
-    /// Sorts the live series by app, the app row before its instances.
-    fn rebuild_order(&mut self) {
-        let series = &self.series;
-        self.order.clear();
-        self.order
-            .extend((0..series.len()).filter(|&id| series[id].is_some()));
-        let key = |id: &SeriesId| {
-            series[*id]
-                .as_ref()
-                .map(|s| (&*s.app, s.instance.as_deref()))
-        };
-        self.order.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
-        self.order_stale = false;
-    }
-
-    /// Forgets series idle for longer than `idle_expiry` at `now` (event time):
-    /// instances first, then apps left without instances.
-    fn expire(&mut self, now: i64) {
-        let idle = self.cfg.idle_expiry_ns;
-        for apps_pass in [false, true] {
-            for id in 0..self.series.len() {
-                let Some(s) = &self.series[id] else { continue };
-                let recent = s.last_data_end.is_some_and(|ld| now - ld <= idle);
-                if s.instance.is_none() != apps_pass || s.pinned || recent || s.pending_late > 0 {
-                    continue;
-                }
-                if self
-                    .open
-                    .iter()
-                    .any(|b| b.aggs.get(id).is_some_and(Option::is_some))
-                {
-                    continue;
-                }
-                match &s.instance {
-                    Some(inst) => {
-                        let (app, inst) = (s.app.clone(), inst.clone());
-                        self.unindex_instance(&app, &inst);
-                    }
-                    None => {
-                        if self.apps.get(&*s.app).is_some_and(|e| e.instances > 0) {
-                            continue; // an app outlives its instances
-                        }
-                        self.apps.remove(&*s.app);
-                    }
-                }
-                if let Some(s) = self.series[id].take() {
-                    self.order_stale = true;
-                    self.forgotten.push(Forgotten {
-                        app: s.app,
-                        instance: s.instance,
-                    });
-                }
-                self.free_slots.push(id);
-                self.counters.series_expired += 1;
-            }
+        for s in self.shards.iter_mut().filter(|s| s.in_use) {
+            s.flush(&mut self.sh, out);
         }
     }
 }
@@ -868,42 +654,6 @@ impl WindowAggregator {
 /// The host, when it names the app better than its id does.
 fn name_of<'a>(rec: &'a AccessRecord<'_>) -> Option<&'a str> {
     Some(rec.host).filter(|h| !h.is_empty() && *h != rec.app)
-}
-
-fn stats_from(s: &Series, a: &mut Agg, secs: f64) -> WindowStats {
-    WindowStats {
-        app: String::from(&*s.app),
-        name: s.name.as_ref().map(|n| String::from(&**n)),
-        instance: s.instance.as_ref().map(|i| String::from(&**i)),
-        node: s.node.as_ref().map(|n| String::from(&**n)),
-        start: Timestamp::default(),
-        end: Timestamp::default(),
-        requests: a.requests,
-        rps: a.requests as f64 / secs,
-        concurrency: a.sum_rt_us as f64 / 1e6 / secs,
-        latency_ms: a.latency_ms(),
-        status: a.status,
-        error_ratio: if a.requests == 0 {
-            0.0
-        } else {
-            a.status.c5xx as f64 / a.requests as f64
-        },
-        bytes_in: a.bytes_in,
-        bytes_out: a.bytes_out,
-        cpu_pct: a.cpu_pct.get(),
-        memory_bytes: a.memory_bytes.get(),
-        memory_pct: a.memory_pct.get(),
-        late: 0,
-    }
-}
-
-fn zero_stats(s: &Series) -> WindowStats {
-    WindowStats {
-        name: s.name.as_ref().map(|n| String::from(&**n)),
-        instance: s.instance.as_ref().map(|i| String::from(&**i)),
-        node: s.node.as_ref().map(|n| String::from(&**n)),
-        ..WindowStats::empty(&s.app)
-    }
 }
 
 #[cfg(test)]

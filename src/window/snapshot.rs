@@ -1,9 +1,14 @@
 //! The window state as plain data, saved in checkpoints so a restart continues
 //! with the same open windows instead of losing or re-counting their records.
+//!
+//! Series and open windows of every shard are listed in one table each,
+//! tagged with their shard (absent: shard 0, as checkpoints before shards
+//! were written); each shard's clocks and closed end are in `shards`.
 
 use serde::{Deserialize, Serialize};
 
-use super::{AggSnapshot, AppEntry, Bucket, FastMap, Series, WindowAggregator, WindowCounters};
+use super::shard::{AppEntry, Bucket, InstanceEntry, Series, Shard};
+use super::{AggSnapshot, InputClock, WindowAggregator, WindowCounters};
 use crate::window::agg::Agg;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -12,10 +17,22 @@ pub struct WindowSnapshot {
     pub open: Vec<BucketSnapshot>,
     pub max_event_ns: Option<i64>,
     #[serde(default)]
-    pub inputs: Vec<super::InputClock>,
+    pub inputs: Vec<InputClock>,
+    /// Shard 0's (the only one before shards).
     pub external_watermark: Option<i64>,
     pub closed_through: Option<i64>,
     pub counters: WindowCounters,
+    #[serde(default)]
+    pub shards: Vec<ShardSnapshot>,
+}
+
+/// A shard's clocks and where it has closed windows to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardSnapshot {
+    pub id: u32,
+    pub feeders: Vec<u32>,
+    pub closed_through: Option<i64>,
+    pub external_watermark: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,9 +51,8 @@ pub struct SeriesSnapshot {
     pub pending_late: u64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pinned: bool,
-    /// The input whose records last went into it.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
-    pub input: u32,
+    pub shard: u32,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -52,63 +68,50 @@ pub struct BucketSnapshot {
     pub start_ns: i64,
     /// (index into `series`, aggregate)
     pub aggs: Vec<(usize, AggSnapshot)>,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub shard: u32,
 }
 
 impl WindowAggregator {
+    /// The state as plain data (the checkpoint serializes
+    /// [`WindowAggregator::snapshot_ref`] instead, without the copy).
     pub fn snapshot(&self) -> WindowSnapshot {
-        // Compact ids: position among live series.
-        let mut remap = vec![usize::MAX; self.series.len()];
-        let mut series = Vec::new();
-        for (id, s) in self.series.iter().enumerate() {
-            if let Some(s) = s {
-                remap[id] = series.len();
-                series.push(SeriesSnapshot {
-                    app: String::from(&*s.app),
-                    name: s.name.as_ref().map(|n| String::from(&**n)),
-                    instance: s.instance.as_ref().map(|i| String::from(&**i)),
-                    node: s.node.as_ref().map(|n| String::from(&**n)),
-                    last_data_end: s.last_data_end,
-                    pending_late: s.pending_late,
-                    pinned: s.pinned,
-                    input: self.series_input.get(id).copied().unwrap_or(0),
-                });
-            }
-        }
-        let open = self
-            .open
-            .iter()
-            .map(|b| BucketSnapshot {
-                start_ns: b.start_ns,
-                aggs: b
-                    .aggs
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(id, a)| a.as_ref().map(|a| (remap[id], a.to_snapshot())))
-                    .collect(),
-            })
-            .collect();
-        WindowSnapshot {
-            series,
-            open,
-            max_event_ns: self.max_event_ns,
-            inputs: self.inputs.clone(),
-            external_watermark: self.external_watermark,
-            closed_through: self.closed_through,
-            counters: self.counters,
-        }
+        serde_json::to_value(self.snapshot_ref())
+            .and_then(serde_json::from_value)
+            .unwrap_or_default()
     }
 
     /// Replaces the state with a snapshot (configuration stays as constructed).
     pub fn restore(&mut self, snap: &WindowSnapshot) {
-        self.apps = FastMap::default();
-        self.instances = FastMap::default();
-        self.series = Vec::with_capacity(snap.series.len());
-        self.series_input = snap.series.iter().map(|s| s.input).collect();
-        self.free_slots.clear();
-        self.order_stale = true;
+        let cfg = self.sh.cfg;
+        *self = WindowAggregator::new(cfg);
+        self.inputs = if snap.inputs.is_empty() {
+            vec![InputClock::default()]
+        } else {
+            snap.inputs.clone()
+        };
+        // A shard id beyond one per clock is damage: its series go to shard 0.
+        let max_shard = self.inputs.len() + snap.shards.len();
+        let shard_of = |id: u32| if id as usize > max_shard { 0 } else { id };
+        let mut shards: Vec<Shard> = vec![Shard::new(0)];
+        let ensure = |shards: &mut Vec<Shard>, id: u32| {
+            while shards.len() <= id as usize {
+                let mut s = Shard::new(shards.len() as u32);
+                s.in_use = false;
+                shards.push(s);
+            }
+            shards[id as usize].in_use = true;
+        };
+        for c in &mut self.inputs {
+            c.shard = shard_of(c.shard);
+            ensure(&mut shards, c.shard);
+        }
+        // Series, at positions (shard, slot) in snapshot order.
+        let mut at = Vec::with_capacity(snap.series.len());
         for s in &snap.series {
-            let id = self.series.len();
-            self.series.push(Some(Series {
+            let shard = shard_of(s.shard);
+            ensure(&mut shards, shard);
+            let id = shards[shard as usize].push_restored(Series {
                 app: s.app.as_str().into(),
                 name: s.name.as_deref().map(Into::into),
                 instance: s.instance.as_deref().map(Into::into),
@@ -116,58 +119,95 @@ impl WindowAggregator {
                 last_data_end: s.last_data_end,
                 pending_late: s.pending_late,
                 pinned: s.pinned,
-            }));
+            });
+            at.push((shard, id));
             if s.instance.is_none() {
-                self.apps.insert(
-                    s.app.as_str().into(),
-                    AppEntry {
-                        series: id,
-                        instances: 0,
-                    },
-                );
+                let entry = AppEntry {
+                    shard,
+                    series: id,
+                    instances: 0,
+                };
+                self.sh.index.apps.insert(s.app.as_str().into(), entry);
             }
         }
         // Instances once every app has its id (a snapshot lists series in
         // slot order, an instance's slot may come before its app's). One
-        // without its app (a damaged snapshot) is left to expire: its next
-        // record makes both anew.
-        for (id, s) in snap.series.iter().enumerate() {
+        // without its app in its shard (a damaged snapshot) is left to
+        // expire: its next record makes both anew.
+        for (s, &(shard, id)) in snap.series.iter().zip(&at) {
             if let Some(inst) = &s.instance
-                && let Some(app_id) = self.apps.get(s.app.as_str()).map(|e| e.series)
+                && let Some(app) = self.sh.index.apps.get(s.app.as_str())
+                && app.shard == shard
             {
-                self.index_instance(&s.app, inst, app_id, id);
+                let entry = InstanceEntry {
+                    shard,
+                    app: app.series,
+                    instance: id,
+                };
+                self.sh.index.index_instance(&s.app, inst, entry);
             }
         }
-        self.open = snap
-            .open
-            .iter()
-            .map(|b| {
-                let mut aggs: Vec<Option<Agg>> = Vec::new();
-                aggs.resize_with(self.series.len(), || None);
-                let mut live = 0;
-                for (id, a) in &b.aggs {
-                    if let Some(slot) = aggs.get_mut(*id) {
-                        live += usize::from(slot.is_none());
-                        *slot = Some(Agg::from_snapshot(a));
-                    }
+        for b in &snap.open {
+            let shard = shard_of(b.shard);
+            ensure(&mut shards, shard);
+            let target = &mut shards[shard as usize];
+            let mut aggs: Vec<Option<Agg>> = Vec::new();
+            aggs.resize_with(target.series.len(), || None);
+            let mut live = 0;
+            for (pos, a) in &b.aggs {
+                if let Some(&(s, id)) = at.get(*pos)
+                    && s == shard
+                    && let Some(slot) = aggs.get_mut(id)
+                {
+                    live += usize::from(slot.is_none());
+                    *slot = Some(Agg::from_snapshot(a));
                 }
-                Bucket {
-                    start_ns: b.start_ns,
-                    aggs,
-                    live,
+            }
+            target.open.push(Bucket {
+                start_ns: b.start_ns,
+                aggs,
+                live,
+            });
+        }
+        for s in &mut shards {
+            s.open.sort_by_key(|b| b.start_ns);
+        }
+        shards[0].closed_through = snap.closed_through;
+        shards[0].external_watermark = snap.external_watermark;
+        if snap.shards.is_empty() {
+            // Before shards: every clock fed the one there was.
+            shards[0].feeders = (0..self.inputs.len() as u32).collect();
+        }
+        for s in &snap.shards {
+            let id = shard_of(s.id);
+            ensure(&mut shards, id);
+            let target = &mut shards[id as usize];
+            target.closed_through = s.closed_through;
+            target.external_watermark = s.external_watermark;
+            target.feeders = s
+                .feeders
+                .iter()
+                .copied()
+                .filter(|c| (*c as usize) < self.inputs.len())
+                .collect();
+        }
+        self.feeds = vec![Vec::new(); self.inputs.len()];
+        for (c, clock) in self.inputs.iter().enumerate() {
+            self.feeds[c].push(clock.shard);
+        }
+        for s in shards.iter().filter(|s| s.in_use) {
+            for &c in &s.feeders {
+                if let Some(f) = self.feeds.get_mut(c as usize)
+                    && !f.contains(&s.id)
+                {
+                    f.push(s.id);
                 }
-            })
-            .collect();
+            }
+        }
+        self.shards = shards;
         self.max_event_ns = snap.max_event_ns;
-        self.inputs = if snap.inputs.is_empty() {
-            vec![super::InputClock::default()]
-        } else {
-            snap.inputs.clone()
-        };
         self.current_input = 0;
-        self.external_watermark = snap.external_watermark;
-        self.closed_through = snap.closed_through;
-        self.counters = snap.counters;
+        self.sh.counters = snap.counters;
     }
 }
 
@@ -179,13 +219,14 @@ pub struct WindowSnapshotRef<'a> {
     series: SeriesSeq<'a>,
     open: OpenSeq<'a>,
     max_event_ns: Option<i64>,
-    inputs: &'a [super::InputClock],
+    inputs: &'a [InputClock],
     external_watermark: Option<i64>,
     closed_through: Option<i64>,
     counters: WindowCounters,
+    shards: Vec<ShardSnapshot>,
 }
 
-struct SeriesSeq<'a>(&'a WindowAggregator);
+struct SeriesSeq<'a>(&'a [Shard]);
 
 /// A [`SeriesSnapshot`] borrowing its strings.
 #[derive(Serialize)]
@@ -203,14 +244,13 @@ struct SeriesRef<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pinned: bool,
     #[serde(skip_serializing_if = "is_zero_u32")]
-    input: u32,
+    shard: u32,
 }
 
 impl Serialize for SeriesSeq<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let w = self.0;
-        s.collect_seq(w.series.iter().enumerate().filter_map(|(id, s)| {
-            s.as_ref().map(|s| SeriesRef {
+        s.collect_seq(used(self.0).flat_map(|shard| {
+            shard.series.iter().flatten().map(|s| SeriesRef {
                 app: &s.app,
                 name: s.name.as_deref(),
                 instance: s.instance.as_deref(),
@@ -218,22 +258,29 @@ impl Serialize for SeriesSeq<'_> {
                 last_data_end: s.last_data_end,
                 pending_late: s.pending_late,
                 pinned: s.pinned,
-                input: w.series_input.get(id).copied().unwrap_or(0),
+                shard: shard.id,
             })
         }))
     }
 }
 
+fn used(shards: &[Shard]) -> impl Iterator<Item = &Shard> {
+    shards.iter().filter(|s| s.in_use)
+}
+
 /// Open buckets, their aggregates keyed by position among live series.
 struct OpenSeq<'a> {
-    w: &'a WindowAggregator,
-    remap: Vec<usize>,
+    shards: &'a [Shard],
+    /// Per shard, per slot: the position in the series table.
+    remap: Vec<Vec<usize>>,
 }
 
 #[derive(Serialize)]
 struct BucketRef<'a> {
     start_ns: i64,
     aggs: AggSeq<'a>,
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    shard: u32,
 }
 
 struct AggSeq<'a> {
@@ -255,12 +302,13 @@ impl Serialize for AggSeq<'_> {
 
 impl Serialize for OpenSeq<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.w.open.iter().map(|b| BucketRef {
-            start_ns: b.start_ns,
-            aggs: AggSeq {
-                bucket: b,
-                remap: &self.remap,
-            },
+        s.collect_seq(used(self.shards).flat_map(|shard| {
+            let remap = &self.remap[shard.id as usize];
+            shard.open.iter().map(move |b| BucketRef {
+                start_ns: b.start_ns,
+                aggs: AggSeq { bucket: b, remap },
+                shard: shard.id,
+            })
         }))
     }
 }
@@ -268,22 +316,38 @@ impl Serialize for OpenSeq<'_> {
 impl WindowAggregator {
     /// The state for a checkpoint, serialized from here without a copy.
     pub fn snapshot_ref(&self) -> WindowSnapshotRef<'_> {
-        let mut remap = vec![usize::MAX; self.series.len()];
+        let mut remap = vec![Vec::new(); self.shards.len()];
         let mut live = 0;
-        for (id, s) in self.series.iter().enumerate() {
-            if s.is_some() {
-                remap[id] = live;
-                live += 1;
+        for shard in used(&self.shards) {
+            let r = &mut remap[shard.id as usize];
+            r.resize(shard.series.len(), usize::MAX);
+            for (id, s) in shard.series.iter().enumerate() {
+                if s.is_some() {
+                    r[id] = live;
+                    live += 1;
+                }
             }
         }
+        let shards = used(&self.shards)
+            .map(|s| ShardSnapshot {
+                id: s.id,
+                feeders: s.feeders.clone(),
+                closed_through: s.closed_through,
+                external_watermark: s.external_watermark,
+            })
+            .collect();
         WindowSnapshotRef {
-            series: SeriesSeq(self),
-            open: OpenSeq { w: self, remap },
+            series: SeriesSeq(&self.shards),
+            open: OpenSeq {
+                shards: &self.shards,
+                remap,
+            },
             max_event_ns: self.max_event_ns,
             inputs: &self.inputs,
-            external_watermark: self.external_watermark,
-            closed_through: self.closed_through,
-            counters: self.counters,
+            external_watermark: self.shards[0].external_watermark,
+            closed_through: self.shards[0].closed_through,
+            counters: self.sh.counters,
+            shards,
         }
     }
 }

@@ -242,29 +242,134 @@ fn the_slowest_active_input_holds_the_watermark() {
     assert_eq!(w.counters().metrics, 1);
 }
 
-#[test]
-fn a_dropped_input_takes_its_apps_and_no_longer_holds_the_watermark() {
+/// Two Kafka partitions, each a shard with its own clock.
+fn two_partitions() -> WindowAggregator {
     let mut w = agg();
+    w.own_shard(1);
+    w.own_shard(2);
+    w
+}
+
+#[test]
+fn a_dropped_input_takes_its_shards_apps_and_nothing_else() {
+    let mut w = two_partitions();
     let mut out = Vec::new();
-    w.set_input(0);
-    w.push(&rec(1_000, "kept", Some("0"), 200, Some(1000)), &mut out);
     w.set_input(1);
+    w.push(&rec(1_000, "kept", Some("0"), 200, Some(1000)), &mut out);
+    w.set_input(2);
     w.push(&rec(1_500, "moved", Some("0"), 200, Some(1000)), &mut out);
-    // Input 0 runs ahead; input 1 (behind) holds the window open.
-    w.set_input(0);
+    w.set_input(1);
     w.push(&rec(20_000, "kept", Some("0"), 200, Some(1000)), &mut out);
-    assert!(out.is_empty());
-    let snap = w.snapshot();
-    assert_eq!(w.drop_input(1, &mut out), 2, "app and instance series");
-    // The window closes now, without a row of the dropped app.
-    assert!(!out.is_empty());
+    // Partition 1 closes [0, 10) by its own clock; partition 2 holds its own open.
     assert!(out.iter().all(|r| r.app == "kept"), "{out:?}");
-    // The input a series belongs to survives a checkpoint.
+    assert_eq!(out.len(), 2, "{out:?}");
+    let snap = w.snapshot();
+    out.clear();
+    assert_eq!(w.drop_input(2, &mut out), 2, "app and instance series");
+    assert!(
+        out.is_empty(),
+        "nothing of the dropped partition is emitted: {out:?}"
+    );
+    assert_eq!(w.series_count(), 2);
+    w.set_input(1);
+    w.push(&rec(31_000, "kept", Some("0"), 200, Some(1000)), &mut out);
+    assert!(out.iter().all(|r| r.app == "kept"), "{out:?}");
+    // Which shard a series belongs to survives a checkpoint.
     let mut restored = agg();
     restored.restore(&snap);
     let mut out2 = Vec::new();
-    assert_eq!(restored.drop_input(1, &mut out2), 2);
-    assert!(out2.iter().all(|r| r.app == "kept"), "{out2:?}");
+    assert_eq!(restored.drop_input(2, &mut out2), 2);
+    assert_eq!(restored.series_count(), 2);
+    assert_eq!(restored.closed_through_of(1), Some(10 * S));
+    assert_eq!(restored.closed_through_of(2), None);
+}
+
+/// A partition taken over from a crashed consumer is read from where that
+/// consumer committed, long behind this consumer's own partitions: its
+/// records build their own windows, none of them late.
+#[test]
+fn a_partition_behind_the_others_counts_none_of_its_records_late() {
+    let mut w = two_partitions();
+    let mut out = Vec::new();
+    w.set_input(1);
+    for t in (0..100).map(|s| s * 1_000) {
+        w.push(&rec(t, "ahead", None, 200, Some(1000)), &mut out);
+    }
+    assert_eq!(w.closed_through_of(1), Some(90 * S));
+    w.set_input(2);
+    for t in (0..40).map(|s| 30_000 + s * 1_000) {
+        assert_eq!(
+            w.push(&rec(t, "behind", None, 200, Some(1000)), &mut out),
+            Pushed::Accepted
+        );
+    }
+    assert_eq!(w.counters().late, 0);
+    let behind: Vec<(i64, u64)> = out
+        .iter()
+        .filter(|r| r.app == "behind")
+        .map(|r| (r.end.nanos() / S, r.requests))
+        .collect();
+    assert_eq!(
+        behind,
+        [(40, 10), (50, 10), (60, 10)],
+        "its own clock closes them"
+    );
+    assert_eq!(w.closed_through_of(2), Some(60 * S));
+    // Each window of each shard is one group of rows.
+    let groups = w.take_closed_groups();
+    assert_eq!(groups.iter().map(|g| g.rows).sum::<usize>(), out.len());
+    assert_eq!(
+        groups
+            .iter()
+            .filter(|g| g.shard == w.shard_of("behind").unwrap())
+            .count(),
+        3
+    );
+    assert!(w.is_sharded());
+    // The process-wide end is the slowest shard's.
+    assert_eq!(w.closed_through(), Some(60 * S));
+}
+
+/// A record of an app that lives in another clock's shard (a topic not
+/// keyed by app) goes there, and that shard then waits for both clocks.
+#[test]
+fn an_app_on_two_partitions_closes_by_the_slower() {
+    let mut w = two_partitions();
+    let mut out = Vec::new();
+    w.set_input(1);
+    w.push(&rec(1_000, "shared", None, 200, None), &mut out);
+    w.set_input(2);
+    w.push(&rec(2_000, "shared", None, 200, None), &mut out);
+    w.set_input(1);
+    w.push(&rec(30_000, "shared", None, 200, None), &mut out);
+    assert!(out.is_empty(), "partition 2 is at 2 s: {out:?}");
+    w.set_input(2);
+    w.push(&rec(13_000, "shared", None, 200, None), &mut out);
+    let ends: Vec<i64> = out.iter().map(|r| r.end.nanos() / S).collect();
+    assert_eq!(ends, [10], "{out:?}");
+    assert_eq!(out[0].requests, 2);
+    assert_eq!(w.series_count(), 1, "one series, in one shard");
+}
+
+/// A quiet partition (idle) does not hold its apps' windows open: they
+/// close as far as the active partitions got.
+#[test]
+fn an_idle_partition_follows_the_active_ones() {
+    let mut w = two_partitions();
+    let mut out = Vec::new();
+    w.set_input(2);
+    w.push(&rec(1_000, "quiet", None, 200, None), &mut out);
+    w.set_input(1);
+    w.push(&rec(1_000, "busy", None, 200, None), &mut out);
+    w.push(&rec(45_000, "busy", None, 200, None), &mut out);
+    assert!(out.iter().all(|r| r.app == "busy"), "{out:?}");
+    w.set_input_idle(2, true, &mut out);
+    let quiet: Vec<i64> = out
+        .iter()
+        .filter(|r| r.app == "quiet")
+        .map(|r| r.end.nanos() / S)
+        .collect();
+    assert_eq!(quiet, [10, 20, 30, 40], "{out:?}");
 }
 
 /// An app that expired and comes back gets series of its own again, not the

@@ -394,30 +394,27 @@ impl KafkaSource {
 
     /// Commits, per partition, the offset to restart from (its low-water
     /// mark), after first committing to the shadow group the end of the
-    /// newest window emitted (after the checkpoint, so only what the sinks
-    /// acknowledged counts as done). In that order, a new owner never finds
-    /// a low-water mark newer than the windows it says were emitted.
-    pub fn commit(&mut self, low_water: &BTreeMap<String, i64>, closed_ns: Option<i64>) {
+    /// newest window its clock emitted (after the checkpoint, so only what
+    /// the sinks acknowledged counts as done). In that order, a new owner
+    /// never finds a low-water mark newer than the windows it says were
+    /// emitted.
+    pub fn commit(&mut self, low_water: &BTreeMap<String, i64>, closed: &BTreeMap<String, i64>) {
         // Every time: a partition taken over carries its previous owner's
         // value until this consumer writes its own.
-        if let Some(closed) = closed_ns {
-            let mut tpl = TopicPartitionList::new();
-            for key in self.next.keys() {
-                if let Some((topic, p)) = key.rsplit_once('/')
-                    && let Ok(p) = p.parse::<i32>()
-                {
-                    let _ = tpl.add_partition_offset(topic, p, Offset::Offset(closed));
-                }
+        let mut tpl = TopicPartitionList::new();
+        for key in self.next.keys() {
+            if let Some((topic, p)) = key.rsplit_once('/')
+                && let Ok(p) = p.parse::<i32>()
+                && let Some(closed) = closed.get(key)
+            {
+                let _ = tpl.add_partition_offset(topic, p, Offset::Offset(*closed));
             }
-            if tpl.count() > 0 {
-                match self.closed_group.commit(&tpl, CommitMode::Sync) {
-                    Ok(()) => {}
-                    Err(e) => {
-                        warn!(error = %e, "kafka: cannot record the emitted windows' end; offsets not committed this time");
-                        return;
-                    }
-                }
-            }
+        }
+        if tpl.count() > 0
+            && let Err(e) = self.closed_group.commit(&tpl, CommitMode::Sync)
+        {
+            warn!(error = %e, "kafka: cannot record the emitted windows' end; offsets not committed this time");
+            return;
         }
         let offsets = self.restart_offsets(low_water);
         let mut tpl = TopicPartitionList::new();
