@@ -77,10 +77,12 @@ impl CheckpointSchedule {
 pub struct Prepared {
     bytes: Vec<u8>,
     pub seq: u64,
-    /// Per Kafka source: per partition, its low-water mark and where its
-    /// windows are closed to.
-    kafka: Vec<(usize, BTreeMap<String, i64>, BTreeMap<String, i64>)>,
+    kafka: Vec<KafkaMarks>,
 }
+
+/// Per partition of one Kafka source: its low-water mark, and where its
+/// windows are closed to.
+type KafkaMarks = (usize, BTreeMap<String, i64>, BTreeMap<String, i64>);
 
 /// Syncs the outputs and serializes the state at this point, to be stored
 /// once the sinks have delivered hand-over `seq`.
