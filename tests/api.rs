@@ -12,16 +12,8 @@ use std::time::Duration;
 
 use common::shop::{alive, append, decisions, local_orchestrator_toml, shop_policy};
 use common::store::get;
-use common::{vane, wait_for, write_config};
+use common::{free_port, vane, wait_for, write_config};
 use vane::rules::{Decision, DecisionSource, Direction};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn lines_total(url: &str) -> Option<f64> {
     let text = get(&format!("{url}/metrics"));

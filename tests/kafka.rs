@@ -602,3 +602,190 @@ fn the_source_hands_over_every_record_once_in_partition_order() {
         );
     }
 }
+
+/// (key, line) per generated line, keyed by app id as the router's logs are.
+fn keyed(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(|line| {
+            let key = line
+                .find("app_id:\"")
+                .map(|i| &line[i + 8..i + 44])
+                .unwrap_or_default();
+            (key.to_string(), line.to_string())
+        })
+        .collect()
+}
+
+/// Produces `records` to an existing topic at `per_sec`, in batches every
+/// 100 ms: traffic at the pace it happened (the generator's `--rps`).
+fn produce_paced(topic: String, records: Vec<(String, String)>, per_sec: usize) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let start = std::time::Instant::now();
+    for (i, batch) in records.chunks(per_sec / 10).enumerate() {
+        let due = start + Duration::from_millis(100 * i as u64);
+        std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+        for (key, line) in batch {
+            let mut record = BaseRecord::to(&topic).key(key).payload(line);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        producer.poll(Duration::from_millis(10));
+                        record = r;
+                    }
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// The app rows of every `windows.jsonl` given, as (app, window end) →
+/// requests. A window written by two members (the dead one's, past its
+/// last checkpoint, and its successor's) must be written alike.
+fn union_of_windows(files: &[PathBuf]) -> BTreeMap<(String, String), u64> {
+    let mut union: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if !v["instance"].is_null() {
+                continue;
+            }
+            let key = (
+                v["app"].as_str().unwrap().to_string(),
+                v["end"].as_str().unwrap().to_string(),
+            );
+            let requests = v["requests"].as_u64().unwrap();
+            if let Some(before) = union.insert(key.clone(), requests) {
+                assert_eq!(before, requests, "{key:?} written twice, differently");
+            }
+        }
+    }
+    union
+}
+
+/// Requests per app over the union of windows.
+fn totals(union: &BTreeMap<(String, String), u64>) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for ((app, _), n) in union {
+        if *n > 0 {
+            *out.entry(app.clone()).or_default() += n;
+        }
+    }
+    out
+}
+
+/// Two members share a 6-partition topic produced at real-time pace; one
+/// is killed (`kill -9`) mid-stream and never comes back. The survivor
+/// takes its partitions over after the session timeout — long after its own
+/// partitions' windows moved on — and rebuilds the dead member's open
+/// windows from its committed offsets: no record late, every window exact
+/// in the store and in the union of both members' JSON-lines files.
+#[test]
+#[ignore = "needs services: scripts/test.sh"]
+fn a_member_killed_mid_stream_is_taken_over_without_loss() {
+    const N: usize = 50_000;
+    const RPS: usize = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let text = generate(dir.path(), &N.to_string(), "606");
+    let want = expected(&text);
+    let topic = unique("router-takeover");
+    produce_keyed(&topic, 6, &[]);
+    let group = unique("group");
+    let port = common::free_port();
+    let cfg = |name: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        // The survivor serves its API: which partitions it owns.
+        let api = if name == "survivor" {
+            format!("[api]\nlisten = \"127.0.0.1:{port}\"\n")
+        } else {
+            String::new()
+        };
+        write_config(
+            &d,
+            &format!(
+                "[[sources]]\ntype = \"kafka\"\nbrokers = \"{BROKER}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\nformat = \"gorouter\"\noptions = {{ \"session.timeout.ms\" = \"6000\" }}\n[run]\npoll_interval = \"20ms\"\nidle_timeout = \"2s\"\ncheckpoint_interval = \"500ms\"\n[influxdb]\nurl = \"{VM}\"\norg = \"vane\"\nbucket = \"kafka\"\n{}{api}",
+                common::store::influx_tags()
+            ),
+        )
+    };
+    let owned = || -> usize {
+        let body = common::store::get(&format!("http://127.0.0.1:{port}/api/v1/partitions"));
+        serde_json::from_str::<Vec<serde_json::Value>>(&body).map_or(0, |v| v.len())
+    };
+    let lines_of = |name: &str| -> u64 {
+        std::fs::read_to_string(dir.path().join(name).join("data/checkpoint.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["counts"]["lines"].as_u64())
+            .unwrap_or(0)
+    };
+    let spawn = |name: &str| {
+        vane()
+            .args(["run", "--exit-when-idle", "15s", "--config"])
+            .arg(cfg(name))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let survivor = spawn("survivor");
+    let mut victim = spawn("victim");
+    // Both in the group before traffic starts: the split is settled.
+    std::thread::sleep(Duration::from_secs(8));
+    let producer = {
+        let (topic, records) = (topic.clone(), keyed(&text));
+        std::thread::spawn(move || produce_paced(topic, records, RPS))
+    };
+    common::wait_for("both members to checkpoint records", || {
+        lines_of("survivor") > 0 && lines_of("victim") > 0
+    });
+    let before = owned();
+    assert!(
+        (1..6).contains(&before),
+        "the survivor owns part of the topic: {before}"
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    victim.kill().unwrap(); // SIGKILL, mid-stream
+    victim.wait().unwrap();
+    let victim_lines = lines_of("victim");
+    common::wait_for("the survivor to own every partition", || owned() == 6);
+    let metrics = common::store::get(&format!("http://127.0.0.1:{port}/metrics"));
+    assert_eq!(
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("vane_kafka_partition_series{"))
+            .count(),
+        6,
+        "{metrics}"
+    );
+    producer.join().unwrap();
+    let out = survivor.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let s = summary(&out.stderr);
+    eprintln!("victim checkpointed {victim_lines} lines; survivor: {s:?}");
+    assert!(
+        victim_lines > 0 && (victim_lines as usize) < N / 2,
+        "the victim died mid-stream: {victim_lines}"
+    );
+    assert!(
+        stderr.contains("taken over"),
+        "the survivor took partitions over"
+    );
+    assert_eq!(s["late"], 0, "{s:?}");
+    let union = union_of_windows(&[
+        dir.path().join("survivor/data/windows.jsonl"),
+        dir.path().join("victim/data/windows.jsonl"),
+    ]);
+    assert_eq!(totals(&union), want, "the union of the JSON-lines files");
+    let stored = wait_until_stored(&want);
+    assert_eq!(stored, want, "the store");
+}

@@ -69,6 +69,36 @@ pub fn render(s: &Snapshot, v: &LiveView) -> String {
             let _ = writeln!(out, "vane_kafka_lag{{partition=\"{}\"}} {l}", escape(p));
         }
     }
+    if !s.partitions.is_empty() {
+        family(
+            &mut out,
+            "vane_kafka_partition_closed_through_seconds",
+            "End of the newest window each owned partition closed (windows close per partition).",
+            "gauge",
+        );
+        for p in &s.partitions {
+            let end = p.closed_through.map_or(0, |t| t.nanos() / 1_000_000_000);
+            let _ = writeln!(
+                out,
+                "vane_kafka_partition_closed_through_seconds{{partition=\"{}\"}} {end}",
+                escape(&p.partition)
+            );
+        }
+        family(
+            &mut out,
+            "vane_kafka_partition_series",
+            "Series (apps and instances) whose windows each owned partition closes.",
+            "gauge",
+        );
+        for p in &s.partitions {
+            let _ = writeln!(
+                out,
+                "vane_kafka_partition_series{{partition=\"{}\"}} {}",
+                escape(&p.partition),
+                p.series
+            );
+        }
+    }
     if !s.sinks.is_empty() {
         for (name, help, kind) in [
             (
@@ -211,6 +241,12 @@ mod tests {
         let mut s = Snapshot::default();
         s.counts.lines = 42;
         s.kafka_lag.insert("router/0".into(), 7);
+        s.partitions.push(crate::api::PartitionStatus {
+            partition: "router/0".into(),
+            series: 12,
+            closed_through: Some(crate::time::Timestamp::from_secs(1_700_000_010)),
+            ..Default::default()
+        });
         s.sinks.insert(
             "influxdb",
             SinkStats {
@@ -226,6 +262,11 @@ mod tests {
         let get = |n: &str| samples.iter().find(|x| x.name == n).map(|x| x.value);
         assert_eq!(get("vane_lines_total"), Some(42.0));
         assert_eq!(get("vane_kafka_lag"), Some(7.0));
+        assert_eq!(get("vane_kafka_partition_series"), Some(12.0));
+        assert_eq!(
+            get("vane_kafka_partition_closed_through_seconds"),
+            Some(1_700_000_010.0)
+        );
         assert_eq!(get("vane_sink_pending"), Some(1.0));
     }
 }

@@ -24,13 +24,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{info, warn};
 
 use crate::core::{Counts, SourceCounts};
 use crate::logs::LogEvent;
 use crate::model::Decision;
+use crate::time::Timestamp;
 pub use view::{AppView, LiveView, RulesStatus};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,11 +84,31 @@ pub struct Snapshot {
     pub sources: Vec<SourceStats>,
     /// Consumer lag by Kafka `topic/partition`.
     pub kafka_lag: BTreeMap<String, i64>,
+    /// The Kafka partitions this replica owns, and where each stands.
+    pub partitions: Vec<PartitionStatus>,
     pub sinks: BTreeMap<&'static str, SinkStats>,
     /// Finished orchestrator actions by (app, action, result).
     pub actions: BTreeMap<(String, &'static str, &'static str), u64>,
     /// Sources started and the checkpoint restored.
     pub ready: bool,
+}
+
+/// A Kafka partition this replica owns: its lag and its own event clock
+/// (windows close per partition).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PartitionStatus {
+    /// `topic/partition`
+    pub partition: String,
+    pub source: String,
+    /// Records between the next offset and the fetched high watermark.
+    pub lag: Option<i64>,
+    /// Next offset to read.
+    pub next_offset: Option<i64>,
+    /// Series (apps and instances) whose windows this partition closes.
+    pub series: usize,
+    pub watermark: Option<Timestamp>,
+    /// End of the newest window this partition closed.
+    pub closed_through: Option<Timestamp>,
 }
 
 /// What an endpoint asks of the run loop.
@@ -186,6 +207,7 @@ fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/decisions", get(decisions))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/rules", get(rules))
+        .route("/api/v1/partitions", get(partitions))
         .route("/api/v1/reload", post(reload))
         .with_state(api)
 }
@@ -230,6 +252,13 @@ async fn apps(State(api): Shared) -> Response {
     match api.view.read() {
         Ok(v) => json(StatusCode::OK, &v.apps()),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "view unavailable"),
+    }
+}
+
+async fn partitions(State(api): Shared) -> Response {
+    match api.snapshot.read() {
+        Ok(s) => json(StatusCode::OK, &s.partitions),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "snapshot unavailable"),
     }
 }
 

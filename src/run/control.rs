@@ -102,7 +102,10 @@ impl Control {
         };
         for (idx, s) in &inputs.sources {
             if let super::inputs::Source::Kafka(k) = s {
-                snap.kafka_lag.extend(k.lag());
+                let lag = k.lag();
+                snap.partitions
+                    .extend(partition_status(*idx, k, &lag, pipeline));
+                snap.kafka_lag.extend(lag);
             }
             snap.sources.push(crate::api::SourceStats {
                 name: s.label(),
@@ -145,4 +148,34 @@ impl Control {
             Err(e) => warn!(error = %e, "last roll-up task failed"),
         }
     }
+}
+
+/// The partitions `k` owns now, with their lag and their clocks.
+fn partition_status(
+    idx: usize,
+    k: &crate::sources::KafkaSource,
+    lag: &std::collections::BTreeMap<String, i64>,
+    pipeline: &Pipeline,
+) -> Vec<crate::api::PartitionStatus> {
+    let at = |ns: Option<i64>| ns.map(crate::time::Timestamp::from_nanos);
+    k.assigned()
+        .into_iter()
+        .map(|partition| {
+            let shard = pipeline
+                .core
+                .streams
+                .clock_of(idx, &partition)
+                .map(|c| pipeline.core.windows.shard_status(c))
+                .unwrap_or_default();
+            crate::api::PartitionStatus {
+                source: k.name().to_string(),
+                lag: lag.get(&partition).copied(),
+                next_offset: k.offsets().get(&partition).copied(),
+                series: shard.series,
+                watermark: at(shard.watermark_ns),
+                closed_through: at(shard.closed_through_ns),
+                partition,
+            }
+        })
+        .collect()
 }

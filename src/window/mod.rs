@@ -63,6 +63,15 @@ fn is_zero_u32(n: &u32) -> bool {
     *n == 0
 }
 
+/// One shard's state, for the API and `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardStatus {
+    pub series: usize,
+    pub open_aggregates: usize,
+    pub watermark_ns: Option<i64>,
+    pub closed_through_ns: Option<i64>,
+}
+
 /// What happened to one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
@@ -385,6 +394,20 @@ impl WindowAggregator {
     pub fn closed_through_of(&self, idx: usize) -> Option<i64> {
         let home = self.inputs.get(idx).map_or(0, |i| i.shard);
         self.shards.get(home as usize)?.closed_through
+    }
+
+    /// Where the shard clock `idx` feeds first stands.
+    pub fn shard_status(&self, idx: usize) -> ShardStatus {
+        let home = self.inputs.get(idx).map_or(0, |i| i.shard);
+        let Some(s) = self.shards.get(home as usize) else {
+            return ShardStatus::default();
+        };
+        ShardStatus {
+            series: s.series_count(),
+            open_aggregates: s.open.iter().map(|b| b.live).sum(),
+            watermark_ns: self.shard_limit(s),
+            closed_through_ns: s.closed_through,
+        }
     }
 
     /// Aggregates held in open windows (one per series with records in a

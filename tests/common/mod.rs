@@ -72,6 +72,15 @@ pub fn write_config(dir: &Path, body: &str) -> PathBuf {
 }
 
 /// Polls `cond` every 20 ms for up to a minute.
+/// A port nobody listens on (for a server a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !cond() {
