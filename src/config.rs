@@ -180,6 +180,11 @@ pub enum SourceConfig {
         json_field: Option<String>,
         /// Extra librdkafka settings (`session.timeout.ms`, `security.protocol`, …).
         options: std::collections::BTreeMap<String, String>,
+        /// Static group membership (`group.instance.id`): a replica that
+        /// restarts within the session timeout gets its partitions back
+        /// without a rebalance. `${VAR}` reads it from the environment
+        /// (`${POD_NAME}` in a StatefulSet).
+        instance_id: Option<String>,
     },
 }
 
@@ -210,6 +215,7 @@ struct RawSource {
     topics: Option<Vec<String>>,
     json_field: Option<String>,
     options: Option<std::collections::BTreeMap<String, String>>,
+    instance_id: Option<String>,
     /// App logs: the app (and instance) of lines that do not name one.
     app: Option<String>,
     instance: Option<String>,
@@ -243,6 +249,7 @@ impl RawSource {
             ("topics", self.topics.is_some()),
             ("json_field", self.json_field.is_some()),
             ("options", self.options.is_some()),
+            ("instance_id", self.instance_id.is_some()),
             ("app", self.app.is_some()),
             ("instance", self.instance.is_some()),
         ];
@@ -278,6 +285,7 @@ impl SourceKind {
                 "topics",
                 "json_field",
                 "options",
+                "instance_id",
                 LINES[0],
                 LINES[1],
                 LINES[2],
@@ -392,6 +400,7 @@ impl TryFrom<RawSource> for SourceConfig {
                     mapping,
                     json_field: r.json_field,
                     options: r.options.unwrap_or_default(),
+                    instance_id: r.instance_id,
                 })
             }
             SourceKind::Stdin => Ok(SourceConfig::Stdin {

@@ -789,3 +789,78 @@ fn a_member_killed_mid_stream_is_taken_over_without_loss() {
     let stored = wait_until_stored(&want);
     assert_eq!(stored, want, "the store");
 }
+
+/// Static membership: a replica killed and restarted under the same
+/// `instance_id` within the session timeout gets its partitions back at
+/// once, without waiting for its old session to expire and without a
+/// rebalance — and counts every record once.
+#[test]
+#[ignore = "needs services: scripts/test.sh"]
+fn a_restart_under_the_same_instance_id_gets_its_partitions_back_at_once() {
+    const N: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let text = generate(dir.path(), &N.to_string(), "707");
+    let want = expected(&text);
+    let topic = unique("router-static");
+    let lines: Vec<&str> = text.lines().collect();
+    let (first, second) = lines.split_at(lines.len() / 2);
+    produce(&topic, 3, &(first.join("\n") + "\n"));
+    // A session far longer than the restart: without static membership
+    // the group would wait for it to expire before handing anything out.
+    let cfg = config(dir.path(), &topic);
+    let body = std::fs::read_to_string(&cfg).unwrap();
+    let id = unique("vane");
+    std::fs::write(
+        &cfg,
+        body.replace("\"6000\"", "\"45000\"").replace(
+            "format = \"gorouter\"\n",
+            "format = \"gorouter\"\ninstance_id = \"${VANE_TEST_POD}\"\n",
+        ),
+    )
+    .unwrap();
+    let checkpointed = || -> u64 {
+        std::fs::read_to_string(dir.path().join("data/checkpoint.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["counts"]["lines"].as_u64())
+            .unwrap_or(0)
+    };
+    let mut first_run = vane()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("VANE_TEST_POD", &id)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for("the first run to checkpoint the first half", || {
+        checkpointed() >= first.len() as u64
+    });
+    first_run.kill().unwrap(); // SIGKILL: no LeaveGroup
+    first_run.wait().unwrap();
+    let records: Vec<(String, String)> = keyed(&(second.join("\n") + "\n"));
+    let records: Vec<(&str, &str)> = records
+        .iter()
+        .map(|(k, l)| (k.as_str(), l.as_str()))
+        .collect();
+    produce_more(&topic, &records);
+    let restarted = std::time::Instant::now();
+    let out = vane()
+        .args(["run", "--exit-when-idle", "5s", "--config"])
+        .arg(&cfg)
+        .env("VANE_TEST_POD", &id)
+        .output()
+        .unwrap();
+    let took = restarted.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("the restarted run took {took:?} (exits 5 s after its input)");
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        took < Duration::from_secs(40),
+        "the restart did not wait out the 45 s session: {took:?}\n{stderr}"
+    );
+    let s = summary(&out.stderr);
+    assert_eq!(s["late"], 0, "{s:?}");
+    let stored = wait_until_stored(&want);
+    assert_eq!(stored, want);
+}

@@ -70,6 +70,11 @@ pub fn render(s: &Snapshot, v: &LiveView) -> String {
         }
     }
     if !s.partitions.is_empty() {
+        let _ = writeln!(
+            out,
+            "# HELP vane_cross_partition_records_total Kafka records of apps whose windows another partition closes (topic not keyed by app).\n# TYPE vane_cross_partition_records_total counter\nvane_cross_partition_records_total {}",
+            s.cross_partition
+        );
         family(
             &mut out,
             "vane_kafka_partition_closed_through_seconds",
@@ -263,6 +268,7 @@ mod tests {
         assert_eq!(get("vane_lines_total"), Some(42.0));
         assert_eq!(get("vane_kafka_lag"), Some(7.0));
         assert_eq!(get("vane_kafka_partition_series"), Some(12.0));
+        assert_eq!(get("vane_cross_partition_records_total"), Some(0.0));
         assert_eq!(
             get("vane_kafka_partition_closed_through_seconds"),
             Some(1_700_000_010.0)

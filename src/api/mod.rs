@@ -86,6 +86,8 @@ pub struct Snapshot {
     pub kafka_lag: BTreeMap<String, i64>,
     /// The Kafka partitions this replica owns, and where each stands.
     pub partitions: Vec<PartitionStatus>,
+    /// Records of apps whose windows another partition's clock closes.
+    pub cross_partition: u64,
     pub sinks: BTreeMap<&'static str, SinkStats>,
     /// Finished orchestrator actions by (app, action, result).
     pub actions: BTreeMap<(String, &'static str, &'static str), u64>,

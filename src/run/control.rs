@@ -96,6 +96,7 @@ impl Control {
         let api = &server.api;
         let mut snap = crate::api::Snapshot {
             counts: pipeline.core.counts,
+            cross_partition: pipeline.core.windows.counters().cross_partition,
             ready: true,
             actions: actuator.map(|a| a.by_app.clone()).unwrap_or_default(),
             ..Default::default()

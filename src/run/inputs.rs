@@ -59,18 +59,25 @@ impl Source {
                 topics,
                 json_field,
                 options,
+                instance_id,
                 ..
-            } => Source::Kafka(Box::new(
-                KafkaSource::new(
-                    brokers,
-                    group,
-                    topics,
-                    json_field.clone(),
-                    options,
-                    sc.format() != crate::decode::Format::AppLog,
-                )
-                .map_err(anyhow::Error::msg)?,
-            )),
+            } => {
+                let mut options = options.clone();
+                if let Some(id) = instance_id {
+                    options.insert("group.instance.id".into(), expand_env(id)?);
+                }
+                Source::Kafka(Box::new(
+                    KafkaSource::new(
+                        brokers,
+                        group,
+                        topics,
+                        json_field.clone(),
+                        &options,
+                        sc.format() != crate::decode::Format::AppLog,
+                    )
+                    .map_err(anyhow::Error::msg)?,
+                ))
+            }
         })
     }
 
@@ -315,4 +322,37 @@ fn read_lines(
         }
     }
     Ok((had_input, false))
+}
+
+/// A setting that may name an environment variable as `${VAR}` (a pod's
+/// name): its value, or an error naming the variable.
+fn expand_env(value: &str) -> anyhow::Result<String> {
+    match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+        Some(var) => std::env::var(var).map_err(|_| {
+            anyhow::anyhow!(
+                "`instance_id = \"{value}\"`: the environment variable {var} is not set"
+            )
+        }),
+        None => Ok(value.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_env;
+
+    #[test]
+    fn an_instance_id_may_come_from_the_environment() {
+        assert_eq!(expand_env("vane-0").ok().as_deref(), Some("vane-0"));
+        let err = expand_env("${VANE_TEST_SURELY_UNSET_VAR}")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("VANE_TEST_SURELY_UNSET_VAR is not set"),
+            "{err}"
+        );
+        let path = std::env::var("PATH").unwrap_or_default();
+        assert_eq!(expand_env("${PATH}").ok(), Some(path));
+    }
 }

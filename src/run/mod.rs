@@ -196,6 +196,13 @@ impl<'a> Shell<'a> {
         )?;
         if now - self.pace.last_stats >= self.cfg.run.stats_interval {
             log_counts(&self.pipeline.core.counts);
+            let cross = self.pipeline.core.windows.counters().cross_partition;
+            if cross > 0 {
+                warn!(
+                    records = cross,
+                    "kafka: records of apps that also arrive on other partitions; key the topic by app id (docs/scale-out.md) or a takeover is not exact for them"
+                );
+            }
             self.inputs.report_lag(&mut self.outputs.sinks);
             self.pace.last_stats = now;
         }

@@ -3,8 +3,11 @@
 
 use tracing::info;
 
+use std::collections::BTreeSet;
+
 use crate::pipeline::Pipeline;
 use crate::sources::KafkaSource;
+use crate::sources::kafka::{Handoff, Rebalanced};
 
 /// Applies the consumer group's changes of assignment: a partition this
 /// consumer lost takes its apps' state with it (the new owner rebuilds their
@@ -16,55 +19,81 @@ pub fn rebalance(idx: usize, k: &mut KafkaSource, pipeline: &mut Pipeline) -> an
     let events = k.take_rebalances();
     let changed = !events.is_empty();
     for event in events {
-        let crate::sources::kafka::Rebalanced::Assigned(parts) = event else {
-            // Eager rebalancing revokes everything, then assigns the new set:
-            // decide on the assignment.
-            continue;
-        };
-        let assigned: std::collections::BTreeSet<&str> =
-            parts.iter().map(|(s, _)| s.as_str()).collect();
-        let known: Vec<String> = k.offsets().keys().cloned().collect();
-        let mut with_clock: Vec<String> = pipeline
-            .stream_clocks()
-            .into_iter()
-            .filter(|(s, _, _)| *s == idx)
-            .map(|(_, stream, _)| stream)
-            .collect();
-        with_clock.extend(known.iter().cloned());
-        with_clock.sort();
-        with_clock.dedup();
-        for stream in with_clock.iter().filter(|s| !assigned.contains(s.as_str())) {
-            let n = pipeline.drop_stream(idx, stream)?;
-            k.forget(stream);
-            info!(partition = %stream, series = n, "kafka: partition moved to another consumer, its apps' state dropped");
-        }
-        for (stream, handoff) in &parts {
-            let ours = k.offsets().get(stream).copied();
-            let committed = handoff.and_then(|h| h.committed);
-            match ours {
-                // Unchanged since this consumer committed it (or never committed).
-                Some(next) if committed.is_none() || committed == k.last_committed(stream) => {
-                    k.keep_from(stream, next)
+        match event {
+            Rebalanced::Assigned(parts) => {
+                let assigned: BTreeSet<&str> = parts.iter().map(|(s, _)| s.as_str()).collect();
+                let mut with_clock: Vec<String> = pipeline
+                    .stream_clocks()
+                    .into_iter()
+                    .filter(|(s, _, _)| *s == idx)
+                    .map(|(_, stream, _)| stream)
+                    .collect();
+                with_clock.extend(k.offsets().keys().cloned());
+                with_clock.sort();
+                with_clock.dedup();
+                for stream in with_clock.iter().filter(|s| !assigned.contains(s.as_str())) {
+                    drop_partition(idx, stream, k, pipeline)?;
                 }
-                Some(_) => {
-                    // Someone else moved it on since this state was saved.
-                    pipeline.drop_stream(idx, stream)?;
-                    k.forget(stream);
-                    take_over(idx, stream, *handoff, pipeline);
+                for (stream, handoff) in &parts {
+                    assign(idx, stream, *handoff, k, pipeline)?;
                 }
-                None => take_over(idx, stream, *handoff, pipeline),
+            }
+            Rebalanced::Added(parts) => {
+                for (stream, handoff) in &parts {
+                    assign(idx, stream, *handoff, k, pipeline)?;
+                }
+            }
+            Rebalanced::Revoked(streams) => {
+                for stream in &streams {
+                    drop_partition(idx, stream, k, pipeline)?;
+                }
             }
         }
     }
     Ok(changed)
 }
 
-fn take_over(
+/// A partition this consumer no longer owns: its apps' state goes.
+fn drop_partition(
     idx: usize,
     stream: &str,
-    h: Option<crate::sources::kafka::Handoff>,
+    k: &mut KafkaSource,
     pipeline: &mut Pipeline,
-) {
+) -> anyhow::Result<()> {
+    let n = pipeline.drop_stream(idx, stream)?;
+    k.forget(stream);
+    info!(partition = %stream, series = n, "kafka: partition moved to another consumer, its apps' state dropped");
+    Ok(())
+}
+
+/// A partition (newly) assigned: kept as it is when nobody moved it on
+/// since this consumer's state of it, else taken over.
+fn assign(
+    idx: usize,
+    stream: &str,
+    handoff: Option<Handoff>,
+    k: &mut KafkaSource,
+    pipeline: &mut Pipeline,
+) -> anyhow::Result<()> {
+    let ours = k.offsets().get(stream).copied();
+    let committed = handoff.and_then(|h| h.committed);
+    match ours {
+        // Unchanged since this consumer committed it (or never committed).
+        Some(next) if committed.is_none() || committed == k.last_committed(stream) => {
+            k.keep_from(stream, next)
+        }
+        Some(_) => {
+            // Someone else moved it on since this state was saved.
+            pipeline.drop_stream(idx, stream)?;
+            k.forget(stream);
+            take_over(idx, stream, handoff, pipeline);
+        }
+        None => take_over(idx, stream, handoff, pipeline),
+    }
+    Ok(())
+}
+
+fn take_over(idx: usize, stream: &str, h: Option<Handoff>, pipeline: &mut Pipeline) {
     let Some(closed_ns) = h.and_then(|h| h.closed_ns) else {
         return;
     };

@@ -91,6 +91,11 @@ pub struct WindowCounters {
     pub late_metrics: u64,
     pub windows_closed: u64,
     pub series_expired: u64,
+    /// Records of an app whose windows a different Kafka partition's clock
+    /// closes: the topic is not keyed by app (or topics read together are
+    /// not co-partitioned), and a takeover is not exact for such apps.
+    #[serde(default)]
+    pub cross_partition: u64,
 }
 
 /// An app's load in the open window so far ([`WindowAggregator::open_loads`]).
@@ -608,6 +613,10 @@ impl WindowAggregator {
         let (shard, app_id, inst_id) = self.series_ids(app, name, instance);
         let start = self.window_start(t);
         let clock = self.current_input as u32;
+        let home = self.inputs[self.current_input].shard;
+        if home != 0 && home as usize != shard {
+            self.sh.counters.cross_partition += 1;
+        }
         if !self.shards[shard].feeders.contains(&clock) {
             // An app of another clock's shard (a topic not keyed by app, or
             // a scrape of the apps a partition carries): that shard now

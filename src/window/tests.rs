@@ -349,6 +349,11 @@ fn an_app_on_two_partitions_closes_by_the_slower() {
     assert_eq!(ends, [10], "{out:?}");
     assert_eq!(out[0].requests, 2);
     assert_eq!(w.series_count(), 1, "one series, in one shard");
+    assert_eq!(
+        w.counters().cross_partition,
+        2,
+        "partition 2's records are counted"
+    );
 }
 
 /// A quiet partition (idle) does not hold its apps' windows open: they

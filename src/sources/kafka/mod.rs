@@ -29,7 +29,9 @@ use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
@@ -78,8 +80,13 @@ pub struct Handoff {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rebalanced {
     /// The whole new assignment (`topic/partition`, and where its previous
-    /// owner, or this consumer earlier, left it).
+    /// owner, or this consumer earlier, left it): eager rebalancing, which
+    /// revoked everything first.
     Assigned(Vec<(String, Option<Handoff>)>),
+    /// Partitions added to those kept (cooperative rebalancing: the others
+    /// went on fetching throughout).
+    Added(Vec<(String, Option<Handoff>)>),
+    /// Partitions taken away, the others kept (cooperative rebalancing).
     Revoked(Vec<String>),
 }
 
@@ -107,6 +114,10 @@ impl ClientContext for Context {
 
 impl ConsumerContext for Context {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         let event = match rebalance {
             Rebalance::Assign(tpl) => {
                 info!(partitions = tpl.count(), "kafka: partitions assigned");
@@ -140,10 +151,19 @@ impl ConsumerContext for Context {
                         (format!("{}/{}", e.topic(), e.partition()), Some(handoff))
                     })
                     .collect();
-                Rebalanced::Assigned(parts)
+                if cooperative {
+                    Rebalanced::Added(parts)
+                } else {
+                    Rebalanced::Assigned(parts)
+                }
             }
             Rebalance::Revoke(tpl) => {
                 info!(partitions = tpl.count(), "kafka: partitions revoked");
+                if !cooperative {
+                    // Eager: everything goes, and the assignment that
+                    // follows says what comes back.
+                    return;
+                }
                 Rebalanced::Revoked(
                     tpl.elements()
                         .iter()
@@ -223,7 +243,10 @@ impl KafkaSource {
             .set("statistics.interval.ms", "1000")
             // After the local queue was full, fetch again soon (the default
             // waits a second: measured 2.7× slower on one core).
-            .set("fetch.queue.backoff.ms", "10");
+            .set("fetch.queue.backoff.ms", "10")
+            // Incremental rebalancing: a member joining or leaving moves
+            // only the partitions that change owner; the rest keep flowing.
+            .set("partition.assignment.strategy", "cooperative-sticky");
         for (k, v) in options {
             cfg.set(k, v);
         }
@@ -317,7 +340,7 @@ impl KafkaSource {
             // Every assignment: librdkafka drops a partition's forwarding
             // when it is revoked.
             for event in &events {
-                let Rebalanced::Assigned(parts) = event else {
+                let (Rebalanced::Assigned(parts) | Rebalanced::Added(parts)) = event else {
                     continue;
                 };
                 let mut routed = 0;
@@ -398,11 +421,20 @@ impl KafkaSource {
     /// the sinks acknowledged counts as done). In that order, a new owner
     /// never finds a low-water mark newer than the windows it says were
     /// emitted.
+    ///
+    /// Only partitions assigned now: a commit for others (restored from a
+    /// checkpoint while the group is still joining) is refused as from an
+    /// unknown member, and librdkafka answers that by rejoining — a restart
+    /// that commits while it joins never gets its partitions.
     pub fn commit(&mut self, low_water: &BTreeMap<String, i64>, closed: &BTreeMap<String, i64>) {
+        let assigned: std::collections::BTreeSet<String> = self.assigned().into_iter().collect();
+        if assigned.is_empty() {
+            return;
+        }
         // Every time: a partition taken over carries its previous owner's
         // value until this consumer writes its own.
         let mut tpl = TopicPartitionList::new();
-        for key in self.next.keys() {
+        for key in self.next.keys().filter(|k| assigned.contains(*k)) {
             if let Some((topic, p)) = key.rsplit_once('/')
                 && let Ok(p) = p.parse::<i32>()
                 && let Some(closed) = closed.get(key)
@@ -418,7 +450,7 @@ impl KafkaSource {
         }
         let offsets = self.restart_offsets(low_water);
         let mut tpl = TopicPartitionList::new();
-        for (key, from) in &offsets {
+        for (key, from) in offsets.iter().filter(|(k, _)| assigned.contains(*k)) {
             if let Some((topic, p)) = key.rsplit_once('/')
                 && let Ok(p) = p.parse::<i32>()
                 && tpl
@@ -428,7 +460,11 @@ impl KafkaSource {
                 warn!(partition = %key, "kafka: cannot commit this offset");
             }
         }
-        self.last_committed = offsets;
+        for (key, from) in offsets {
+            if assigned.contains(&key) {
+                self.last_committed.insert(key, from);
+            }
+        }
         if tpl.count() > 0
             && let Err(e) = self.consumer.commit(&tpl, CommitMode::Async)
         {
