@@ -23,6 +23,11 @@
 //! earlier run (its name is printed; nothing is produced), and
 //! `BENCH_SIDES=vane` (or `bare`, `bare-batch`, comma-separated) runs only
 //! those sides.
+//!
+//! Scale-out: `BENCH_SIDES=scaleout BENCH_PARTITIONS=12` runs whole `vane
+//! run` processes (the release binary), one and then two in one consumer
+//! group, each round on a fresh group, and times each from its first
+//! checkpointed record to the last (the group join apart).
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -67,19 +72,24 @@ fn main() {
     };
     let n = env_num("BENCH_RECORDS", 1_000_000);
     let rounds = env_num("BENCH_ROUNDS", 3).max(1);
+    let partitions = env_num("BENCH_PARTITIONS", 3).clamp(1, 1024) as i32;
     let (topic, bytes) = match std::env::var("BENCH_TOPIC") {
         Ok(t) => (t, 0),
         Err(_) => {
             let t = format!("bench-{}", std::process::id());
-            let bytes = produce(&t, n);
+            let bytes = produce(&t, n, partitions);
             (t, bytes)
         }
     };
     let sides = std::env::var("BENCH_SIDES").unwrap_or_else(|_| "bare,bare-batch,vane".into());
     println!(
-        "kafka bench: {n} records, {:.0} MB, 3 partitions, topic {topic}, {rounds} rounds (each side in turn, fresh consumer group each time)",
+        "kafka bench: {n} records, {:.0} MB, {partitions} partitions, topic {topic}, {rounds} rounds (each side in turn, fresh consumer group each time)",
         bytes as f64 / 1e6
     );
+    if sides == "scaleout" {
+        scaleout(&topic, n, rounds);
+        return;
+    }
     let rate = |s: f64| n as f64 / s.max(1e-9);
     // Alternating rounds, medians compared: one side's slow moment (the
     // broker, the VM) does not decide the ratio.
@@ -354,8 +364,8 @@ fn config(group: &str) -> ClientConfig {
     c
 }
 
-/// Creates the topic (3 partitions) and produces `n` gorouter lines keyed by app.
-fn produce(topic: &str, n: usize) -> usize {
+/// Creates the topic and produces `n` gorouter lines keyed by app.
+fn produce(topic: &str, n: usize, partitions: i32) -> usize {
     let spec = TrafficSpec {
         format: Format::Gorouter,
         lines: n as u64,
@@ -378,7 +388,7 @@ fn produce(topic: &str, n: usize) -> usize {
         .create()
         .expect("admin");
     rt.block_on(admin.create_topics(
-        &[NewTopic::new(topic, 3, TopicReplication::Fixed(1))],
+        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
         &AdminOptions::new(),
     ))
     .expect("create topic");
@@ -413,4 +423,93 @@ fn produce(topic: &str, n: usize) -> usize {
 /// Records in a chunk: one line each.
 fn memchr_count(data: &[u8]) -> usize {
     data.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// One and two `vane run` processes in turn, `rounds` times each.
+fn scaleout(topic: &str, n: usize, rounds: usize) {
+    let rate = |s: f64| n as f64 / s.max(1e-9);
+    let mut by_count: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for (i, processes) in [1usize, 2].into_iter().enumerate() {
+            let group = format!(
+                "{topic}-scaleout-{}-{round}-{processes}",
+                std::process::id()
+            );
+            let (join, s) = run_processes(topic, &group, n, processes);
+            println!(
+                "  round {round}: {processes} vane run process(es)  {s:>7.3} s  {:>10.0} records/s  (group join {join:.1} s, not counted)",
+                rate(s)
+            );
+            by_count[i].push(s);
+        }
+    }
+    let [mut one, mut two] = by_count;
+    if let (Some(a), Some(b)) = (median(&mut one), median(&mut two)) {
+        println!(
+            "median: one process {:.0} records/s, two {:.0} records/s: {:.2}x",
+            rate(a),
+            rate(b),
+            a / b
+        );
+    }
+}
+
+/// Runs `processes` `vane run`s in one group until their checkpoints hold
+/// every record. Returns (seconds to the first checkpointed record, seconds
+/// from then to the last).
+fn run_processes(topic: &str, group: &str, n: usize, processes: usize) -> (f64, f64) {
+    let root = std::env::temp_dir().join(group);
+    let mut children = Vec::new();
+    let mut checkpoints = Vec::new();
+    for p in 0..processes {
+        let dir = root.join(format!("p{p}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let cfg = dir.join("vane.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "data_dir = \"{}\"\n[[sources]]\ntype = \"kafka\"\nbrokers = \"{BROKER}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\nformat = \"gorouter\"\noptions = {{ \"session.timeout.ms\" = \"6000\" }}\n[run]\npoll_interval = \"20ms\"\ncheckpoint_interval = \"100ms\"\n",
+                dir.join("data").display()
+            ),
+        )
+        .expect("config");
+        checkpoints.push(dir.join("data/checkpoint.json"));
+        children.push(
+            std::process::Command::new(env!("CARGO_BIN_EXE_vane"))
+                .args(["run", "--config"])
+                .arg(&cfg)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("vane run"),
+        );
+    }
+    let lines = |path: &std::path::Path| -> u64 {
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["counts"]["lines"].as_u64())
+            .unwrap_or(0)
+    };
+    let started = Instant::now();
+    let mut first = None;
+    let deadline = started + Duration::from_secs(600);
+    loop {
+        let total: u64 = checkpoints.iter().map(|c| lines(c)).sum();
+        if total > 0 && first.is_none() {
+            first = Some(started.elapsed());
+        }
+        if total >= n as u64 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let all = started.elapsed();
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    let first = first.unwrap_or(all);
+    (first.as_secs_f64(), (all - first).as_secs_f64())
 }

@@ -186,7 +186,20 @@ impl Inputs {
             let (idx, source) = &mut self.sources[i];
             let idx = *idx;
             if let Source::Kafka(k) = source {
-                tick.reassigned |= partitions::rebalance(idx, k, pipeline)?;
+                let reassigned = partitions::rebalance(idx, k, pipeline)?;
+                if reassigned {
+                    // Fetching paused while the group rebalanced: quiet
+                    // then was no sign of time passing, so every partition
+                    // is quiet again only from now.
+                    for (_, _, clock) in pipeline
+                        .stream_clocks()
+                        .into_iter()
+                        .filter(|(s, _, _)| *s == idx)
+                    {
+                        self.last_input.insert(clock, now);
+                    }
+                }
+                tick.reassigned |= reassigned;
                 // Every assigned partition has a clock before its first record,
                 // so a partition not read yet holds the watermark back.
                 for stream in k.assigned() {

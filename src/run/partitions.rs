@@ -22,16 +22,8 @@ pub fn rebalance(idx: usize, k: &mut KafkaSource, pipeline: &mut Pipeline) -> an
         match event {
             Rebalanced::Assigned(parts) => {
                 let assigned: BTreeSet<&str> = parts.iter().map(|(s, _)| s.as_str()).collect();
-                let mut with_clock: Vec<String> = pipeline
-                    .stream_clocks()
-                    .into_iter()
-                    .filter(|(s, _, _)| *s == idx)
-                    .map(|(_, stream, _)| stream)
-                    .collect();
-                with_clock.extend(k.offsets().keys().cloned());
-                with_clock.sort();
-                with_clock.dedup();
-                for stream in with_clock.iter().filter(|s| !assigned.contains(s.as_str())) {
+                let held = held_streams(idx, k, pipeline);
+                for stream in held.iter().filter(|s| !assigned.contains(s.as_str())) {
                     drop_partition(idx, stream, k, pipeline)?;
                 }
                 for (stream, handoff) in &parts {
@@ -50,7 +42,34 @@ pub fn rebalance(idx: usize, k: &mut KafkaSource, pipeline: &mut Pipeline) -> an
             }
         }
     }
+    if changed {
+        // State of partitions this consumer does not own now — restored
+        // from a checkpoint of when it did, and never assigned since
+        // (cooperative assignments name only what they add) — goes too:
+        // a heartbeat would otherwise close their open windows here, half
+        // counted, while their owner counts them whole.
+        let assigned: BTreeSet<String> = k.assigned().into_iter().collect();
+        for stream in held_streams(idx, k, pipeline) {
+            if !assigned.contains(&stream) {
+                drop_partition(idx, &stream, k, pipeline)?;
+            }
+        }
+    }
     Ok(changed)
+}
+
+/// The partitions of source `idx` this consumer holds state or offsets of.
+fn held_streams(idx: usize, k: &KafkaSource, pipeline: &Pipeline) -> Vec<String> {
+    let mut streams: Vec<String> = pipeline
+        .stream_clocks()
+        .into_iter()
+        .filter(|(s, _, _)| *s == idx)
+        .map(|(_, stream, _)| stream)
+        .collect();
+    streams.extend(k.offsets().keys().cloned());
+    streams.sort();
+    streams.dedup();
+    streams
 }
 
 /// A partition this consumer no longer owns: its apps' state goes.

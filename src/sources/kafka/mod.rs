@@ -56,6 +56,10 @@ struct PartitionStats {
 
 struct Context {
     watermarks: Watermarks,
+    /// The group is steady (not joining or rebalancing) as of the last
+    /// statistics: while it rebalances, fetching is paused and the high
+    /// watermarks are stale, so no partition may look caught up.
+    settled: Arc<AtomicBool>,
     rebalances: Arc<Mutex<Vec<Rebalanced>>>,
     /// Set while `rebalances` holds something: checked before every record,
     /// cheaper than the lock.
@@ -92,6 +96,8 @@ pub enum Rebalanced {
 
 impl ClientContext for Context {
     fn stats(&self, stats: Statistics) {
+        let steady = stats.cgrp.as_ref().is_none_or(|g| g.join_state == "steady");
+        self.settled.store(steady, Ordering::Release);
         if let Ok(mut w) = self.watermarks.lock() {
             for (topic, t) in stats.topics {
                 for (p, part) in t.partitions {
@@ -114,6 +120,11 @@ impl ClientContext for Context {
 
 impl ConsumerContext for Context {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // What the statistics said before is stale until they come again.
+        self.settled.store(false, Ordering::Release);
+        if let Ok(mut w) = self.watermarks.lock() {
+            w.clear();
+        }
         let cooperative = matches!(
             consumer.rebalance_protocol(),
             RebalanceProtocol::Cooperative
@@ -210,6 +221,7 @@ pub struct KafkaSource {
     /// each time costs page faults when the allocator maps it anew.
     spare: Option<Vec<u8>>,
     watermarks: Watermarks,
+    settled: Arc<AtomicBool>,
     rebalances: Arc<Mutex<Vec<Rebalanced>>>,
     rebalance_waiting: Arc<AtomicBool>,
     closed_group: Arc<BaseConsumer>,
@@ -230,6 +242,7 @@ impl KafkaSource {
         batch: bool,
     ) -> Result<Self, String> {
         let watermarks: Watermarks = Arc::default();
+        let settled: Arc<AtomicBool> = Arc::default();
         let rebalances: Arc<Mutex<Vec<Rebalanced>>> = Arc::default();
         let rebalance_waiting: Arc<AtomicBool> = Arc::default();
         let mut cfg = ClientConfig::new();
@@ -263,6 +276,7 @@ impl KafkaSource {
         let consumer: BaseConsumer<Context> = cfg
             .create_with_context(Context {
                 watermarks: Arc::clone(&watermarks),
+                settled: Arc::clone(&settled),
                 rebalances: Arc::clone(&rebalances),
                 rebalance_waiting: Arc::clone(&rebalance_waiting),
                 closed_group: Arc::clone(&closed_group),
@@ -294,6 +308,7 @@ impl KafkaSource {
             paused: false,
             spare: None,
             watermarks,
+            settled,
             rebalances,
             rebalance_waiting,
             closed_group,
@@ -488,6 +503,9 @@ impl KafkaSource {
     /// Whether `stream` (`topic/partition`) has been read to the high
     /// watermark librdkafka last reported for it.
     pub fn caught_up(&self, stream: &str) -> bool {
+        if !self.settled.load(Ordering::Acquire) {
+            return false;
+        }
         let Ok(w) = self.watermarks.lock() else {
             return false;
         };
