@@ -108,3 +108,44 @@ fn the_systemd_unit_runs_vane_and_reloads_with_sighup() {
     assert_eq!(value("ExecReload"), "/bin/kill -HUP $MAINPID");
     assert_eq!(value("StateDirectory"), "vane");
 }
+
+/// The scale-out StatefulSet: valid objects, a valid configuration whose
+/// Kafka source takes its static membership id from the pod name the
+/// StatefulSet puts into `POD_NAME`.
+#[test]
+fn the_scale_out_set_names_each_replica_in_the_group() {
+    use k8s_openapi::api::{apps, core};
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/vane-scale-out.yaml"),
+    )
+    .unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(kinds, ["ConfigMap", "StatefulSet", "Service"]);
+    let set: apps::v1::StatefulSet = serde_json::from_value(docs[1].clone()).unwrap();
+    let _: core::v1::Service = serde_json::from_value(docs[2].clone()).unwrap();
+    let spec = set.spec;
+    assert!(spec.replicas.unwrap_or(1) > 1);
+    let container = &spec.template.spec.unwrap().containers[0];
+    let pod_name = container
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == "POD_NAME")
+        .and_then(|e| e.value_from.as_ref())
+        .and_then(|v| v.field_ref.as_ref())
+        .map(|f| f.field_path.clone());
+    assert_eq!(pod_name.as_deref(), Some("metadata.name"));
+    let cfg = config_map(&docs, "vane-scale-out-config").data.unwrap()["vane.toml"].clone();
+    let cfg = vane::config::Config::from_toml(&cfg, "vane.toml").unwrap();
+    let ids: Vec<Option<String>> = cfg
+        .sources
+        .iter()
+        .map(|s| match s {
+            vane::config::SourceConfig::Kafka { instance_id, .. } => instance_id.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, [Some("${POD_NAME}".to_string())]);
+}
