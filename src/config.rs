@@ -146,6 +146,9 @@ pub enum SourceConfig {
         format: Format,
         start_at: StartAt,
         mapping: Mapping,
+        /// A missing file is waited for (a warning every minute) instead
+        /// of an error at start.
+        wait_for_file: bool,
     },
     /// Every file matching a glob pattern, each followed; new matches are picked up.
     Glob {
@@ -216,6 +219,7 @@ struct RawSource {
     json_field: Option<String>,
     options: Option<std::collections::BTreeMap<String, String>>,
     instance_id: Option<String>,
+    wait_for_file: Option<bool>,
     /// App logs: the app (and instance) of lines that do not name one.
     app: Option<String>,
     instance: Option<String>,
@@ -250,6 +254,7 @@ impl RawSource {
             ("json_field", self.json_field.is_some()),
             ("options", self.options.is_some()),
             ("instance_id", self.instance_id.is_some()),
+            ("wait_for_file", self.wait_for_file.is_some()),
             ("app", self.app.is_some()),
             ("instance", self.instance.is_some()),
         ];
@@ -274,7 +279,14 @@ impl SourceKind {
     fn keys(self) -> &'static [&'static str] {
         const LINES: [&str; 3] = ["mapping", "app", "instance"];
         match self {
-            SourceKind::File => &["path", "start_at", LINES[0], LINES[1], LINES[2]],
+            SourceKind::File => &[
+                "path",
+                "start_at",
+                "wait_for_file",
+                LINES[0],
+                LINES[1],
+                LINES[2],
+            ],
             SourceKind::Glob => &["pattern", "start_at", LINES[0], LINES[1], LINES[2]],
             SourceKind::Scrape => &["targets", "interval"],
             SourceKind::RlpGateway => &["url", "token_env"],
@@ -345,6 +357,7 @@ impl TryFrom<RawSource> for SourceConfig {
                     format: r.format,
                     start_at,
                     mapping,
+                    wait_for_file: r.wait_for_file.unwrap_or(false),
                 })
             }
             SourceKind::Glob => {
@@ -611,6 +624,23 @@ impl Config {
                 BUILT_IN_ORIGIN.into(),
             )),
         }
+    }
+
+    /// Followed files that do not exist and are not waited for
+    /// (`wait_for_file`): a typo in a path would otherwise run forever
+    /// reading nothing.
+    pub fn missing_files(&self) -> Vec<&Path> {
+        self.sources
+            .iter()
+            .filter_map(|s| match s {
+                SourceConfig::File {
+                    path,
+                    wait_for_file: false,
+                    ..
+                } if !path.exists() => Some(path.as_path()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Rule paths and followed files that do not exist (relative paths

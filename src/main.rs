@@ -50,9 +50,14 @@ enum Command {
     /// orchestrator, and compare them (rules, vane, hpa, kpa).
     Backtest(cli::backtest::BacktestArgs),
     /// Validate rule files: every error with file:line:column and a hint; exit 1 on any.
+    /// With --config (or a `.toml` path), the configuration too, as `vane run` reads
+    /// it, and the rules it names.
     Check {
-        /// Rule files or folders (default: rules/).
+        /// Rule files or folders (default: rules/, or the configuration's `rules`).
         paths: Vec<PathBuf>,
+        /// A configuration to validate exactly as `vane run` would.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Convert a Cloud Foundry App Autoscaler policy (JSON) into a Vane rule file (YAML on stdout).
     ImportCf {
@@ -243,7 +248,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replay(a) => replay_cmd(a),
-        Command::Check { paths } => check_cmd(default_rules(paths)),
+        Command::Check { paths, config } => {
+            // `vane check vane.toml`: a configuration, not a rule file.
+            let (configs, rules): (Vec<PathBuf>, Vec<PathBuf>) = paths
+                .into_iter()
+                .partition(|p| p.extension().is_some_and(|e| e == "toml"));
+            match config.or_else(|| configs.into_iter().next()) {
+                Some(path) => check_config_cmd(&path, rules),
+                None => check_cmd(default_rules(rules)),
+            }
+        }
         Command::Test { paths } => test_cmd(default_rules(paths)),
         Command::ImportCf { policy, name, app } => {
             let json = std::fs::read_to_string(&policy)
@@ -335,6 +349,34 @@ fn check_cmd(paths: Vec<PathBuf>) -> anyhow::Result<()> {
             Err(Reported(format!("{} error(s) in rule files", errors.len())).into())
         }
     }
+}
+
+/// `vane check --config FILE`: the configuration with the validation
+/// `vane run` uses, the files it follows, then the rules it names (or those
+/// given).
+fn check_config_cmd(path: &std::path::Path, rules: Vec<PathBuf>) -> anyhow::Result<()> {
+    let cfg = Config::load(path)?;
+    let missing = cfg.missing_files();
+    if !missing.is_empty() {
+        for m in &missing {
+            eprintln!(
+                "{}: file source {}: no such file (fix the path, or set `wait_for_file = true` on the source to wait for it)",
+                path.display(),
+                m.display()
+            );
+        }
+        return Err(Reported(format!("{} missing file(s)", missing.len())).into());
+    }
+    println!("{}: OK ({} source(s))", path.display(), cfg.sources.len());
+    let rules = if rules.is_empty() {
+        cfg.rules.clone()
+    } else {
+        rules
+    };
+    if rules.is_empty() {
+        return Ok(());
+    }
+    check_cmd(rules)
 }
 
 fn test_cmd(paths: Vec<PathBuf>) -> anyhow::Result<()> {

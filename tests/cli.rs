@@ -443,3 +443,94 @@ fn a_missing_config_file_is_named_once() {
     assert!(said.contains(&missing.display().to_string()), "{said}");
     assert_eq!(said.matches("os error 2").count(), 1, "{said}");
 }
+
+/// `vane check --config` validates a configuration exactly as `vane run`
+/// reads it (and `vane check vane.toml` means the same), then the rules it
+/// names.
+#[test]
+fn check_validates_a_config_as_run_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = config(dir.path(), "");
+    let out = common::succeeded(vane().args(["check", "--config"]).arg(&good));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
+    let as_path = common::succeeded(vane().arg("check").arg(&good));
+    assert!(String::from_utf8_lossy(&as_path.stdout).contains("OK"));
+    // The same error `vane run` gives, with its line.
+    let bad = dir.path().join("bad.toml");
+    fs::write(&bad, "[window]\nlength = true\n").unwrap();
+    for args in [vec!["check", "--config"], vec!["run", "--config"]] {
+        let out = vane().args(&args).arg(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("bad.toml") && err.contains("line 2"),
+            "{args:?}: {err}"
+        );
+    }
+    // The rules it names are checked too.
+    let rules = dir.path().join("rules");
+    fs::create_dir_all(&rules).unwrap();
+    fs::write(
+        rules.join("broken.yaml"),
+        "apiVersion: vane/v1\nkind: Nonsense\n",
+    )
+    .unwrap();
+    let with_rules = dir.path().join("with-rules.toml");
+    let text = fs::read_to_string(&good).unwrap();
+    fs::write(
+        &with_rules,
+        format!("rules = [\"{}\"]\n{text}", rules.display()),
+    )
+    .unwrap();
+    let out = vane()
+        .args(["check", "--config"])
+        .arg(&with_rules)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.yaml"));
+}
+
+/// A file source whose path has a typo is an error at start, naming the
+/// path and the way to wait for it; with `wait_for_file = true` the run
+/// waits and says so (`/metrics`: `vane_source_waiting`).
+#[test]
+fn a_missing_file_source_is_an_error_unless_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("acess.log");
+    let cfg = |extra: &str| {
+        let path = dir.path().join("vane.toml");
+        fs::write(
+            &path,
+            format!(
+                "data_dir = \"{}\"\n[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n{extra}[run]\npoll_interval = \"20ms\"\n",
+                dir.path().join("data").display(),
+                missing.display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let strict = cfg("");
+    for cmd in ["run", "check"] {
+        let out = vane()
+            .args([cmd, "--config"])
+            .arg(&strict)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&missing.display().to_string()) && err.contains("wait_for_file"),
+            "{cmd}: {err}"
+        );
+    }
+    let waiting = cfg("wait_for_file = true\n");
+    let out = common::succeeded(
+        vane()
+            .args(["run", "--exit-when-idle", "1s", "--config"])
+            .arg(&waiting),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no such file yet; waiting"), "{err}");
+}

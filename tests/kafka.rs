@@ -717,7 +717,7 @@ fn totals(union: &BTreeMap<(String, String), u64>) -> BTreeMap<String, u64> {
 #[test]
 #[ignore = "needs services: scripts/test.sh"]
 fn a_member_killed_mid_stream_is_taken_over_without_loss() {
-    const N: usize = 50_000;
+    const N: usize = 60_000;
     const RPS: usize = 2_000;
     let dir = tempfile::tempdir().unwrap();
     let text = generate(dir.path(), &N.to_string(), "606");
@@ -725,6 +725,12 @@ fn a_member_killed_mid_stream_is_taken_over_without_loss() {
     let topic = unique("router-takeover");
     produce_keyed(&topic, 6, &[]);
     let group = unique("group");
+    // Every app scaled by one policy, at most one instance more per window:
+    // its count climbs window by window, so a handover that forgot it
+    // would show.
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("all.yaml"), CLIMBING_POLICY).unwrap();
     let port = common::free_port();
     let cfg = |name: &str| {
         let d = dir.path().join(name);
@@ -738,7 +744,8 @@ fn a_member_killed_mid_stream_is_taken_over_without_loss() {
         write_config(
             &d,
             &format!(
-                "[[sources]]\ntype = \"kafka\"\nbrokers = \"{BROKER}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\nformat = \"gorouter\"\noptions = {{ \"session.timeout.ms\" = \"6000\" }}\n[run]\npoll_interval = \"20ms\"\nidle_timeout = \"2s\"\ncheckpoint_interval = \"500ms\"\n[influxdb]\nurl = \"{VM}\"\norg = \"vane\"\nbucket = \"kafka\"\n{}{api}",
+                "rules = [\"{}\"]\n[[sources]]\ntype = \"kafka\"\nbrokers = \"{BROKER}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\nformat = \"gorouter\"\noptions = {{ \"session.timeout.ms\" = \"6000\" }}\n[run]\npoll_interval = \"20ms\"\nidle_timeout = \"2s\"\ncheckpoint_interval = \"500ms\"\n[influxdb]\nurl = \"{VM}\"\norg = \"vane\"\nbucket = \"kafka\"\n{}{api}",
+                rules.display(),
                 common::store::influx_tags()
             ),
         )
@@ -779,7 +786,8 @@ fn a_member_killed_mid_stream_is_taken_over_without_loss() {
         (1..6).contains(&before),
         "the survivor owns part of the topic: {before}"
     );
-    std::thread::sleep(Duration::from_secs(6));
+    // Past the first windows (closed, decided and checkpointed), before the end.
+    std::thread::sleep(Duration::from_secs(16));
     victim.kill().unwrap(); // SIGKILL, mid-stream
     victim.wait().unwrap();
     let victim_lines = lines_of("victim");
@@ -804,8 +812,12 @@ fn a_member_killed_mid_stream_is_taken_over_without_loss() {
         "the victim died mid-stream: {victim_lines}"
     );
     assert!(
-        stderr.contains("taken over"),
+        stderr.contains("partition taken over"),
         "the survivor took partitions over"
+    );
+    assert!(
+        stderr.contains("decision state taken over"),
+        "the victim's decision state came with its partitions: {stderr}"
     );
     assert_eq!(s["late"], 0, "{s:?}");
     let union = union_of_windows(&[
@@ -815,6 +827,93 @@ fn a_member_killed_mid_stream_is_taken_over_without_loss() {
     assert_eq!(totals(&union), want, "the union of the JSON-lines files");
     let stored = wait_until_stored(&want);
     assert_eq!(stored, want, "the store");
+    // One chain of decisions per app across both members: each starts from
+    // the count the one before it (whoever took it) left, and a window
+    // decided by both was decided alike.
+    let handed = decision_chains(&[
+        dir.path().join("victim/data/decisions.jsonl"),
+        dir.path().join("survivor/data/decisions.jsonl"),
+    ]);
+    assert!(handed > 0, "some app was decided on by both members");
+}
+
+/// Every app's policy: one instance more per window at most, towards 5
+/// requests/s per instance (the generated apps have about 100).
+const CLIMBING_POLICY: &str = "apiVersion: vane/v1
+kind: ScalingPolicy
+metadata:
+  name: climbing
+spec:
+  selector:
+    names: [\"*\"]
+  min: 1
+  max: 50
+  algorithm: target-tracking
+  targets:
+    - metric: rps_per_instance
+      value: 5
+  behavior:
+    scaleUp:
+      stabilization: 0s
+      maxInstances: 1
+      period: 10s
+    scaleDown:
+      stabilization: 600s
+";
+
+/// Checks that the policy decisions in `files`, per app in window order,
+/// form one chain (each `current` is the `desired` before it, a window
+/// decided twice was decided alike); returns how many apps were decided on
+/// in more than one file.
+fn decision_chains(files: &[PathBuf]) -> usize {
+    // app → window end → ((current, desired), files)
+    type Windows = BTreeMap<String, ((u64, u64), Vec<usize>)>;
+    let mut by_app: BTreeMap<String, Windows> = BTreeMap::new();
+    for (i, file) in files.iter().enumerate() {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if v["policy"] != "climbing" {
+                continue;
+            }
+            let app = v["app"].as_str().unwrap().to_string();
+            let time = v["time"].as_str().unwrap().to_string();
+            let cd = (
+                v["current"].as_u64().unwrap(),
+                v["desired"].as_u64().unwrap(),
+            );
+            let entry = by_app
+                .entry(app.clone())
+                .or_default()
+                .entry(time.clone())
+                .or_insert((cd, Vec::new()));
+            assert_eq!(
+                entry.0, cd,
+                "{app} at {time}: decided differently by two members"
+            );
+            entry.1.push(i);
+        }
+    }
+    assert!(!by_app.is_empty(), "the policy decided");
+    let mut shared = 0;
+    for (app, windows) in &by_app {
+        let mut previous: Option<u64> = None;
+        for (time, ((current, desired), _)) in windows {
+            if let Some(p) = previous {
+                assert_eq!(
+                    *current, p,
+                    "{app} at {time}: starts from {current}, the decision before left {p}"
+                );
+            }
+            previous = Some(*desired);
+        }
+        let files: std::collections::BTreeSet<usize> = windows
+            .values()
+            .flat_map(|(_, f)| f.iter().copied())
+            .collect();
+        shared += usize::from(files.len() > 1);
+    }
+    shared
 }
 
 /// Static membership: a replica killed and restarted under the same

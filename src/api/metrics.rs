@@ -164,6 +164,20 @@ pub fn render(s: &Snapshot, v: &LiveView) -> String {
     }
     family(
         &mut out,
+        "vane_source_waiting",
+        "1 while a file source waits for its file to appear (wait_for_file).",
+        "gauge",
+    );
+    for src in &s.sources {
+        let _ = writeln!(
+            out,
+            "vane_source_waiting{{source=\"{}\"}} {}",
+            escape(&src.name),
+            u8::from(src.waiting)
+        );
+    }
+    family(
+        &mut out,
         "vane_app_decisions_total",
         "Decisions per app, direction and who took them (policy, manual, health, actuator).",
         "counter",
@@ -246,6 +260,12 @@ mod tests {
         let mut s = Snapshot::default();
         s.counts.lines = 42;
         s.kafka_lag.insert("router/0".into(), 7);
+        s.sources.push(crate::api::SourceStats {
+            name: "file:/var/log/x.log".into(),
+            format: "gorouter",
+            counts: Default::default(),
+            waiting: true,
+        });
         s.partitions.push(crate::api::PartitionStatus {
             partition: "router/0".into(),
             series: 12,
@@ -269,6 +289,7 @@ mod tests {
         assert_eq!(get("vane_kafka_lag"), Some(7.0));
         assert_eq!(get("vane_kafka_partition_series"), Some(12.0));
         assert_eq!(get("vane_cross_partition_records_total"), Some(0.0));
+        assert_eq!(get("vane_source_waiting"), Some(1.0));
         assert_eq!(
             get("vane_kafka_partition_closed_through_seconds"),
             Some(1_700_000_010.0)

@@ -75,6 +75,8 @@ pub struct SourceStats {
     pub name: String,
     pub format: &'static str,
     pub counts: SourceCounts,
+    /// A file source waiting for its file (`wait_for_file`).
+    pub waiting: bool,
 }
 
 /// What the run loop publishes every tick.

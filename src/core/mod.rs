@@ -250,6 +250,14 @@ impl Core {
         clock
     }
 
+    /// The apps whose windows the clock of `stream` closes.
+    pub fn apps_of_stream(&self, source: usize, stream: &str) -> Vec<String> {
+        self.streams
+            .clock_of(source, stream)
+            .map(|c| self.windows.apps_of_clock(c))
+            .unwrap_or_default()
+    }
+
     /// Per stream of `source`: the end of the newest window its clock
     /// closed (every window ending by then was emitted).
     pub fn closed_by_stream(&self, source: usize) -> std::collections::BTreeMap<String, i64> {

@@ -18,6 +18,17 @@ pub struct DeciderState {
     apps: BTreeMap<String, Tracked>,
 }
 
+impl DeciderState {
+    /// Apps tracked.
+    pub fn len(&self) -> usize {
+        self.apps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.apps.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Tracked {
     policy: String,
@@ -86,6 +97,22 @@ impl Decider {
                 t.instances,
             )
         })
+    }
+
+    /// The state of `apps` (those tracked), to hand to another decider.
+    pub fn export(&self, apps: &[String]) -> DeciderState {
+        DeciderState {
+            apps: apps
+                .iter()
+                .filter_map(|a| self.state.apps.get(a).map(|t| (a.clone(), t.clone())))
+                .collect(),
+        }
+    }
+
+    /// Takes over the state another decider handed over (its apps' own
+    /// state wins over what is tracked here).
+    pub fn adopt(&mut self, handed: DeciderState) {
+        self.state.apps.extend(handed.apps);
     }
 
     /// The labels the configuration gives `app` (for policy selection).

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use tracing::warn;
 
 use super::inputs::{Inputs, Source};
 use super::sinks::Sinks;
@@ -80,9 +81,16 @@ pub struct Prepared {
     kafka: Vec<KafkaMarks>,
 }
 
-/// Per partition of one Kafka source: its low-water mark, and where its
-/// windows are closed to.
-type KafkaMarks = (usize, BTreeMap<String, i64>, BTreeMap<String, i64>);
+/// What one Kafka source commits after a checkpoint, per partition.
+struct KafkaMarks {
+    source: usize,
+    /// Where the group restarts it.
+    low_water: BTreeMap<String, i64>,
+    /// The end of its newest emitted window.
+    closed: BTreeMap<String, i64>,
+    /// Its decision state for the next owner (`run::handover`).
+    states: Vec<(String, Vec<u8>)>,
+}
 
 /// Syncs the outputs and serializes the state at this point, to be stored
 /// once the sinks have delivered hand-over `seq`.
@@ -106,7 +114,12 @@ pub fn prepare(
             Source::Kafka(k) => {
                 kafka_offsets.extend(k.offsets().iter().map(|(p, o)| (p.clone(), *o)));
                 let closed = pipeline.core.closed_by_stream(*idx);
-                kafka.push((*idx, pipeline.low_water_marks(*idx), closed));
+                kafka.push(KafkaMarks {
+                    source: *idx,
+                    low_water: pipeline.low_water_marks(*idx),
+                    states: super::handover::collect(*idx, &closed, pipeline),
+                    closed,
+                });
             }
             Source::Stdin(_) | Source::Scrape(_) | Source::Rlp(_) => {}
         }
@@ -147,9 +160,15 @@ impl Prepared {
     pub fn store(self, path: &Path, sources: &mut [(usize, Source)]) -> anyhow::Result<()> {
         store_bytes(&self.bytes, path)
             .with_context(|| format!("cannot write checkpoint {}", path.display()))?;
-        for (idx, marks, closed) in &self.kafka {
-            if let Some((_, Source::Kafka(k))) = sources.iter_mut().find(|(i, _)| i == idx) {
-                k.commit(marks, closed);
+        for m in &self.kafka {
+            if let Some((_, Source::Kafka(k))) = sources.iter_mut().find(|(i, _)| *i == m.source) {
+                // The state first: a commit says the next owner may start
+                // from here, and it needs the state of here.
+                if let Err(e) = k.publish_states(&m.states) {
+                    warn!(error = %e, "kafka: decision state not published; offsets not committed this time");
+                    continue;
+                }
+                k.commit(&m.low_water, &m.closed);
             }
         }
         Ok(())

@@ -109,6 +109,7 @@ impl Control {
                 snap.kafka_lag.extend(lag);
             }
             snap.sources.push(crate::api::SourceStats {
+                waiting: matches!(s, super::inputs::Source::File(t) if t.is_waiting()),
                 name: s.label(),
                 format: pipeline.source_format(*idx).name(),
                 counts: pipeline

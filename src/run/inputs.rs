@@ -39,7 +39,18 @@ pub enum Source {
 impl Source {
     fn open(sc: &SourceConfig) -> anyhow::Result<Source> {
         Ok(match sc {
-            SourceConfig::File { path, start_at, .. } => {
+            SourceConfig::File {
+                path,
+                start_at,
+                wait_for_file,
+                ..
+            } => {
+                if !*wait_for_file && !path.exists() {
+                    anyhow::bail!(
+                        "file source {}: no such file (fix the path, or set `wait_for_file = true` on the source to wait for it)",
+                        path.display()
+                    );
+                }
                 Source::File(FileTail::new(path, *start_at))
             }
             SourceConfig::Glob {

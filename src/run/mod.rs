@@ -19,6 +19,7 @@ use crate::sources::Checkpoint;
 pub mod build;
 mod checkpointing;
 mod control;
+mod handover;
 mod inputs;
 mod notify;
 mod operate;

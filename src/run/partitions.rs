@@ -105,18 +105,25 @@ fn assign(
             // Someone else moved it on since this state was saved.
             pipeline.drop_stream(idx, stream)?;
             k.forget(stream);
-            take_over(idx, stream, handoff, pipeline);
+            take_over(idx, stream, handoff, k, pipeline);
         }
-        None => take_over(idx, stream, handoff, pipeline),
+        None => take_over(idx, stream, handoff, k, pipeline),
     }
     Ok(())
 }
 
-fn take_over(idx: usize, stream: &str, h: Option<Handoff>, pipeline: &mut Pipeline) {
+fn take_over(
+    idx: usize,
+    stream: &str,
+    h: Option<Handoff>,
+    k: &KafkaSource,
+    pipeline: &mut Pipeline,
+) {
     let Some(closed_ns) = h.and_then(|h| h.closed_ns) else {
         return;
     };
     let clock = pipeline.clock_for(idx, stream);
     info!(partition = %stream, from = ?h.and_then(|h| h.committed), closed_ns, "kafka: partition taken over; windows its previous owner emitted are skipped");
     pipeline.set_handoff(clock, crate::pipeline::Handoff { closed_ns });
+    super::handover::adopt(stream, closed_ns, k, pipeline);
 }

@@ -24,7 +24,12 @@ pub struct FileTail {
     start_at: StartAt,
     current: Option<Open>,
     buf: Vec<u8>,
+    /// When the missing file was last warned about (once a minute).
+    warned: Option<std::time::Instant>,
 }
+
+/// How often a file source waiting for its file says so.
+const WAITING_WARNING_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 struct Open {
     file: File,
@@ -40,7 +45,13 @@ impl FileTail {
             start_at,
             current: None,
             buf: Vec::new(),
+            warned: None,
         }
+    }
+
+    /// No file is open: it does not exist (yet).
+    pub fn is_waiting(&self) -> bool {
+        self.current.is_none()
     }
 
     pub fn name(&self) -> &str {
@@ -111,6 +122,13 @@ impl FileTail {
             // Files that appear later are read from their start.
             self.start_at = StartAt::Beginning;
             if !self.open_path(from)? {
+                if self
+                    .warned
+                    .is_none_or(|w| w.elapsed() >= WAITING_WARNING_EVERY)
+                {
+                    warn!(source = %self.name, "file source: no such file yet; waiting for it");
+                    self.warned = Some(std::time::Instant::now());
+                }
                 return Ok(None);
             }
         }

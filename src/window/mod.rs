@@ -401,6 +401,21 @@ impl WindowAggregator {
         self.shards.get(home as usize)?.closed_through
     }
 
+    /// The apps whose series live in the shard of clock `idx` (a Kafka
+    /// partition's apps).
+    pub fn apps_of_clock(&self, idx: usize) -> Vec<String> {
+        let home = self.inputs.get(idx).map_or(0, |i| i.shard);
+        let Some(s) = self.shards.get(home as usize) else {
+            return Vec::new();
+        };
+        s.series
+            .iter()
+            .flatten()
+            .filter(|s| s.instance.is_none())
+            .map(|s| String::from(&*s.app))
+            .collect()
+    }
+
     /// Where the shard clock `idx` feeds first stands.
     pub fn shard_status(&self, idx: usize) -> ShardStatus {
         let home = self.inputs.get(idx).map_or(0, |i| i.shard);

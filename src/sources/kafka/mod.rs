@@ -21,6 +21,9 @@
 //! ([`batch`]); app logs and JSON-wrapped records one poll at a time.
 
 mod batch;
+mod state_log;
+
+pub use state_log::StateLog;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -225,6 +228,8 @@ pub struct KafkaSource {
     rebalances: Arc<Mutex<Vec<Rebalanced>>>,
     rebalance_waiting: Arc<AtomicBool>,
     closed_group: Arc<BaseConsumer>,
+    /// The partitions' evaluator state for their next owners.
+    state_log: StateLog,
     /// What this consumer last committed per partition (its low-water mark):
     /// a committed offset found different on assignment means another
     /// consumer moved the partition on, and this state is stale.
@@ -263,6 +268,19 @@ impl KafkaSource {
         for (k, v) in options {
             cfg.set(k, v);
         }
+        // The state topic's clients: the brokers and how to reach them,
+        // none of the consumer's settings.
+        let mut state_client = ClientConfig::new();
+        state_client.set("bootstrap.servers", brokers);
+        for (k, v) in options {
+            if ["security.", "sasl.", "ssl.", "client."]
+                .iter()
+                .any(|p| k.starts_with(p))
+            {
+                state_client.set(k, v);
+            }
+        }
+        let state_log = StateLog::new(state_client, group);
         let mut shadow = cfg.clone();
         shadow
             .set("group.id", format!("{group}.vane-closed"))
@@ -312,6 +330,7 @@ impl KafkaSource {
             rebalances,
             rebalance_waiting,
             closed_group,
+            state_log,
             last_committed: BTreeMap::new(),
             skipped: 0,
         })
@@ -485,6 +504,23 @@ impl KafkaSource {
         {
             warn!(error = %e, "kafka: offset commit failed (the next one catches up)");
         }
+    }
+
+    /// Appends each partition's evaluator state (`topic/partition`, bytes)
+    /// to the group's state topic, waiting for the broker.
+    pub fn publish_states(&mut self, states: &[(String, Vec<u8>)]) -> Result<(), String> {
+        self.state_log.publish(states)
+    }
+
+    /// The state the previous owner of `stream` published as of the windows
+    /// ending by `closed_ns` (see [`StateLog::latest`]).
+    pub fn handed_over_state(
+        &self,
+        stream: &str,
+        closed_ns: i64,
+        closed_of: impl Fn(&[u8]) -> Option<i64>,
+    ) -> Result<Option<Vec<u8>>, String> {
+        self.state_log.latest(stream, closed_ns, closed_of)
     }
 
     /// Lag per partition: fetched high watermark − next offset to read.
