@@ -118,6 +118,37 @@ fn config(dir: &Path, topic: &str) -> PathBuf {
     )
 }
 
+/// `[run]` of members killed mid-stream: checkpoints twice a second.
+const FAST_CHECKPOINTS: &str = "idle_timeout = \"2s\"\ncheckpoint_interval = \"500ms\"\n";
+
+/// Records counted in the checkpoint under `dir` (0 before the first).
+fn checkpointed_lines(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join("data/checkpoint.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["counts"]["lines"].as_u64())
+        .unwrap_or(0)
+}
+
+/// A member's configuration in `dir`: the topic in `group`, gorouter
+/// lines, VictoriaMetrics as the store; `run` the `[run]` settings, `extra`
+/// appended (or, starting with `rules`, prepended).
+fn member_config(dir: &Path, group: &str, topic: &str, run: &str, extra: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let (head, tail) = if extra.starts_with("rules") {
+        (extra, "")
+    } else {
+        ("", extra)
+    };
+    write_config(
+        dir,
+        &format!(
+            "{head}[[sources]]\ntype = \"kafka\"\nbrokers = \"{BROKER}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\nformat = \"gorouter\"\noptions = {{ \"session.timeout.ms\" = \"6000\" }}\n[run]\npoll_interval = \"20ms\"\n{run}[influxdb]\nurl = \"{VM}\"\norg = \"vane\"\nbucket = \"kafka\"\n{}{tail}",
+            common::store::influx_tags()
+        ),
+    )
+}
+
 /// "lines N decoded N late L ..." printed by `vane run` at its end.
 fn summary(stderr: &[u8]) -> BTreeMap<String, u64> {
     let text = String::from_utf8_lossy(stderr);
@@ -212,13 +243,7 @@ fn killed_again_and_again_while_consuming_every_record_counts_once() {
     // (the group join alone takes seconds, and longer while killed members'
     // sessions linger), at pseudo-random extra delays, until five runs were
     // killed in the middle of the stream.
-    let checkpointed = || -> u64 {
-        std::fs::read_to_string(dir.path().join("data/checkpoint.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["counts"]["lines"].as_u64())
-            .unwrap_or(0)
-    };
+    let checkpointed = || checkpointed_lines(dir.path());
     let mut seen = Vec::new();
     let mut last = 0;
     let mut rng = 0x9e37_79b9_u64;
@@ -394,23 +419,10 @@ fn two_processes_in_one_group_split_the_apps_and_total_the_same() {
     // No processing-time heartbeat: the pause between the halves is not
     // time passing in the stream.
     let cfg = |name: &str| {
-        let d = dir.path().join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        write_config(
-            &d,
-            &format!(
-                "[[sources]]\ntype = \"kafka\"\nbrokers = \"{BROKER}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\nformat = \"gorouter\"\noptions = {{ \"session.timeout.ms\" = \"6000\" }}\n[run]\npoll_interval = \"20ms\"\nidle_timeout = \"1h\"\ncheckpoint_interval = \"200ms\"\n[influxdb]\nurl = \"{VM}\"\norg = \"vane\"\nbucket = \"kafka\"\n{}",
-                common::store::influx_tags()
-            ),
-        )
+        let run = "idle_timeout = \"1h\"\ncheckpoint_interval = \"200ms\"\n";
+        member_config(&dir.path().join(name), &group, &topic, run, "")
     };
-    let lines_of = |name: &str| -> u64 {
-        std::fs::read_to_string(dir.path().join(name).join("data/checkpoint.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["counts"]["lines"].as_u64())
-            .unwrap_or(0)
-    };
+    let lines_of = |name: &str| checkpointed_lines(&dir.path().join(name));
     let spawn = |name: &str| {
         vane()
             .args(["run", "--exit-when-idle", "12s", "--config"])
@@ -734,33 +746,30 @@ fn a_member_killed_mid_stream_is_taken_over_without_loss() {
     let port = common::free_port();
     let cfg = |name: &str| {
         let d = dir.path().join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        // The survivor serves its API: which partitions it owns.
-        let api = if name == "survivor" {
-            format!("[api]\nlisten = \"127.0.0.1:{port}\"\n")
-        } else {
-            String::new()
-        };
-        write_config(
+        member_config(
             &d,
-            &format!(
-                "rules = [\"{}\"]\n[[sources]]\ntype = \"kafka\"\nbrokers = \"{BROKER}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\nformat = \"gorouter\"\noptions = {{ \"session.timeout.ms\" = \"6000\" }}\n[run]\npoll_interval = \"20ms\"\nidle_timeout = \"2s\"\ncheckpoint_interval = \"500ms\"\n[influxdb]\nurl = \"{VM}\"\norg = \"vane\"\nbucket = \"kafka\"\n{}{api}",
-                rules.display(),
-                common::store::influx_tags()
-            ),
-        )
+            &group,
+            &topic,
+            FAST_CHECKPOINTS,
+            &format!("rules = [\"{}\"]\n", rules.display()),
+        );
+        // The survivor serves its API: which partitions it owns.
+        if name == "survivor" {
+            let path = d.join("vane.toml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(
+                &path,
+                format!("{text}[api]\nlisten = \"127.0.0.1:{port}\"\n"),
+            )
+            .unwrap();
+        }
+        d.join("vane.toml")
     };
     let owned = || -> usize {
         let body = common::store::get(&format!("http://127.0.0.1:{port}/api/v1/partitions"));
         serde_json::from_str::<Vec<serde_json::Value>>(&body).map_or(0, |v| v.len())
     };
-    let lines_of = |name: &str| -> u64 {
-        std::fs::read_to_string(dir.path().join(name).join("data/checkpoint.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["counts"]["lines"].as_u64())
-            .unwrap_or(0)
-    };
+    let lines_of = |name: &str| checkpointed_lines(&dir.path().join(name));
     let spawn = |name: &str| {
         vane()
             .args(["run", "--exit-when-idle", "15s", "--config"])
@@ -944,13 +953,7 @@ fn a_restart_under_the_same_instance_id_gets_its_partitions_back_at_once() {
         ),
     )
     .unwrap();
-    let checkpointed = || -> u64 {
-        std::fs::read_to_string(dir.path().join("data/checkpoint.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["counts"]["lines"].as_u64())
-            .unwrap_or(0)
-    };
+    let checkpointed = || checkpointed_lines(dir.path());
     let mut first_run = vane()
         .args(["run", "--config"])
         .arg(&cfg)
@@ -1035,17 +1038,8 @@ fn three_members_killed_five_times_keep_every_window_exact() {
     let topic = unique("router-chaos");
     produce_keyed(&topic, 12, &[]);
     let group = unique("group");
-    let cfg = |name: &str| {
-        let d = dir.path().join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        write_config(
-            &d,
-            &format!(
-                "[[sources]]\ntype = \"kafka\"\nbrokers = \"{BROKER}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\nformat = \"gorouter\"\noptions = {{ \"session.timeout.ms\" = \"6000\" }}\n[run]\npoll_interval = \"20ms\"\nidle_timeout = \"2s\"\ncheckpoint_interval = \"500ms\"\n[influxdb]\nurl = \"{VM}\"\norg = \"vane\"\nbucket = \"kafka\"\n{}",
-                common::store::influx_tags()
-            ),
-        )
-    };
+    let cfg =
+        |name: &str| member_config(&dir.path().join(name), &group, &topic, FAST_CHECKPOINTS, "");
     // Each run's log in a file of its own (the last one's summary counts).
     let runs = std::cell::Cell::new(0);
     let spawn = |name: &str| {
