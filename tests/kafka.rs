@@ -67,18 +67,7 @@ fn produce_keyed(topic: &str, partitions: i32, records: &[(&str, &str)]) {
         .create()
         .unwrap();
     for (key, line) in records {
-        let mut record = BaseRecord::to(topic).key(*key).payload(*line);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    // Queue full: let it drain.
-                    producer.poll(Duration::from_millis(50));
-                    record = r;
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
+        send(&producer, topic, key, line);
     }
     producer.flush(Duration::from_secs(60)).unwrap();
 }
@@ -488,6 +477,22 @@ fn two_processes_in_one_group_split_the_apps_and_total_the_same() {
     }
 }
 
+/// Sends one record, waiting while the producer's queue is full.
+fn send(producer: &BaseProducer, topic: &str, key: &str, line: &str) {
+    let mut record = BaseRecord::to(topic).key(key).payload(line);
+    loop {
+        match producer.send(record) {
+            Ok(()) => break,
+            Err((_, r)) => {
+                // Queue full: let it drain.
+                producer.poll(Duration::from_millis(10));
+                record = r;
+            }
+        }
+    }
+    producer.poll(Duration::ZERO);
+}
+
 /// Produces more records to an existing topic.
 fn produce_more(topic: &str, records: &[(&str, &str)]) {
     let producer: BaseProducer = ClientConfig::new()
@@ -496,17 +501,7 @@ fn produce_more(topic: &str, records: &[(&str, &str)]) {
         .create()
         .unwrap();
     for (key, line) in records {
-        let mut record = BaseRecord::to(topic).key(*key).payload(*line);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    producer.poll(Duration::from_millis(50));
-                    record = r;
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
+        send(&producer, topic, key, line);
     }
     producer.flush(Duration::from_secs(60)).unwrap();
 }
@@ -641,18 +636,8 @@ fn produce_paced(topic: String, records: Vec<(String, String)>, per_sec: usize) 
         let due = start + Duration::from_millis(100 * i as u64);
         std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
         for (key, line) in batch {
-            let mut record = BaseRecord::to(&topic).key(key).payload(line);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        producer.poll(Duration::from_millis(10));
-                        record = r;
-                    }
-                }
-            }
+            send(&producer, &topic, key, line);
         }
-        producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(60)).unwrap();
 }
