@@ -279,9 +279,14 @@ fn killed_again_and_again_while_consuming_every_record_counts_once() {
         String::from_utf8_lossy(&out.stderr)
     );
     let s = summary(&out.stderr);
+    let said = String::from_utf8_lossy(&out.stderr);
+    let partitions: Vec<&str> = said
+        .lines()
+        .filter(|l| ["assigned", "revoked", "taken over", "moved"].iter().any(|w| l.contains(w)))
+        .collect();
     assert_eq!(
         s["lines"], N,
-        "every record counted once over all runs: {s:?}"
+        "every record counted once over all runs: {s:?}; the last run's partitions: {partitions:#?}"
     );
     assert_eq!(s["late"], 0, "{s:?}");
     let stored = wait_until_stored(&want);
