@@ -210,16 +210,28 @@ fn two_hundred_thousand_records_from_kafka_reach_the_store_exactly() {
 #[test]
 #[ignore = "needs services: scripts/test.sh"]
 fn killed_again_and_again_while_consuming_every_record_counts_once() {
-    // Enough that five runs die mid-stream: a run reads ~600k records/s,
-    // so one killed 80 ms after its first checkpoint has read well under a
-    // fifth of these (with 200k and kills up to 250 ms late, the fifth run
-    // once read the rest).
-    const N: u64 = 300_000;
+    // A backlog first, then the rest produced while runs come and go, so
+    // that every run is killed with records still to read (a run reads
+    // ~600k records/s: with everything produced up front, one whose first
+    // checkpoint came late sometimes read the rest before its kill).
+    const N: u64 = 240_000;
+    const BACKLOG: usize = 40_000;
+    const PACE: usize = 2_500;
     let dir = tempfile::tempdir().unwrap();
     let text = generate(dir.path(), &N.to_string(), "404");
     let want = expected(&text);
     let topic = unique("router-crash");
-    produce(&topic, 3, &text);
+    let records = keyed(&text);
+    let (backlog, rest) = records.split_at(BACKLOG);
+    let backlog: Vec<(&str, &str)> = backlog
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    produce_keyed(&topic, 3, &backlog);
+    let producer = {
+        let (topic, rest) = (topic.clone(), rest.to_vec());
+        std::thread::spawn(move || produce_paced(topic, rest, PACE))
+    };
     let cfg = config(dir.path(), &topic);
     // Checkpoints often, so that kills land between them mid-stream.
     let body = std::fs::read_to_string(&cfg).unwrap();
@@ -266,6 +278,7 @@ fn killed_again_and_again_while_consuming_every_record_counts_once() {
         seen.iter().filter(|&&n| n > 0 && n < N).count() >= 5,
         "five runs were killed in the middle of the stream: {seen:?}"
     );
+    producer.join().unwrap();
     // Killed members stay in the group until their sessions time out: the
     // last run may wait that long for its partitions.
     let out = vane()
@@ -282,7 +295,11 @@ fn killed_again_and_again_while_consuming_every_record_counts_once() {
     let said = String::from_utf8_lossy(&out.stderr);
     let partitions: Vec<&str> = said
         .lines()
-        .filter(|l| ["assigned", "revoked", "taken over", "moved"].iter().any(|w| l.contains(w)))
+        .filter(|l| {
+            ["assigned", "revoked", "taken over", "moved"]
+                .iter()
+                .any(|w| l.contains(w))
+        })
         .collect();
     assert_eq!(
         s["lines"], N,

@@ -84,8 +84,10 @@ pub struct Prepared {
 /// What one Kafka source commits after a checkpoint, per partition.
 struct KafkaMarks {
     source: usize,
-    /// Where the group restarts it.
-    low_water: BTreeMap<String, i64>,
+    /// Where the group restarts it: its low-water mark, else the next
+    /// offset, as of this checkpoint (the read position moves on while it
+    /// waits for the sinks; committing that would skip what it read meanwhile).
+    restart: BTreeMap<String, i64>,
     /// The end of its newest emitted window.
     closed: BTreeMap<String, i64>,
     /// Its decision state for the next owner (`run::handover`).
@@ -116,7 +118,7 @@ pub fn prepare(
                 let closed = pipeline.core.closed_by_stream(*idx);
                 kafka.push(KafkaMarks {
                     source: *idx,
-                    low_water: pipeline.low_water_marks(*idx),
+                    restart: k.restart_offsets(&pipeline.low_water_marks(*idx)),
                     states: super::handover::collect(*idx, &closed, pipeline),
                     closed,
                 });
@@ -146,6 +148,7 @@ pub fn prepare(
         log_assembler: core.assembler.as_ref(),
         kafka_low_water,
         kafka_handoffs,
+        time_guard: (core.guard.held_count() > 0).then_some(&core.guard),
     };
     Ok(Prepared {
         bytes: cp.to_bytes()?,
@@ -168,7 +171,7 @@ impl Prepared {
                     warn!(error = %e, "kafka: decision state not published; offsets not committed this time");
                     continue;
                 }
-                k.commit(&m.low_water, &m.closed);
+                k.commit(&m.restart, &m.closed);
             }
         }
         Ok(())

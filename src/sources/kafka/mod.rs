@@ -449,18 +449,19 @@ impl KafkaSource {
         self.last_committed.get(stream).copied()
     }
 
-    /// Commits, per partition, the offset to restart from (its low-water
-    /// mark), after first committing to the shadow group the end of the
-    /// newest window its clock emitted (after the checkpoint, so only what
-    /// the sinks acknowledged counts as done). In that order, a new owner
-    /// never finds a low-water mark newer than the windows it says were
-    /// emitted.
+    /// Commits, per partition, the offset to restart from (`restart`, its
+    /// low-water mark as of the checkpoint just stored — never the read
+    /// position now, which is past what that checkpoint counted), after
+    /// first committing to the shadow group the end of the newest window
+    /// its clock emitted (after the checkpoint, so only what the sinks
+    /// acknowledged counts as done). In that order, a new owner never finds
+    /// a low-water mark newer than the windows it says were emitted.
     ///
     /// Only partitions assigned now: a commit for others (restored from a
     /// checkpoint while the group is still joining) is refused as from an
     /// unknown member, and librdkafka answers that by rejoining — a restart
     /// that commits while it joins never gets its partitions.
-    pub fn commit(&mut self, low_water: &BTreeMap<String, i64>, closed: &BTreeMap<String, i64>) {
+    pub fn commit(&mut self, restart: &BTreeMap<String, i64>, closed: &BTreeMap<String, i64>) {
         let assigned: std::collections::BTreeSet<String> = self.assigned().into_iter().collect();
         if assigned.is_empty() {
             return;
@@ -468,7 +469,7 @@ impl KafkaSource {
         // Every time: a partition taken over carries its previous owner's
         // value until this consumer writes its own.
         let mut tpl = TopicPartitionList::new();
-        for key in self.next.keys().filter(|k| assigned.contains(*k)) {
+        for key in restart.keys().filter(|k| assigned.contains(*k)) {
             if let Some((topic, p)) = key.rsplit_once('/')
                 && let Ok(p) = p.parse::<i32>()
                 && let Some(closed) = closed.get(key)
@@ -482,9 +483,8 @@ impl KafkaSource {
             warn!(error = %e, "kafka: cannot record the emitted windows' end; offsets not committed this time");
             return;
         }
-        let offsets = self.restart_offsets(low_water);
         let mut tpl = TopicPartitionList::new();
-        for (key, from) in offsets.iter().filter(|(k, _)| assigned.contains(*k)) {
+        for (key, from) in restart.iter().filter(|(k, _)| assigned.contains(*k)) {
             if let Some((topic, p)) = key.rsplit_once('/')
                 && let Ok(p) = p.parse::<i32>()
                 && tpl
@@ -494,9 +494,9 @@ impl KafkaSource {
                 warn!(partition = %key, "kafka: cannot commit this offset");
             }
         }
-        for (key, from) in offsets {
-            if assigned.contains(&key) {
-                self.last_committed.insert(key, from);
+        for (key, from) in restart {
+            if assigned.contains(key) {
+                self.last_committed.insert(key.clone(), *from);
             }
         }
         if tpl.count() > 0
