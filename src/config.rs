@@ -94,6 +94,10 @@ pub struct WindowSection {
     pub allowed_lateness: Duration,
     #[serde(default = "d5m", deserialize_with = "duration")]
     pub idle_expiry: Duration,
+    /// How far ahead of its stream (and, live, of the wall clock) a
+    /// record's time may be before it is questioned (`core::TimeGuard`).
+    #[serde(default = "d5m", deserialize_with = "duration")]
+    pub max_future: Duration,
     /// Apps that always get a window, with zeros when they have no traffic.
     #[serde(default)]
     pub apps: Vec<String>,
@@ -105,6 +109,7 @@ impl Default for WindowSection {
             length: d10s(),
             allowed_lateness: d2s(),
             idle_expiry: d5m(),
+            max_future: d5m(),
             apps: Vec::new(),
         }
     }
@@ -687,6 +692,13 @@ impl Config {
         }
         if w.idle_expiry > Duration::from_secs(30 * 86_400) {
             return Err(invalid("window.idle_expiry", "must be at most 30d"));
+        }
+        if w.max_future < Duration::from_secs(1) || w.max_future > Duration::from_secs(365 * 86_400)
+        {
+            return Err(invalid(
+                "window.max_future",
+                "must be between 1s and 365d (how far ahead of its stream a record's time may be)",
+            ));
         }
         if w.idle_expiry < w.length {
             return Err(invalid(

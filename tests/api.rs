@@ -218,6 +218,14 @@ fn apps_and_decisions_are_served_and_rules_reload_safely() {
     wait_for("decisions of shop-v2", || {
         api_decisions(&url).iter().any(|d| d.policy == "shop-v2")
     });
+    // The first window of the new rules may close before the rest is read.
+    wait_for("every line read", || {
+        get(&format!("{url}/metrics")).lines().any(|l| {
+            l.starts_with("vane_source_records_total")
+                && l.contains("outcome=\"decoded\"")
+                && l.ends_with(" 1800")
+        })
+    });
     let metrics = get(&format!("{url}/metrics"));
     let samples = vane::decode::prometheus::parse(&metrics).unwrap();
     let value = |name: &str, label: (&str, &str)| {

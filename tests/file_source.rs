@@ -303,3 +303,63 @@ fn a_kill_at_a_hundred_thousand_series_loses_and_duplicates_nothing() {
         want.len()
     );
 }
+
+/// The line with its gorouter timestamp moved a year ahead.
+fn a_year_ahead(line: &str) -> String {
+    let start = line.find('[').unwrap() + 1;
+    let year: i32 = line[start..start + 4].parse().unwrap();
+    format!("{}{}{}", &line[..start], year + 1, &line[start + 4..])
+}
+
+/// Issue 18: one valid line a year ahead in 6,000 made `vane run` count
+/// every later line late (`decoded=5999 late=2999`). Now it is a dead
+/// letter naming the skew, and the windows are those of the other lines.
+#[test]
+fn one_line_from_a_skewed_clock_does_not_blind_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let data = dir.path().join("data");
+    let config = dir.path().join("vane.toml");
+    fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n[run]\npoll_interval = \"20ms\"\nidle_timeout = \"1h\"\n",
+            data.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    let mut all = lines(6_000);
+    let skewed = a_year_ahead(&all[3_000]);
+    let clean = all.remove(3_000);
+    let reference = dir.path().join("clean.log");
+    append(&reference, &all);
+    all.insert(3_000, skewed.clone());
+    append(&log, &all);
+    let out = vane()
+        .args(["run", "--exit-when-idle", "2s", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("lines 6000 decoded 5999 late 0 dead_letters 1 ")),
+        "{said}"
+    );
+    let dead = fs::read_to_string(data.join("dead-letters.jsonl")).unwrap();
+    let dead: serde_json::Value = serde_json::from_str(dead.trim()).unwrap();
+    assert!(
+        dead["reason"].as_str().unwrap().contains("a skewed clock"),
+        "{dead}"
+    );
+    assert_eq!(dead["line"].as_str().unwrap(), skewed.trim_end());
+    assert_ne!(clean, skewed);
+    let got = fs::read_to_string(data.join("windows.jsonl")).unwrap();
+    assert_eq!(
+        got,
+        replayed(&reference, dir.path()),
+        "the windows of the other lines"
+    );
+}

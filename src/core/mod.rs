@@ -5,12 +5,15 @@
 //! file or network I/O: the shell decides where each of those goes.
 
 mod streams;
+mod time_guard;
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 pub use streams::{Handoff, KafkaState, Streams};
+pub use time_guard::{HeldLine, TimeGuard};
+use time_guard::{Release, Verdict};
 
 use crate::decode::{Format, Mapping, SourceDecoder};
 use crate::logs::ecs::AccessDoc;
@@ -167,6 +170,16 @@ impl Evaluators {
     }
 }
 
+/// What became of a line that was not a dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    /// Done, and a burst probe is due.
+    Probe,
+    /// Held by the time guard: counted once it is settled.
+    Held,
+}
+
 /// The record being processed: how its lines are numbered and what a
 /// Kafka record carries besides its value.
 #[derive(Default)]
@@ -198,6 +211,8 @@ pub struct Core {
     next_probe_ns: Option<i64>,
     current: Current,
     closed: Vec<WindowStats>,
+    /// Holds records whose time is too far ahead to trust yet.
+    pub guard: TimeGuard,
 }
 
 impl Core {
@@ -214,6 +229,7 @@ impl Core {
             next_probe_ns: None,
             current: Current::default(),
             closed: Vec::new(),
+            guard: TimeGuard::new(time_guard::DEFAULT_MAX_FUTURE_NS),
         }
     }
 
@@ -278,6 +294,9 @@ impl Core {
             return 0;
         };
         let n = self.windows.drop_input(clock, &mut self.closed);
+        // Its next owner reads them again (they hold its low-water mark back).
+        let held = self.guard.take(clock).len();
+        self.counts.decoded += held as u64;
         self.streams.forget_clock(clock);
         if let Some(a) = &mut self.assembler {
             a.drop_stream(stream);
@@ -393,10 +412,27 @@ impl Core {
         line: Result<&str, std::str::Utf8Error>,
         out: &mut Produced,
     ) {
+        if let Some(c) = self.source_counts.get_mut(source) {
+            c.lines += 1;
+        }
+        let decoded = self.decode_line(source, name, offset, line, out);
+        self.settle(source, name, offset, bytes, decoded, out);
+    }
+
+    /// What one line became: records folded in (or late), an app log line,
+    /// metric samples — or held by the time guard, or why it is a dead letter.
+    #[inline]
+    fn decode_line(
+        &mut self,
+        source: usize,
+        name: &str,
+        offset: u64,
+        line: Result<&str, std::str::Utf8Error>,
+        out: &mut Produced,
+    ) -> Result<Outcome, String> {
         let decoder = &self.decoders[source];
-        let mut probe_due = false;
         // Access logs give one record per line; container-metric envelopes any number.
-        let decoded = match line {
+        match line {
             Err(e) => Err(format!("line: invalid UTF-8 at byte {}", e.valid_up_to())),
             Ok(text) if decoder.is_app_log() => match &mut self.assembler {
                 Some(assembler) => {
@@ -409,7 +445,9 @@ impl Core {
                         instance,
                         record_time_ns: self.current.time_ns,
                     };
-                    assembler.push(meta, text, &mut out.logs)
+                    assembler
+                        .push(meta, text, &mut out.logs)
+                        .map(|()| Outcome::Done)
                 }
                 None => Err("app logs have no output here".to_string()),
             },
@@ -419,64 +457,194 @@ impl Core {
                         self.windows.push_metric(m, &mut self.closed);
                     }
                     self.counts.metric_samples += metrics.len() as u64;
+                    Outcome::Done
                 })
                 .map_err(|e| e.to_string()),
-            Ok(text) => decoder
-                .decode(text)
-                .map(|rec| {
-                    if self.current.record_numbered {
-                        let len = self.windows.config().length_ns;
-                        let start = rec.time_ns.div_euclid(len) * len;
-                        if self
-                            .current
-                            .handoff_ns
-                            .is_some_and(|closed| start + len <= closed)
-                        {
-                            // Its window was emitted by the previous owner.
-                            self.counts.handed_over += 1;
-                            return;
-                        }
-                        self.streams.saw(self.current.clock, start, offset);
-                    }
-                    if self.access_docs {
-                        out.access
-                            .push(crate::logs::ecs::access_doc(&rec, text, name, offset));
-                    }
-                    if self.windows.push(&rec, &mut self.closed) == Pushed::Late {
-                        self.counts.late += 1;
-                        if let Some(c) = self.source_counts.get_mut(source) {
-                            c.late += 1;
-                        }
-                    }
-                    probe_due = self.next_probe_ns.is_some_and(|n| rec.time_ns >= n);
-                })
-                .map_err(|e| e.to_string()),
-        };
-        if let Some(c) = self.source_counts.get_mut(source) {
-            c.lines += 1;
-            match decoded {
-                Ok(()) => c.decoded += 1,
-                Err(_) => c.dead_letters += 1,
+            Ok(text) => self.access_line(source, name, offset, text, false, out),
+        }
+    }
+
+    /// An access log line: decoded, its time checked (unless `released`
+    /// from the time guard), folded into its window.
+    #[inline]
+    fn access_line(
+        &mut self,
+        source: usize,
+        name: &str,
+        offset: u64,
+        text: &str,
+        released: bool,
+        out: &mut Produced,
+    ) -> Result<Outcome, String> {
+        let rec = self.decoders[source]
+            .decode(text)
+            .map_err(|e| e.to_string())?;
+        let clock = self.current.clock;
+        if !released {
+            let verdict = self
+                .guard
+                .judge(clock, rec.time_ns, self.windows.clock_max(clock));
+            if verdict != Verdict::Accept(Release::Nothing) {
+                let t = rec.time_ns;
+                return self.guarded(source, name, offset, text, t, verdict, out);
             }
         }
+        if self.current.record_numbered {
+            let len = self.windows.config().length_ns;
+            let start = rec.time_ns.div_euclid(len) * len;
+            if self
+                .current
+                .handoff_ns
+                .is_some_and(|closed| start + len <= closed)
+            {
+                // Its window was emitted by the previous owner.
+                self.counts.handed_over += 1;
+                return Ok(Outcome::Done);
+            }
+            self.streams.saw(clock, start, offset);
+        }
+        if self.access_docs {
+            out.access
+                .push(crate::logs::ecs::access_doc(&rec, text, name, offset));
+        }
+        if self.windows.push(&rec, &mut self.closed) == Pushed::Late {
+            self.counts.late += 1;
+            if let Some(c) = self.source_counts.get_mut(source) {
+                c.late += 1;
+            }
+        }
+        if self.next_probe_ns.is_some_and(|n| rec.time_ns >= n) {
+            return Ok(Outcome::Probe);
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// A record the time guard did not simply accept: the lines held on its
+    /// clock go first (processed or dead-lettered), then it is held,
+    /// accepted or rejected itself.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    fn guarded(
+        &mut self,
+        source: usize,
+        name: &str,
+        offset: u64,
+        text: &str,
+        time_ns: i64,
+        verdict: Verdict,
+        out: &mut Produced,
+    ) -> Result<Outcome, String> {
+        let clock = self.current.clock;
+        match verdict {
+            Verdict::Reject(reason) => Err(reason),
+            Verdict::Accept(release) => {
+                self.release_held(clock, release, out);
+                self.access_line(source, name, offset, text, true, out)
+            }
+            Verdict::Hold(release) => {
+                self.release_held(clock, release, out);
+                if self.current.record_numbered
+                    && let Some(newest) = self.windows.clock_max(clock)
+                {
+                    // Until it is settled the partition restarts before it.
+                    let len = self.windows.config().length_ns;
+                    self.streams
+                        .saw(clock, newest.div_euclid(len) * len, offset);
+                }
+                let line = HeldLine {
+                    source,
+                    stream: name.to_string(),
+                    offset,
+                    time_ns,
+                    record_numbered: self.current.record_numbered,
+                    line: text.to_string(),
+                };
+                if self.guard.hold(clock, line) {
+                    self.release_held(clock, Release::Accept, out);
+                }
+                Ok(Outcome::Held)
+            }
+        }
+    }
+
+    /// Settles the lines held on `clock`: processed in order (time really
+    /// jumped) or dead letters (their clocks were skewed).
+    fn release_held(&mut self, clock: usize, release: Release, out: &mut Produced) {
+        if release == Release::Nothing {
+            return;
+        }
+        let held = self.guard.take(clock);
+        if held.is_empty() {
+            return;
+        }
+        let newest = self.windows.clock_max(clock);
+        let saved = (self.current.clock, self.current.record_numbered);
+        self.windows.set_input(clock);
+        self.current.clock = clock;
+        for h in held {
+            let decoded = match release {
+                Release::Reject => Err(self.guard.rejected_reason(&h, newest)),
+                _ => {
+                    self.current.record_numbered = h.record_numbered;
+                    self.access_line(h.source, &h.stream, h.offset, &h.line, true, out)
+                }
+            };
+            self.settle(
+                h.source,
+                &h.stream,
+                h.offset,
+                h.line.as_bytes(),
+                decoded,
+                out,
+            );
+        }
+        self.windows.set_input(saved.0);
+        (self.current.clock, self.current.record_numbered) = saved;
+    }
+
+    /// Counts what a line became, keeps it as a dead letter if it is one,
+    /// and hands out what it closed.
+    fn settle(
+        &mut self,
+        source: usize,
+        name: &str,
+        offset: u64,
+        bytes: &[u8],
+        decoded: Result<Outcome, String>,
+        out: &mut Produced,
+    ) {
         match decoded {
-            Ok(()) => self.counts.decoded += 1,
+            // Counted when the time guard lets it go.
+            Ok(Outcome::Held) => {}
+            Ok(outcome) => {
+                self.counts.decoded += 1;
+                if let Some(c) = self.source_counts.get_mut(source) {
+                    c.decoded += 1;
+                }
+                if !self.closed.is_empty() {
+                    self.emit(false, out);
+                }
+                if outcome == Outcome::Probe {
+                    self.probe(out);
+                }
+            }
             Err(reason) => {
                 self.counts.dead_letters += 1;
+                if let Some(c) = self.source_counts.get_mut(source) {
+                    c.dead_letters += 1;
+                }
+                let format = self.decoders.get(source).map(SourceDecoder::format);
                 out.dead_letters.push(DeadLetter {
                     source: name.to_string(),
                     offset,
-                    format: decoder.format().name().to_string(),
+                    format: format.unwrap_or(Format::Auto).name().to_string(),
                     reason,
                     line: String::from_utf8_lossy(bytes).into_owned(),
                 });
+                if !self.closed.is_empty() {
+                    self.emit(false, out);
+                }
             }
-        }
-        if !self.closed.is_empty() {
-            self.emit(false, out);
-        }
-        if probe_due {
-            self.probe(out);
         }
     }
 
@@ -548,11 +716,34 @@ impl Core {
     /// Processing-time heartbeat: the sources have been idle for `idle_ns`,
     /// so the watermark moves on as if time had passed in the stream too.
     pub fn heartbeat(&mut self, idle_ns: i64, out: &mut Produced) {
+        // Quiet: nothing went on at the older time, so the held lines'
+        // streams really moved on.
+        self.release_all(out);
         self.windows.heartbeat(idle_ns, &mut self.closed);
         // Windows closed by the clock, not by records: an app without requests
         // in them may just be an app whose logs stopped arriving, so for
         // decisions its data is missing (never a reason to scale down).
         self.emit(true, out);
+    }
+
+    /// Processes every line the time guard holds: nothing after them
+    /// contradicted their time.
+    fn release_all(&mut self, out: &mut Produced) {
+        for clock in self.guard.clocks_holding() {
+            self.release_held(clock, Release::Accept, out);
+        }
+    }
+
+    /// How far ahead of its stream (and of `now`) a record may be before
+    /// the time guard questions it.
+    pub fn set_max_future(&mut self, ns: i64) {
+        self.guard = TimeGuard::new(ns);
+    }
+
+    /// Now, in a live run: records further than `max_future` ahead of it
+    /// are dead letters. `None` when replaying recorded input.
+    pub fn set_wall_clock(&mut self, now_ns: Option<i64>) {
+        self.guard.set_wall_clock(now_ns);
     }
 
     /// Completes app log events whose stream has been quiet for `quiet`.
@@ -564,6 +755,7 @@ impl Core {
 
     /// End of input: closes every open window and completes every open event.
     pub fn finish(&mut self, out: &mut Produced) {
+        self.release_all(out);
         self.windows.flush(&mut self.closed);
         self.emit(false, out);
         if let Some(a) = &mut self.assembler {

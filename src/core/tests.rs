@@ -152,3 +152,131 @@ fn partitions_close_and_decide_on_their_own_clocks() {
     }
     assert!(!out.decisions.is_empty());
 }
+
+/// The lines of `traffic`, as text.
+fn traffic_lines(n: u64) -> Vec<String> {
+    String::from_utf8(traffic(n))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A gorouter line with its timestamp moved by `shift_ns`.
+fn shifted(line: &str, shift_ns: i64) -> String {
+    let start = line.find('[').unwrap_or(0) + 1;
+    let end = line[start..].find(']').map_or(start, |i| start + i);
+    let t = crate::time::parse_iso8601(&line.as_bytes()[start..end]).unwrap_or(0);
+    let moved = chrono::DateTime::from_timestamp_nanos(t + shift_ns)
+        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+        .to_string();
+    format!("{}{moved}{}", &line[..start], &line[end..])
+}
+
+/// Feeds `lines` as one source and finishes; what came out.
+fn run_lines(
+    lines: &[String],
+    wall_ns: Option<i64>,
+) -> (Counts, Vec<WindowStats>, Vec<DeadLetter>) {
+    let mut core = Core::new(WindowConfig::default());
+    core.set_wall_clock(wall_ns);
+    let src = core.add_source(Format::Gorouter, Mapping::new());
+    let mut out = Produced::default();
+    let text = lines.join("\n") + "\n";
+    core.process_bytes(src, "t", 0, text.as_bytes(), &mut out);
+    core.finish(&mut out);
+    (core.counts, out.windows, out.dead_letters)
+}
+
+const YEAR_NS: i64 = 365 * 86_400 * NANOS_PER_SEC;
+
+/// One valid line a year ahead in 6,000 (issue 18): it used to move the
+/// stream's time, and every later record was late. Now it is a dead letter
+/// with its reason, and the windows are those of the other 5,999.
+#[test]
+fn one_line_a_year_ahead_does_not_move_time() {
+    let clean = traffic_lines(6_000);
+    let mut skewed = clean.clone();
+    skewed[3_000] = shifted(&clean[3_000], YEAR_NS);
+    let (counts, windows, dead) = run_lines(&skewed, None);
+    assert_eq!(counts.late, 0, "{counts:?}");
+    assert_eq!(counts.decoded, 5_999, "{counts:?}");
+    assert_eq!(counts.dead_letters, 1);
+    assert!(
+        dead[0].reason.contains("ahead of its stream"),
+        "{}",
+        dead[0].reason
+    );
+    assert_eq!(dead[0].line, skewed[3_000]);
+    let mut without = clean.clone();
+    without.remove(3_000);
+    let (_, want, _) = run_lines(&without, None);
+    assert_eq!(windows, want, "the windows of the other lines, unchanged");
+}
+
+/// A stream whose time really jumps (a gap in the traffic, here an hour)
+/// goes on from the new time: nothing is lost or late.
+#[test]
+fn a_real_jump_in_time_is_followed() {
+    let lines = traffic_lines(6_000);
+    let gap = 3_600 * NANOS_PER_SEC;
+    let jumped: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if i >= 3_000 {
+                shifted(l, gap)
+            } else {
+                l.clone()
+            }
+        })
+        .collect();
+    let (counts, windows, dead) = run_lines(&jumped, None);
+    assert!(dead.is_empty(), "{dead:?}");
+    assert_eq!((counts.decoded, counts.late), (6_000, 0), "{counts:?}");
+    let requests: u64 = windows
+        .iter()
+        .filter(|w| w.instance.is_none())
+        .map(|w| w.requests)
+        .sum();
+    assert_eq!(requests, 6_000);
+    // A jump at the very end (nothing after it) is followed too.
+    let mut last = lines.clone();
+    let n = last.len();
+    last[n - 1] = shifted(&lines[n - 1], gap);
+    let (counts, _, dead) = run_lines(&last, None);
+    assert!(dead.is_empty() && counts.decoded == 6_000, "{counts:?}");
+}
+
+/// Live, a record further ahead of the wall clock than `max_future` is a
+/// dead letter at once, even as a stream's first record.
+#[test]
+fn a_live_run_refuses_times_ahead_of_the_wall_clock() {
+    let mut lines = traffic_lines(600);
+    lines[0] = shifted(&lines[0], YEAR_NS);
+    let first = crate::time::parse_iso8601(b"2025-12-01T00:00:00Z").unwrap_or(0);
+    let (counts, windows, dead) = run_lines(&lines, Some(first + 3_600 * NANOS_PER_SEC));
+    assert_eq!(
+        (counts.decoded, counts.dead_letters, counts.late),
+        (599, 1, 0)
+    );
+    assert!(dead[0].reason.contains("wall clock"), "{}", dead[0].reason);
+    assert!(windows.iter().all(|w| w.end.nanos() < first + YEAR_NS));
+}
+
+/// A skewed instance whose every record is a year ahead, interleaved with
+/// the others': each of its lines is a dead letter, the rest count.
+#[test]
+fn a_skewed_instance_among_good_ones_is_dead_lettered() {
+    let mut lines = traffic_lines(6_000);
+    let mut skewed = 0;
+    for l in lines.iter_mut().skip(10).step_by(7) {
+        *l = shifted(l, YEAR_NS);
+        skewed += 1;
+    }
+    let (counts, _, dead) = run_lines(&lines, None);
+    assert_eq!(counts.late, 0, "{counts:?}");
+    assert_eq!(counts.dead_letters, skewed, "{counts:?}");
+    assert_eq!(counts.decoded, 6_000 - skewed);
+    assert_eq!(dead.len() as u64, skewed);
+}

@@ -86,6 +86,8 @@ pub fn pipeline(
 ) -> Pipeline {
     let window = cfg.window.window_config();
     let mut p = Pipeline::new(window, files.windows, files.dead_letters);
+    p.core
+        .set_max_future(i64::try_from(cfg.window.max_future.as_nanos()).unwrap_or(i64::MAX));
     if let (Some(rules), Some(decisions), Some(alerts)) = (rules, files.decisions, files.alerts) {
         let mut decider =
             Decider::new(rules.clone(), window.length_ns).with_labels(cfg.labels.clone());
@@ -114,10 +116,13 @@ pub fn pipeline(
         }
     }
     if let Some(cp) = restored {
-        p.core.windows.restore(&cp.windows);
+        restore_windows(&mut p, cfg, cp);
         p.restore_stream_clocks(&cp.stream_clocks);
         p.restore_kafka_state(&cp.kafka_low_water, &cp.kafka_handoffs);
         p.core.counts = cp.counts;
+        if let Some(saved) = &cp.time_guard {
+            p.core.guard.restore_held(saved);
+        }
     }
     for app in &cfg.window.apps {
         p.core.windows.register_app(app);
@@ -142,4 +147,25 @@ pub fn config_from_flags(
         other => other.to_string(),
     })?;
     Ok(cfg)
+}
+
+/// The checkpoint's windows, less any time further ahead of now than
+/// `max_future` (a skewed clock saved before the time guard held it back).
+fn restore_windows(p: &mut Pipeline, cfg: &Config, cp: &Checkpoint) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_nanos()).ok());
+    let reach = i64::try_from(cfg.window.max_future.as_nanos()).unwrap_or(i64::MAX);
+    let Some(limit) = now.map(|n| n.saturating_add(reach)) else {
+        p.core.windows.restore(&cp.windows);
+        return;
+    };
+    let mut windows = cp.windows.clone();
+    if windows.forget_future(limit) {
+        tracing::warn!(
+            "checkpoint: event times further ahead of now than window.max_future were forgotten (a skewed clock); windows it closed early may be written again"
+        );
+    }
+    p.core.windows.restore(&windows);
 }

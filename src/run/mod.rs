@@ -170,6 +170,8 @@ impl<'a> Shell<'a> {
         let closed_before = self.closed();
         // A sink that cannot keep up holds the input back (nothing is dropped).
         let held_back = self.outputs.sinks.is_full();
+        // Live: a record further ahead of now than `max_future` is a skewed clock.
+        self.pipeline.core.set_wall_clock(wall_clock_ns());
         let input = self.inputs.read(&mut self.pipeline, now, held_back)?;
         if input.reassigned {
             self.checkpoints.drop_pending();
@@ -310,4 +312,12 @@ fn log_counts(c: &Counts) {
         decisions = c.decisions,
         "counts"
     );
+}
+
+/// Now as nanoseconds since the Unix epoch (`None` before 1970 or past 2262).
+fn wall_clock_ns() -> Option<i64> {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    i64::try_from(since.as_nanos()).ok()
 }

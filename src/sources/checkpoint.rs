@@ -58,6 +58,10 @@ pub struct Checkpoint {
     pub kafka_low_water: Vec<(usize, i64, u64)>,
     #[serde(default)]
     pub kafka_handoffs: Vec<(usize, crate::core::Handoff)>,
+    /// Lines held by the time guard (their positions are before the ones
+    /// above, so they must be kept here).
+    #[serde(default)]
+    pub time_guard: Option<crate::core::TimeGuard>,
     pub counts: Counts,
 }
 
@@ -81,6 +85,8 @@ pub struct CheckpointRef<'a> {
     pub log_assembler: Option<&'a crate::logs::Assembler>,
     pub kafka_low_water: Vec<(usize, i64, u64)>,
     pub kafka_handoffs: Vec<(usize, crate::core::Handoff)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_guard: Option<&'a crate::core::TimeGuard>,
     pub counts: Counts,
 }
 

@@ -550,6 +550,11 @@ impl WindowAggregator {
         out
     }
 
+    /// Newest event time clock `idx` brought.
+    pub fn clock_max(&self, idx: usize) -> Option<i64> {
+        self.inputs.get(idx).and_then(|c| c.max_ns)
+    }
+
     /// Newest event time seen.
     pub fn max_event_ns(&self) -> Option<i64> {
         self.max_event_ns

@@ -72,6 +72,44 @@ pub struct BucketSnapshot {
     pub shard: u32,
 }
 
+impl WindowSnapshot {
+    /// Forgets every time after `limit_ns` (a live run's wall clock plus
+    /// `max_future`): what a skewed record checkpointed before the time
+    /// guard existed — a clock a year ahead, windows closed up to then —
+    /// would otherwise make every later record late, for good. Windows the
+    /// skewed clock closed early may be written again, with what arrives
+    /// for them now. Returns whether anything was that far ahead.
+    pub fn forget_future(&mut self, limit_ns: i64) -> bool {
+        let mut changed = false;
+        let mut cap = |t: &mut Option<i64>| {
+            if t.is_some_and(|t| t > limit_ns) {
+                *t = None;
+                changed = true;
+            }
+        };
+        for c in &mut self.inputs {
+            cap(&mut c.max_ns);
+        }
+        cap(&mut self.max_event_ns);
+        cap(&mut self.external_watermark);
+        cap(&mut self.closed_through);
+        for s in &mut self.shards {
+            cap(&mut s.closed_through);
+            cap(&mut s.external_watermark);
+        }
+        for s in &mut self.series {
+            cap(&mut s.last_data_end);
+        }
+        let open = self.open.len();
+        self.open.retain(|b| b.start_ns <= limit_ns);
+        changed |= self.open.len() != open;
+        if self.max_event_ns.is_none() {
+            self.max_event_ns = self.inputs.iter().filter_map(|c| c.max_ns).max();
+        }
+        changed
+    }
+}
+
 impl WindowAggregator {
     /// The state as plain data (the checkpoint serializes
     /// [`WindowAggregator::snapshot_ref`] instead, without the copy).

@@ -435,3 +435,47 @@ fn a_record_far_ahead_is_reached_by_a_jump() {
         .count();
     assert_eq!(a_rows, 1 + 30, "{a_rows}");
 }
+
+/// A checkpoint saved after a record a year ahead moved the clock (before
+/// the time guard held such records back): restored with that time
+/// forgotten, the stream's next records count again instead of being late.
+#[test]
+fn a_restored_clock_forgets_a_skewed_future() {
+    const YEAR_MS: i64 = 365 * 86_400 * 1_000;
+    let mut w = agg();
+    let mut out = Vec::new();
+    for t in (0..30_000).step_by(500) {
+        w.push(&rec(t, "a", Some("0"), 200, None), &mut out);
+    }
+    w.push(&rec(YEAR_MS, "a", Some("0"), 200, None), &mut out);
+    let mut snap = w.snapshot();
+    let mut blind = agg();
+    blind.restore(&snap);
+    assert_eq!(
+        blind.push(&rec(31_000, "a", Some("0"), 200, None), &mut out),
+        Pushed::Late
+    );
+
+    assert!(snap.forget_future(3_600 * S));
+    assert!(!snap.forget_future(3_600 * S), "nothing left to forget");
+    let mut healed = agg();
+    healed.restore(&snap);
+    out.clear();
+    for t in (31_000..60_000).step_by(500) {
+        assert_eq!(
+            healed.push(&rec(t, "a", Some("0"), 200, None), &mut out),
+            Pushed::Accepted
+        );
+    }
+    healed.flush(&mut out);
+    assert!(
+        out.iter().all(|r| r.end.nanos() <= 60 * S),
+        "no row a year ahead"
+    );
+    let requests: u64 = out
+        .iter()
+        .filter(|r| r.instance.is_none())
+        .map(|r| r.requests)
+        .sum();
+    assert_eq!(requests, 58, "every record after the restore counted");
+}
