@@ -98,6 +98,12 @@ pub struct WindowSection {
     /// record's time may be before it is questioned (`core::TimeGuard`).
     #[serde(default = "d5m", deserialize_with = "duration")]
     pub max_future: Duration,
+    /// Series (apps and instances) held at most; beyond, new ones are
+    /// counted under `__overflow__` (`window::SeriesLimits`).
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+    #[serde(default = "default_max_instances_per_app")]
+    pub max_instances_per_app: u32,
     /// Apps that always get a window, with zeros when they have no traffic.
     #[serde(default)]
     pub apps: Vec<String>,
@@ -110,12 +116,21 @@ impl Default for WindowSection {
             allowed_lateness: d2s(),
             idle_expiry: d5m(),
             max_future: d5m(),
+            max_series: default_max_series(),
+            max_instances_per_app: default_max_instances_per_app(),
             apps: Vec::new(),
         }
     }
 }
 
 impl WindowSection {
+    pub fn series_limits(&self) -> crate::window::SeriesLimits {
+        crate::window::SeriesLimits {
+            max_series: self.max_series,
+            max_instances_per_app: self.max_instances_per_app,
+        }
+    }
+
     pub fn window_config(&self) -> WindowConfig {
         WindowConfig {
             length_ns: self.length.as_nanos() as i64,
@@ -123,6 +138,13 @@ impl WindowSection {
             idle_expiry_ns: self.idle_expiry.as_nanos() as i64,
         }
     }
+}
+
+fn default_max_series() -> usize {
+    crate::window::SeriesLimits::default().max_series
+}
+fn default_max_instances_per_app() -> u32 {
+    crate::window::SeriesLimits::default().max_instances_per_app
 }
 
 fn d10s() -> Duration {
@@ -698,6 +720,12 @@ impl Config {
             return Err(invalid(
                 "window.max_future",
                 "must be between 1s and 365d (how far ahead of its stream a record's time may be)",
+            ));
+        }
+        if w.max_series == 0 || w.max_instances_per_app == 0 {
+            return Err(invalid(
+                "window.max_series",
+                "window.max_series and window.max_instances_per_app must be at least 1",
             ));
         }
         if w.idle_expiry < w.length {

@@ -60,6 +60,11 @@ pub fn render(s: &Snapshot, v: &LiveView) -> String {
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP vane_window_series Series (apps and instances) the windows hold.\n# TYPE vane_window_series gauge\nvane_window_series {}\n# HELP vane_window_overflow_records_total Records counted under __overflow__: a new series would have passed window.max_series or window.max_instances_per_app.\n# TYPE vane_window_overflow_records_total counter\nvane_window_overflow_records_total {}",
+        s.series, s.overflow
+    );
     if !s.kafka_lag.is_empty() {
         let _ = writeln!(
             out,
@@ -282,10 +287,13 @@ mod tests {
                 pending: true,
             },
         );
+        (s.series, s.overflow) = (110_000, 31);
         let text = render(&s, &LiveView::default());
         let samples = crate::decode::prometheus::parse(&text).unwrap();
         let get = |n: &str| samples.iter().find(|x| x.name == n).map(|x| x.value);
         assert_eq!(get("vane_lines_total"), Some(42.0));
+        assert_eq!(get("vane_window_series"), Some(110_000.0));
+        assert_eq!(get("vane_window_overflow_records_total"), Some(31.0));
         assert_eq!(get("vane_kafka_lag"), Some(7.0));
         assert_eq!(get("vane_kafka_partition_series"), Some(12.0));
         assert_eq!(get("vane_cross_partition_records_total"), Some(0.0));

@@ -90,6 +90,9 @@ pub struct Snapshot {
     pub partitions: Vec<PartitionStatus>,
     /// Records of apps whose windows another partition's clock closes.
     pub cross_partition: u64,
+    /// Series held, and records counted under `__overflow__` (series limits).
+    pub series: usize,
+    pub overflow: u64,
     pub sinks: BTreeMap<&'static str, SinkStats>,
     /// Finished orchestrator actions by (app, action, result).
     pub actions: BTreeMap<(String, &'static str, &'static str), u64>,

@@ -25,7 +25,7 @@ use crate::rules::decider::Decider;
 use crate::rules::health::HealthWatcher;
 use crate::sources::Chunk;
 use crate::time::NANOS_PER_SEC;
-use crate::window::{Forgotten, Pushed, WindowAggregator, WindowConfig};
+use crate::window::{Forgotten, OVERFLOW, Pushed, WindowAggregator, WindowConfig};
 
 /// Counts that must add up: every non-blank line read is decoded (then either
 /// in a window or late) or a dead letter.
@@ -137,7 +137,14 @@ impl Evaluators {
                 .iter()
                 .position(|r| r.end != end)
                 .map_or(closed.len(), |k| i + k);
-            let group = &closed[i..j];
+            let mut group = &closed[i..j];
+            // Overflow rows speak for no app or instance of their own: no
+            // policy, alert or health rule acts on them.
+            let counted: Vec<WindowStats>;
+            if group.iter().any(is_overflow) {
+                counted = group.iter().filter(|r| !is_overflow(r)).cloned().collect();
+                group = &counted[..];
+            }
             let evidence: Vec<WindowStats>;
             let rows = if by_clock {
                 evidence = group
@@ -168,6 +175,10 @@ impl Evaluators {
             i = j;
         }
     }
+}
+
+fn is_overflow(row: &WindowStats) -> bool {
+    row.app == OVERFLOW || row.instance.as_deref() == Some(OVERFLOW)
 }
 
 /// What became of a line that was not a dead letter.

@@ -280,3 +280,55 @@ fn a_skewed_instance_among_good_ones_is_dead_lettered() {
     assert_eq!(counts.decoded, 6_000 - skewed);
     assert_eq!(dead.len() as u64, skewed);
 }
+
+/// Records beyond the series limits count under `__overflow__`, which no
+/// rule acts on: failing spoofed hosts fire no alert for a made-up app.
+#[test]
+fn overflow_rows_are_counted_but_never_acted_on() {
+    let rules = repo_rules();
+    let mut core = Core::new(WindowConfig::default());
+    core.windows.set_limits(crate::window::SeriesLimits {
+        max_series: 10,
+        max_instances_per_app: 2,
+    });
+    core.evaluate.alerter = Some(Alerter::new(rules.alerts.clone()));
+    core.evaluate.health = Some(HealthWatcher::new(rules.health.clone()));
+    let src = core.add_source(Format::Gorouter, Mapping::new());
+    let lines: Vec<String> = traffic_lines(3_000)
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let at = l.find("app_id:\"").unwrap_or(0) + 8;
+            let spoofed = format!("{}spoof-{i:032}{}", &l[..at], &l[at + 36..]);
+            spoofed.replacen("HTTP/1.1\" 200 ", "HTTP/1.1\" 500 ", 1)
+        })
+        .collect();
+    let mut out = Produced::default();
+    let text = lines.join("\n") + "\n";
+    core.process_bytes(src, "t", 0, text.as_bytes(), &mut out);
+    core.finish(&mut out);
+    let overflow: u64 = out
+        .windows
+        .iter()
+        .filter(|r| r.app == crate::window::OVERFLOW)
+        .map(|r| r.requests)
+        .sum();
+    assert!(overflow > 2_900, "{overflow}");
+    assert_eq!(core.windows.counters().overflow, overflow);
+    assert!(core.windows.series_count() <= 11);
+    // The repo's `names: ["*"]` error alert would fire on these rows.
+    assert!(out.windows.iter().any(|r| r.app == crate::window::OVERFLOW
+        && r.instance.is_none()
+        && r.error_ratio > 0.1
+        && r.rps > 0.5));
+    assert!(
+        out.alerts.iter().all(|a| a.app != crate::window::OVERFLOW),
+        "{:?}",
+        out.alerts.iter().map(|a| &a.app).collect::<Vec<_>>()
+    );
+    assert!(
+        out.decisions
+            .iter()
+            .all(|d| d.app != crate::window::OVERFLOW)
+    );
+}

@@ -86,6 +86,7 @@ pub fn pipeline(
 ) -> Pipeline {
     let window = cfg.window.window_config();
     let mut p = Pipeline::new(window, files.windows, files.dead_letters);
+    p.core.windows.set_limits(cfg.window.series_limits());
     p.core
         .set_max_future(i64::try_from(cfg.window.max_future.as_nanos()).unwrap_or(i64::MAX));
     if let (Some(rules), Some(decisions), Some(alerts)) = (rules, files.decisions, files.alerts) {

@@ -97,6 +97,8 @@ impl Control {
         let mut snap = crate::api::Snapshot {
             counts: pipeline.core.counts,
             cross_partition: pipeline.core.windows.counters().cross_partition,
+            series: pipeline.core.windows.series_count(),
+            overflow: pipeline.core.windows.counters().overflow,
             ready: true,
             actions: actuator.map(|a| a.by_app.clone()).unwrap_or_default(),
             ..Default::default()

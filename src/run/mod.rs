@@ -114,6 +114,8 @@ struct Pace {
     last_stats: Instant,
     input_seconds: f64,
     slowest_closing_tick: f64,
+    /// Overflow records already warned about.
+    overflow_reported: u64,
 }
 
 impl<'a> Shell<'a> {
@@ -155,6 +157,7 @@ impl<'a> Shell<'a> {
                 last_stats: now,
                 input_seconds: 0.0,
                 slowest_closing_tick: 0.0,
+                overflow_reported: 0,
             },
         })
     }
@@ -199,6 +202,15 @@ impl<'a> Shell<'a> {
         )?;
         if now - self.pace.last_stats >= self.cfg.run.stats_interval {
             log_counts(&self.pipeline.core.counts);
+            let overflow = self.pipeline.core.windows.counters().overflow;
+            if overflow > self.pace.overflow_reported {
+                warn!(
+                    records = overflow - self.pace.overflow_reported,
+                    series = self.pipeline.core.windows.series_count(),
+                    "windows: records of new apps or instances beyond window.max_series / window.max_instances_per_app counted under __overflow__"
+                );
+                self.pace.overflow_reported = overflow;
+            }
             let cross = self.pipeline.core.windows.counters().cross_partition;
             if cross > 0 {
                 warn!(

@@ -49,6 +49,29 @@ impl Default for WindowConfig {
     }
 }
 
+/// How many series the windows hold at most: beyond, a new app's records
+/// go to the app [`OVERFLOW`], a new instance's to its app's instance
+/// [`OVERFLOW`] — counted, never dropped — so spoofed hosts or a runaway
+/// id cannot grow the state (and every map that follows it) without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesLimits {
+    /// Apps and instances together.
+    pub max_series: usize,
+    pub max_instances_per_app: u32,
+}
+
+impl Default for SeriesLimits {
+    fn default() -> Self {
+        SeriesLimits {
+            max_series: 500_000,
+            max_instances_per_app: 2_000,
+        }
+    }
+}
+
+/// The app (and instance) name records beyond [`SeriesLimits`] are counted under.
+pub const OVERFLOW: &str = "__overflow__";
+
 /// One input's progress in event time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputClock {
@@ -96,6 +119,10 @@ pub struct WindowCounters {
     /// not co-partitioned), and a takeover is not exact for such apps.
     #[serde(default)]
     pub cross_partition: u64,
+    /// Records counted under [`OVERFLOW`]: their app or instance would have
+    /// been a series beyond [`SeriesLimits`].
+    #[serde(default)]
+    pub overflow: u64,
 }
 
 /// An app's load in the open window so far ([`WindowAggregator::open_loads`]).
@@ -498,10 +525,14 @@ impl WindowAggregator {
                 }
             }
         }
+        let (app, name, instance) = self.within_limits(app, name, instance);
         let (shard, app_id) = self.app_series(app, name);
         let Some(inst) = instance else {
             return (shard, app_id, None);
         };
+        if let Some(e) = self.sh.index.instances.get(&PairLookup(app, inst)) {
+            return (e.shard as usize, e.app, Some(e.instance));
+        }
         let id = self.shards[shard].alloc(Series::new(app, name, Some(inst)));
         let entry = InstanceEntry {
             shard: shard as u32,
@@ -510,6 +541,39 @@ impl WindowAggregator {
         };
         self.sh.index.index_instance(app, inst, entry);
         (shard, app_id, Some(id))
+    }
+
+    /// A record whose app or instance is not a series yet: itself, or
+    /// where it is counted when a new series would pass the limits.
+    #[cold]
+    fn within_limits<'a>(
+        &mut self,
+        app: &'a str,
+        name: Option<&'a str>,
+        instance: Option<&'a str>,
+    ) -> (&'a str, Option<&'a str>, Option<&'a str>) {
+        let limits = self.sh.limits;
+        let index = &self.sh.index;
+        let held = index.apps.len() + index.instances.len();
+        let known = index.apps.get(&Lookup(app));
+        let new_series = usize::from(known.is_none()) + usize::from(instance.is_some());
+        if held.saturating_add(new_series) <= limits.max_series
+            && known
+                .is_none_or(|e| instance.is_none() || e.instances < limits.max_instances_per_app)
+        {
+            return (app, name, instance);
+        }
+        self.sh.counters.overflow += 1;
+        match known {
+            // A known app keeps its own row; the instance is the one that overflows.
+            Some(_) => (app, name, Some(OVERFLOW)),
+            None => (OVERFLOW, None, None),
+        }
+    }
+
+    /// Sets the limits on series (the state kept as it is when lowered).
+    pub fn set_limits(&mut self, limits: SeriesLimits) {
+        self.sh.limits = limits;
     }
 
     /// The load of each app so far in its shard's newest open window, as of

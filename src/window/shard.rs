@@ -110,6 +110,7 @@ impl Index {
 #[derive(Default)]
 pub(super) struct Shared {
     pub cfg: WindowConfig,
+    pub limits: super::SeriesLimits,
     pub index: Index,
     /// Parts of closed aggregates, for new ones.
     pub pool: AggPool,

@@ -121,8 +121,9 @@ impl WindowAggregator {
 
     /// Replaces the state with a snapshot (configuration stays as constructed).
     pub fn restore(&mut self, snap: &WindowSnapshot) {
-        let cfg = self.sh.cfg;
+        let (cfg, limits) = (self.sh.cfg, self.sh.limits);
         *self = WindowAggregator::new(cfg);
+        self.sh.limits = limits;
         self.inputs = if snap.inputs.is_empty() {
             vec![InputClock::default()]
         } else {

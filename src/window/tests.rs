@@ -479,3 +479,71 @@ fn a_restored_clock_forgets_a_skewed_future() {
         .sum();
     assert_eq!(requests, 58, "every record after the restore counted");
 }
+
+/// Issue 18: spoofed hosts (the app of nginx-json is `$host`) each became
+/// a series until expiry. Beyond the limits new apps and instances are
+/// counted under `__overflow__`: every request still counts, the state does not grow.
+#[test]
+fn series_beyond_the_limits_are_counted_under_overflow() {
+    let mut w = agg();
+    w.set_limits(SeriesLimits {
+        max_series: 20,
+        max_instances_per_app: 3,
+    });
+    let mut out = Vec::new();
+    // Two real apps with 6 instances each, then 1,000 spoofed hosts.
+    for i in 0..1_200 {
+        let (app, inst) = if i < 200 {
+            (format!("app{}", i % 2), Some(format!("{}", (i / 2) % 6)))
+        } else {
+            (format!("spoofed-{i}.example"), Some("0".to_string()))
+        };
+        w.push(&rec(i, &app, inst.as_deref(), 200, None), &mut out);
+    }
+    assert!(w.series_count() <= 20 + 2, "{}", w.series_count());
+    w.flush(&mut out);
+    let apps: Vec<&WindowStats> = out.iter().filter(|r| r.instance.is_none()).collect();
+    let total: u64 = apps.iter().map(|r| r.requests).sum();
+    assert_eq!(total, 1_200, "every request counted once");
+    let of = |app: &str| apps.iter().find(|r| r.app == app).map_or(0, |r| r.requests);
+    assert_eq!(
+        (of("app0"), of("app1")),
+        (100, 100),
+        "the real apps keep their rows"
+    );
+    let instances_of_app0: Vec<&str> = out
+        .iter()
+        .filter(|r| r.app == "app0")
+        .filter_map(|r| r.instance.as_deref())
+        .collect();
+    assert_eq!(
+        instances_of_app0.len(),
+        4,
+        "3 instances and the overflow: {instances_of_app0:?}"
+    );
+    assert!(instances_of_app0.contains(&OVERFLOW));
+    let spoofed_rows = apps.iter().filter(|r| r.app.starts_with("spoofed")).count();
+    assert!(spoofed_rows <= 20, "{spoofed_rows}");
+    let spoofed_kept: u64 = apps
+        .iter()
+        .filter(|r| r.app.starts_with("spoofed"))
+        .map(|r| r.requests)
+        .sum();
+    assert_eq!(of(OVERFLOW) + spoofed_kept, 1_000);
+    let overflow_instances: u64 = out
+        .iter()
+        .filter(|r| r.instance.as_deref() == Some(OVERFLOW))
+        .map(|r| r.requests)
+        .sum();
+    // Of each app's 100 records, instances 0..2 had 17 each.
+    assert_eq!(
+        overflow_instances,
+        2 * (100 - 3 * 17),
+        "instances 3..5 of both apps"
+    );
+    assert_eq!(
+        w.counters().overflow,
+        of(OVERFLOW) + overflow_instances,
+        "counted"
+    );
+}
