@@ -366,6 +366,102 @@ fn manual_scale_goes_through_the_local_orchestrator_and_is_recorded() {
     assert!(child.wait().unwrap().success());
 }
 
+/// Issue 18: a per-app pause through the API. While paused the policy's
+/// decisions are recorded with the reason `paused` and nothing is carried
+/// out; resumed, the app scales again.
+#[test]
+fn a_paused_app_is_decided_but_not_scaled_until_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    std::fs::create_dir_all(&pids).unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::write(
+        dir.path().join("rules/shop.yaml"),
+        shop_policy("shop", 1, 4),
+    )
+    .unwrap();
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, "").unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let cfg = api_config(
+        dir.path(),
+        port,
+        &log,
+        &local_orchestrator_toml(&pids, 18400),
+    );
+    let mut child = spawn_with_token(&cfg);
+    wait_for("the first instance", || alive(&pids).len() == 1);
+    wait_for("readyz", || get(&format!("{url}/readyz")) == "ready\n");
+    let pause = format!("{url}/api/v1/apps/shop.example.com/pause");
+    assert_eq!(request("POST", &pause, None, None).0, 401);
+    let (code, body) = request(
+        "POST",
+        &format!("{url}/api/v1/apps/no-such-app.example.com/pause"),
+        Some(TOKEN),
+        None,
+    );
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = request("POST", &pause, Some(TOKEN), None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"changed\":true"), "{body}");
+
+    // 40 requests/s against a target of 10 per instance: the policy wants 4.
+    append(&log, 0, 60, 40);
+    let paused = || {
+        api_decisions(&url)
+            .into_iter()
+            .filter(|d| d.reason.starts_with("paused"))
+            .collect::<Vec<_>>()
+    };
+    wait_for("paused decisions", || paused().len() >= 3);
+    let d = &paused()[0];
+    assert_eq!(
+        (d.desired, d.direction),
+        (d.current, Direction::None),
+        "{}",
+        d.reason
+    );
+    assert!(d.reason.contains("would have gone to 4"), "{}", d.reason);
+    assert_eq!(
+        d.constraints.last().map(|c| c.name.as_str()),
+        Some("paused")
+    );
+    let app = get_json(&format!("{url}/api/v1/apps/shop.example.com"));
+    assert_eq!(app["paused"], "api", "{app}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(alive(&pids).len(), 1, "nothing carried out while paused");
+
+    let (code, body) = request(
+        "POST",
+        &format!("{url}/api/v1/apps/shop.example.com/resume"),
+        Some(TOKEN),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    // Later traffic: the quiet time meanwhile moved the windows on.
+    append(&log, 3_600, 3_630, 40);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while alive(&pids).len() != 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        alive(&pids).len(),
+        4,
+        "{:#?}",
+        api_decisions(&url)
+            .iter()
+            .rev()
+            .take(3)
+            .map(|d| (&d.reason, d.time, d.current, d.desired))
+            .collect::<Vec<_>>()
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+}
+
 #[test]
 fn a_log_tail_streams_events_appended_while_it_watches() {
     let dir = tempfile::tempdir().unwrap();

@@ -128,6 +128,11 @@ impl Actuator {
         if !matches!(d.source, DecisionSource::Policy | DecisionSource::Manual) {
             return;
         }
+        // A paused app's decision is a record only: not even the count it
+        // holds at is enforced (an operator may be scaling it by hand).
+        if d.constraints.iter().any(|c| c.name == "paused") {
+            return;
+        }
         let key = self.key_for(&d.app, d.name.as_deref());
         let slot = self.slot(&key, &d.app, d.name.as_deref());
         let have = slot.known.unwrap_or(d.current);

@@ -123,6 +123,12 @@ pub struct PartitionStatus {
 pub enum Command {
     /// Load the rule files again; answered with the status or the errors.
     Reload(oneshot::Sender<Result<RulesStatus, Vec<String>>>),
+    /// Pause (or resume) an app's decisions; answers whether that changed anything.
+    Pause {
+        app: String,
+        paused: bool,
+        reply: oneshot::Sender<Result<bool, ScaleRefused>>,
+    },
     /// Scale an app by hand, through the actuator.
     Scale {
         app: String,
@@ -210,6 +216,8 @@ fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/apps", get(apps))
         .route("/api/v1/apps/{app}", get(one_app))
         .route("/api/v1/apps/{app}/scale", post(scale))
+        .route("/api/v1/apps/{app}/pause", post(pause))
+        .route("/api/v1/apps/{app}/resume", post(resume))
         .route("/api/v1/apps/{app}/logs", get(logs))
         .route("/api/v1/decisions", get(decisions))
         .route("/api/v1/alerts", get(alerts))
@@ -409,6 +417,37 @@ async fn scale(
         Some(Ok(decision)) => json(StatusCode::ACCEPTED, &decision),
         Some(Err(e @ ScaleRefused::NoActuator)) => error(StatusCode::CONFLICT, e.to_string()),
         Some(Err(e @ ScaleRefused::UnknownApp(_))) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Some(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "vane is stopping"),
+    }
+}
+
+async fn pause(State(api): Shared, Path(app): Path<String>, headers: HeaderMap) -> Response {
+    set_paused(&api, app, true, &headers).await
+}
+
+async fn resume(State(api): Shared, Path(app): Path<String>, headers: HeaderMap) -> Response {
+    set_paused(&api, app, false, &headers).await
+}
+
+/// Pauses or resumes an app's decisions: `{"app": …, "paused": …, "changed": …}`.
+async fn set_paused(api: &Api, app: String, paused: bool, headers: &HeaderMap) -> Response {
+    if let Err(r) = authorize(api, headers) {
+        return *r;
+    }
+    let answer = ask(api, |reply| Command::Pause {
+        app: app.clone(),
+        paused,
+        reply,
+    })
+    .await;
+    match answer {
+        Some(Ok(changed)) => json(
+            StatusCode::OK,
+            &serde_json::json!({"app": app, "paused": paused, "changed": changed}),
+        ),
+        Some(Err(e @ ScaleRefused::UnknownApp(_))) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Some(Err(e @ ScaleRefused::NoActuator)) => error(StatusCode::CONFLICT, e.to_string()),
         Some(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "vane is stopping"),
     }

@@ -38,6 +38,10 @@ pub struct AppView {
     pub desired_instances: Option<u32>,
     /// The newest decision for the app.
     pub last_decision: Option<Decision>,
+    /// Who paused it (`api`, or `policy NAME`): its decisions are
+    /// recorded and nothing is carried out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<String>,
 }
 
 /// An alert that is pending or firing now.
@@ -193,6 +197,15 @@ impl LiveView {
             }
             view.policy = Some(policy.to_string());
             view.desired_instances = Some(instances);
+        }
+    }
+
+    /// Who paused each app (`None`: not paused).
+    pub fn set_paused(&mut self, paused: impl Iterator<Item = (String, Option<String>)>) {
+        for (app, by) in paused {
+            if let Some(view) = self.apps.get_mut(&app) {
+                view.paused = by;
+            }
         }
     }
 

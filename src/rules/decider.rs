@@ -16,6 +16,11 @@ use crate::model::WindowStats;
 pub struct DeciderState {
     /// Per app: engine state, instances (dry-run) and the policy deciding it.
     apps: BTreeMap<String, Tracked>,
+    /// Apps paused through the API (by id or readable name): their
+    /// decisions are recorded, held at the current count, and nothing is
+    /// carried out.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    paused: std::collections::BTreeSet<String>,
 }
 
 impl DeciderState {
@@ -101,11 +106,22 @@ impl Decider {
 
     /// The state of `apps` (those tracked), to hand to another decider.
     pub fn export(&self, apps: &[String]) -> DeciderState {
+        let tracked: BTreeMap<String, Tracked> = apps
+            .iter()
+            .filter_map(|a| self.state.apps.get(a).map(|t| (a.clone(), t.clone())))
+            .collect();
+        let paused = self
+            .state
+            .paused
+            .iter()
+            .filter(|p| {
+                tracked.contains_key(*p) || tracked.values().any(|t| t.name.as_deref() == Some(p))
+            })
+            .cloned()
+            .collect();
         DeciderState {
-            apps: apps
-                .iter()
-                .filter_map(|a| self.state.apps.get(a).map(|t| (a.clone(), t.clone())))
-                .collect(),
+            apps: tracked,
+            paused,
         }
     }
 
@@ -113,6 +129,44 @@ impl Decider {
     /// state wins over what is tracked here).
     pub fn adopt(&mut self, handed: DeciderState) {
         self.state.apps.extend(handed.apps);
+        self.state.paused.extend(handed.paused);
+    }
+
+    /// Pauses (or resumes) `app`, by id or readable name: while paused its
+    /// decisions are recorded with the reason `paused` and held at the
+    /// current count. Returns whether that changed anything.
+    pub fn set_paused(&mut self, app: &str, paused: bool) -> bool {
+        if paused {
+            self.state.paused.insert(app.to_string())
+        } else {
+            self.state.paused.remove(app)
+        }
+    }
+
+    /// Who paused a tracked app (as [`Decider::tracked`] lists it), cheaply:
+    /// the policy deciding it is known by name.
+    pub fn paused_tracked(&self, app: &str, name: Option<&str>, policy: &str) -> Option<String> {
+        if self.state.paused.contains(app) || name.is_some_and(|n| self.state.paused.contains(n)) {
+            return Some("api".to_string());
+        }
+        self.rules
+            .policies
+            .iter()
+            .find(|p| p.name == policy && p.paused)
+            .map(|p| format!("policy {}", p.name))
+    }
+
+    /// Who paused `app` (`api`, or `policy NAME` when its policy says
+    /// `paused: true`), if anyone.
+    pub fn paused_by(&self, app: &str, name: Option<&str>) -> Option<String> {
+        if self.state.paused.contains(app) || name.is_some_and(|n| self.state.paused.contains(n)) {
+            return Some("api".to_string());
+        }
+        let labels = self.labels_of(app, name);
+        self.rules
+            .policy_for(app, name, &labels)
+            .filter(|p| p.paused)
+            .map(|p| format!("policy {}", p.name))
     }
 
     /// The labels the configuration gives `app` (for policy selection).
@@ -175,6 +229,7 @@ impl Decider {
             else {
                 continue;
             };
+            let paused_by = self.paused_by(&row.app, row.name.as_deref());
             let reported = self.observed.get(&row.app).or_else(|| {
                 row.name
                     .as_ref()
@@ -213,7 +268,10 @@ impl Decider {
                 instances: instance_rows,
                 current: tracked.instances,
             };
-            let d = decide(policy, &mut tracked.engine, &obs);
+            let mut d = decide(policy, &mut tracked.engine, &obs);
+            if let Some(by) = &paused_by {
+                hold(&mut d, by);
+            }
             tracked.instances = d.desired;
             out.push(d);
             decided.insert(&row.app);
@@ -229,6 +287,7 @@ impl Decider {
         for app in missing {
             let name = self.state.apps.get(&app).and_then(|t| t.name.clone());
             let labels = self.labels_of(&app, name.as_deref());
+            let paused_by = self.paused_by(&app, name.as_deref());
             let Some(tracked) = self.state.apps.get_mut(&app) else {
                 continue;
             };
@@ -247,7 +306,10 @@ impl Decider {
                 instances: &[],
                 current: tracked.instances,
             };
-            let d = decide(policy, &mut tracked.engine, &obs);
+            let mut d = decide(policy, &mut tracked.engine, &obs);
+            if let Some(by) = &paused_by {
+                hold(&mut d, by);
+            }
             tracked.instances = d.desired;
             out.push(d);
         }
@@ -274,6 +336,7 @@ impl Decider {
             if load.elapsed_ns < PROBE_MIN_ELAPSED_NS || load.requests < PROBE_MIN_REQUESTS {
                 continue;
             }
+            let paused_by = self.paused_by(&load.app, load.name.as_deref());
             let Some(tracked) = self.state.apps.get_mut(&load.app) else {
                 continue;
             };
@@ -301,7 +364,10 @@ impl Decider {
                 instances: &[],
                 current: tracked.instances,
             };
-            if let Some(d) = super::engine::probe(policy, &mut tracked.engine, &obs) {
+            if let Some(mut d) = super::engine::probe(policy, &mut tracked.engine, &obs) {
+                if let Some(by) = &paused_by {
+                    hold(&mut d, by);
+                }
                 tracked.instances = d.desired;
                 tracked.probed = Some(load.start_ns);
                 out.push(d);
@@ -358,4 +424,22 @@ impl Decider {
             );
         }
     }
+}
+
+/// Holds a paused app's decision at its current count: recorded, with the
+/// reason `paused` and what it would have done; nothing to carry out.
+fn hold(d: &mut Decision, by: &str) {
+    let wanted = d.desired;
+    d.constraints.push(crate::model::Constraint {
+        name: "paused".into(),
+        from: wanted,
+        to: d.current,
+        note: format!("paused by {by}: nothing is carried out"),
+    });
+    d.reason = format!(
+        "paused (by {by}): would have gone to {wanted}; {}",
+        d.reason
+    );
+    d.desired = d.current;
+    d.direction = crate::model::Direction::None;
 }

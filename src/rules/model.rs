@@ -73,6 +73,10 @@ pub struct PolicySpec {
     /// Knative decider settings for `algorithm: kpa`.
     #[serde(default)]
     pub kpa: Option<KpaSettings>,
+    /// Decisions are recorded with the reason `paused` and nothing is
+    /// carried out (like KEDA's paused replicas).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// `algorithm: kpa` settings (Knative's names; defaults are Knative's).

@@ -34,6 +34,8 @@ pub struct Policy {
     pub fallback: Option<Fallback>,
     /// The Knative decider's spec, for `algorithm: kpa`.
     pub kpa: Option<super::kpa::DeciderSpec>,
+    /// Decide and record, carry nothing out.
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -518,6 +520,7 @@ pub fn compile(doc: &RuleDocument, file: &str) -> Result<Policy, Vec<RuleError>>
         schedules,
         fallback,
         kpa,
+        paused: s.paused,
     })
 }
 

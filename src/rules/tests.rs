@@ -481,3 +481,67 @@ fn lookahead_is_for_scaling_up_only() {
         errors[0]
     );
 }
+
+/// Paused (issue 18), by the API or in the rule file: the decision is
+/// recorded with the reason `paused` and what it would have done, held at
+/// the current count; resumed, the app scales again.
+#[test]
+fn a_paused_app_is_decided_and_recorded_but_held() {
+    use super::decider::Decider;
+    let spec = |paused: &str| {
+        format!(
+            "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {{name: shop}}\nspec:\n  selector: {{names: [web]}}\n  min: 1\n  max: 20\n{paused}  targets:\n    - {{metric: rps_per_instance, value: 10}}\n"
+        )
+    };
+    let rules = |paused: &str| super::RuleSet {
+        policies: load_str(&spec(paused), "shop.yaml").unwrap(),
+        alerts: Vec::new(),
+        health: Vec::new(),
+    };
+    let row = |t: i64| WindowStats {
+        end: crate::time::Timestamp::from_nanos(t),
+        ..window(50.0, None)
+    };
+    let mut out = Vec::new();
+    let mut d = Decider::new(rules(""), 10 * S);
+    d.set_instances("web", None, 1);
+    assert!(d.set_paused("web", true));
+    assert!(!d.set_paused("web", true), "already paused");
+    d.on_window(10 * S, &[row(10 * S)], &mut out);
+    let held = &out[0];
+    assert_eq!((held.current, held.desired), (1, 1), "{}", held.reason);
+    assert_eq!(held.direction, crate::model::Direction::None);
+    assert!(
+        held.reason
+            .starts_with("paused (by api): would have gone to 5"),
+        "{}",
+        held.reason
+    );
+    assert_eq!(
+        held.constraints
+            .last()
+            .map(|c| (c.name.as_str(), c.from, c.to)),
+        Some(("paused", 5, 1))
+    );
+    // It travels with the app's state to another decider.
+    let mut other = Decider::new(rules(""), 10 * S);
+    other.adopt(d.export(&["web".to_string()]));
+    assert_eq!(other.paused_by("web", None).as_deref(), Some("api"));
+
+    assert!(d.set_paused("web", false));
+    out.clear();
+    d.on_window(20 * S, &[row(20 * S)], &mut out);
+    assert_eq!(out[0].desired, 5, "resumed: {}", out[0].reason);
+
+    // `paused: true` in the rule file does the same for every app of the policy.
+    let mut by_file = Decider::new(rules("  paused: true\n"), 10 * S);
+    by_file.set_instances("web", None, 1);
+    out.clear();
+    by_file.on_window(10 * S, &[row(10 * S)], &mut out);
+    assert_eq!(out[0].desired, 1);
+    assert!(
+        out[0].reason.starts_with("paused (by policy shop)"),
+        "{}",
+        out[0].reason
+    );
+}

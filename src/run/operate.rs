@@ -134,6 +134,9 @@ pub fn handle(
             };
             let _ = reply.send(answer);
         }
+        Command::Pause { app, paused, reply } => {
+            let _ = reply.send(pause(&app, paused, pipeline, actuator.as_deref()));
+        }
         Command::Scale {
             app,
             instances,
@@ -148,6 +151,34 @@ pub fn handle(
         }
     }
     Ok(())
+}
+
+/// Pauses or resumes `app` (id or readable name, seen in traffic or known
+/// to the orchestrator). Returns whether that changed anything.
+fn pause(
+    app: &str,
+    paused: bool,
+    pipeline: &mut Pipeline,
+    actuator: Option<&Actuator>,
+) -> Result<bool, ScaleRefused> {
+    let Some(decider) = pipeline.decider_mut() else {
+        return Err(ScaleRefused::NoActuator);
+    };
+    let known = decider
+        .tracked()
+        .any(|(id, name, _, _)| id == app || name == Some(app))
+        || actuator.is_some_and(|a| a.knows(app));
+    if !known && paused {
+        return Err(ScaleRefused::UnknownApp(app.to_string()));
+    }
+    let changed = decider.set_paused(app, paused);
+    if changed {
+        info!(
+            app,
+            paused, "decisions paused by the API (recorded, not carried out)"
+        );
+    }
+    Ok(changed)
 }
 
 /// Scales `app` (id or readable name) to `instances` through the same path
@@ -272,6 +303,12 @@ pub fn refresh_view(api: &Api, pipeline: &mut Pipeline, rules: Option<&RuleWatch
     };
     if let Some(d) = pipeline.decider_mut() {
         v.set_tracked(d.tracked());
+        let d = &*d;
+        v.set_paused(
+            d.tracked().map(|(app, name, policy, _)| {
+                (app.to_string(), d.paused_tracked(app, name, policy))
+            }),
+        );
     }
     if let Some(a) = pipeline.alerter_mut() {
         v.active_alerts = a
