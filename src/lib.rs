@@ -13,6 +13,7 @@ pub mod generate;
 pub mod http_body;
 pub mod lockfile;
 pub mod logs;
+pub mod losses;
 pub mod model;
 pub mod pipeline;
 pub mod rollup;

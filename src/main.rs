@@ -245,6 +245,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 counts.dead_letters,
                 counts.windows_written
             );
+            if let Some(lost) = vane::losses::summary() {
+                eprintln!("{lost}");
+            }
             Ok(())
         }
         Command::Replay(a) => replay_cmd(a),

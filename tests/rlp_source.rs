@@ -24,6 +24,8 @@ fn gateway() -> String {
             let _ = conn.read(&mut req);
             let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n");
             let _ = conn.write_all(platform.as_bytes());
+            // One event that is not UTF-8, one that is no envelope batch.
+            let _ = conn.write_all(b"data: \xff\xfe{}\n\ndata: not json\n\n");
             for i in 0..60u32 {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -47,11 +49,12 @@ fn gateway() -> String {
 #[test]
 fn stream_metrics_land_in_windows() {
     let url = gateway();
+    let port = common::free_port();
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
         &format!(
-            "[window]\nlength = \"1s\"\nallowed_lateness = \"0s\"\nidle_expiry = \"1m\"\n[[sources]]\ntype = \"rlp-gateway\"\nurl = \"{url}\"\n[run]\npoll_interval = \"50ms\"\nidle_timeout = \"1h\"\n"
+            "[api]\nlisten = \"127.0.0.1:{port}\"\n[window]\nlength = \"1s\"\nallowed_lateness = \"0s\"\nidle_expiry = \"1m\"\n[[sources]]\ntype = \"rlp-gateway\"\nurl = \"{url}\"\n[run]\npoll_interval = \"50ms\"\nidle_timeout = \"1h\"\n"
         ),
     );
     let mut child = vane()
@@ -76,8 +79,19 @@ fn stream_metrics_land_in_windows() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
+    // What the stream carried and could not be read is counted by reason.
+    let metrics = common::store::get(&format!("http://127.0.0.1:{port}/metrics"));
+    let lost = |reason: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("vane_lost_total{{reason=\"{reason}\"}}")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
     child.kill().unwrap();
     child.wait().unwrap();
+    assert_eq!(lost("rlp_not_utf8"), Some(1), "{metrics}");
+    assert!(lost("rlp_undecodable").is_some_and(|n| n >= 1), "{metrics}");
     let app = rows
         .iter()
         .find(|r| r.instance.is_none() && r.cpu_pct.is_some())

@@ -16,6 +16,9 @@ struct Delivery {
     attempts: u32,
 }
 
+/// Deliveries queued at most per receiver.
+pub const MAX_QUEUED: usize = 10_000;
+
 pub struct HttpQueue {
     give_up_after: Duration,
     client: reqwest::Client,
@@ -39,8 +42,16 @@ impl HttpQueue {
         }
     }
 
-    /// Queues a JSON POST.
+    /// Queues a JSON POST. A full queue (a receiver down for long, with
+    /// alerts changing all the while) lets its oldest delivery go.
     pub fn push(&mut self, url: &str, body: Vec<u8>, headers: Vec<(String, String)>, now: Instant) {
+        if self.queue.len() >= MAX_QUEUED
+            && let Some(old) = self.queue.pop_front()
+        {
+            warn!(url = %old.url, queued = MAX_QUEUED, "notification queue full: the oldest is dropped");
+            crate::losses::count(crate::losses::Loss::NotificationQueueFull, 1);
+            self.given_up += 1;
+        }
         self.queue.push_back(Delivery {
             url: url.to_string(),
             body,
@@ -86,6 +97,7 @@ impl HttpQueue {
                     };
                     if now - d.first_try >= self.give_up_after {
                         warn!(url = %d.url, error = %why, "notification given up");
+                        crate::losses::count(crate::losses::Loss::NotificationGivenUp, 1);
                         self.given_up += 1;
                         self.queue.pop_front();
                         continue;
@@ -98,5 +110,41 @@ impl HttpQueue {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    /// A receiver down for long while alerts keep changing: the queue
+    /// keeps the newest `MAX_QUEUED` and counts what it let go.
+    #[test]
+    fn a_full_queue_lets_the_oldest_go_and_counts_it() {
+        let mut q = HttpQueue::new(Duration::from_secs(3600));
+        let now = Instant::now();
+        let lost = || {
+            crate::losses::all()
+                .into_iter()
+                .find(|(l, _)| *l == crate::losses::Loss::NotificationQueueFull)
+                .map_or(0, |(_, n)| n)
+        };
+        let before = lost();
+        for i in 0..MAX_QUEUED + 5 {
+            q.push(
+                "http://127.0.0.1:9/",
+                i.to_string().into_bytes(),
+                Vec::new(),
+                now,
+            );
+        }
+        assert_eq!(q.len(), MAX_QUEUED);
+        assert_eq!(q.given_up, 5);
+        assert!(lost() >= before + 5);
+        assert_eq!(
+            q.queue.front().map(|d| d.body.clone()),
+            Some(b"5".to_vec()),
+            "the oldest went"
+        );
     }
 }

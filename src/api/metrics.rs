@@ -65,6 +65,20 @@ pub fn render(s: &Snapshot, v: &LiveView) -> String {
         "# HELP vane_window_series Series (apps and instances) the windows hold.\n# TYPE vane_window_series gauge\nvane_window_series {}\n# HELP vane_window_overflow_records_total Records counted under __overflow__: a new series would have passed window.max_series or window.max_instances_per_app.\n# TYPE vane_window_overflow_records_total counter\nvane_window_overflow_records_total {}",
         s.series, s.overflow
     );
+    family(
+        &mut out,
+        "vane_lost_total",
+        "What was read or meant to be sent and is in no output, by reason (dead letters and late records are counted apart).",
+        "counter",
+    );
+    for (loss, n) in crate::losses::all() {
+        let _ = writeln!(out, "vane_lost_total{{reason=\"{}\"}} {n}", loss.label());
+    }
+    let _ = writeln!(
+        out,
+        "vane_lost_total{{reason=\"late_metric\"}} {}",
+        s.late_metrics
+    );
     if !s.kafka_lag.is_empty() {
         let _ = writeln!(
             out,
@@ -294,6 +308,13 @@ mod tests {
         assert_eq!(get("vane_lines_total"), Some(42.0));
         assert_eq!(get("vane_window_series"), Some(110_000.0));
         assert_eq!(get("vane_window_overflow_records_total"), Some(31.0));
+        let lost: Vec<&str> = samples
+            .iter()
+            .filter(|x| x.name == "vane_lost_total")
+            .filter_map(|x| x.labels.get("reason").map(String::as_str))
+            .collect();
+        assert_eq!(lost.len(), crate::losses::Loss::ALL.len() + 1, "{lost:?}");
+        assert!(lost.contains(&"notification_queue_full") && lost.contains(&"late_metric"));
         assert_eq!(get("vane_kafka_lag"), Some(7.0));
         assert_eq!(get("vane_kafka_partition_series"), Some(12.0));
         assert_eq!(get("vane_cross_partition_records_total"), Some(0.0));

@@ -93,6 +93,8 @@ pub struct Snapshot {
     /// Series held, and records counted under `__overflow__` (series limits).
     pub series: usize,
     pub overflow: u64,
+    /// Container metric samples for windows already closed.
+    pub late_metrics: u64,
     pub sinks: BTreeMap<&'static str, SinkStats>,
     /// Finished orchestrator actions by (app, action, result).
     pub actions: BTreeMap<(String, &'static str, &'static str), u64>,

@@ -150,6 +150,10 @@ impl Assembler {
         }
         // A plain line (no timestamp): an event of its own, at the time of the
         // event before it (its continuation lines may follow).
+        if is_continuation(line) && self.open.contains_key(&key) {
+            // The open event is at its bound: cut there.
+            crate::losses::count(crate::losses::Loss::LogEventSplit, 1);
+        }
         if let Some(prev) = self.open.remove(&key) {
             out.push(prev);
         }

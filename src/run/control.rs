@@ -99,6 +99,7 @@ impl Control {
             cross_partition: pipeline.core.windows.counters().cross_partition,
             series: pipeline.core.windows.series_count(),
             overflow: pipeline.core.windows.counters().overflow,
+            late_metrics: pipeline.core.windows.counters().late_metrics,
             ready: true,
             actions: actuator.map(|a| a.by_app.clone()).unwrap_or_default(),
             ..Default::default()

@@ -4,6 +4,7 @@
 //! bounded channel (a slow pipeline slows the reader; nothing is buffered
 //! without limit).
 
+use crate::losses::{self, Loss};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -48,6 +49,7 @@ async fn read_stream(url: String, token: Option<String>, tx: mpsc::Sender<Vec<Co
                         Ok(Some(bytes)) => {
                             for line in lines.push(&bytes) {
                                 let Ok(text) = std::str::from_utf8(&line) else {
+                                    losses::count(Loss::RlpNotUtf8, 1);
                                     continue;
                                 };
                                 match decode_loggregator(text) {
@@ -58,11 +60,13 @@ async fn read_stream(url: String, token: Option<String>, tx: mpsc::Sender<Vec<Co
                                     }
                                     Ok(_) => {}
                                     Err(e) => {
+                                        losses::count(Loss::RlpUndecodable, 1);
                                         warn!(url = %url, error = %e, "undecodable RLP gateway event")
                                     }
                                 }
                             }
                             if lines.skipped > 0 {
+                                losses::count(Loss::RlpOversize, lines.skipped);
                                 warn!(url = %url, events = lines.skipped, max_bytes = MAX_EVENT, "RLP gateway events over the size limit skipped");
                                 lines.skipped = 0;
                             }

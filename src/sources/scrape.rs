@@ -94,6 +94,7 @@ impl Scraper {
         let mut out = Vec::new();
         for t in &mut self.targets {
             let Some(text) = fetch(&self.client, &t.url).await else {
+                crate::losses::count(crate::losses::Loss::ScrapeFailed, 1);
                 continue;
             };
             match parse(&text) {
@@ -104,6 +105,7 @@ impl Scraper {
                     }));
                 }
                 Err((line, e)) => {
+                    crate::losses::count(crate::losses::Loss::ScrapeMalformed, 1);
                     warn!(target = %t.url, line, error = %e, "scrape returned malformed exposition");
                 }
             }
