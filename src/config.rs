@@ -2,6 +2,8 @@
 //! step that `vane run` and `vane replay` share. Errors name the file, the key
 //! and what is allowed.
 
+mod errors;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -622,11 +624,25 @@ impl Default for RunSection {
 impl Config {
     /// Parses and validates; `origin` names the file in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let cfg: Config = errors::all_parse_errors(text, |t| {
+            toml::from_str(t).map_err(|e: toml::de::Error| (e.to_string(), e.span()))
+        })
+        .map_err(|found| ConfigError::Parse {
             path: origin.to_string(),
-            message: e.to_string(),
+            message: found.join("\n"),
         })?;
-        cfg.validate(origin)?;
+        cfg.validate(origin).map_err(|e| match e {
+            // Where the key is set, when it is.
+            ConfigError::Invalid { path, key, message } => ConfigError::Invalid {
+                path: match errors::locate(text, &key) {
+                    Some((line, column)) => format!("{path}:{line}:{column}"),
+                    None => path,
+                },
+                key,
+                message,
+            },
+            other => other,
+        })?;
         Ok(cfg)
     }
 
