@@ -1045,8 +1045,21 @@ fn three_members_killed_five_times_keep_every_window_exact() {
     let topic = unique("router-chaos");
     produce_keyed(&topic, 12, &[]);
     let group = unique("group");
-    let cfg =
-        |name: &str| member_config(&dir.path().join(name), &group, &topic, FAST_CHECKPOINTS, "");
+    // Every app decided on by the climbing policy: one chain of decisions
+    // per app across the three members and their restarts.
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("all.yaml"), CLIMBING_POLICY).unwrap();
+    let rules = format!("rules = [\"{}\"]\n", rules.display());
+    let cfg = |name: &str| {
+        member_config(
+            &dir.path().join(name),
+            &group,
+            &topic,
+            FAST_CHECKPOINTS,
+            &rules,
+        )
+    };
     // Each run's log in a file of its own (the last one's summary counts).
     let runs = std::cell::Cell::new(0);
     let spawn = |name: &str| {
@@ -1212,4 +1225,18 @@ fn three_members_killed_five_times_keep_every_window_exact() {
             assert_eq!(got as u64, *n, "{a} at {start}: the store");
         }
     }
+    // Decisions: per app per window one decision (a window two members
+    // recorded — the dead one past its checkpoint, its successor — was
+    // decided alike, so scaling to it twice is one action), and each
+    // starts from the count the one before it left, whoever took it.
+    let decisions: Vec<PathBuf> = names
+        .iter()
+        .map(|n| dir.path().join(n).join("data/decisions.jsonl"))
+        .collect();
+    let shared = decision_chains(&decisions);
+    eprintln!("apps decided on by more than one member: {shared}");
+    assert!(
+        shared > 0,
+        "partitions moved between members, and their apps' decisions with them"
+    );
 }
