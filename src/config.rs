@@ -631,18 +631,27 @@ impl Config {
             path: origin.to_string(),
             message: found.join("\n"),
         })?;
-        cfg.validate(origin).map_err(|e| match e {
-            // Where the key is set, when it is.
-            ConfigError::Invalid { path, key, message } => ConfigError::Invalid {
-                path: match errors::locate(text, &key) {
-                    Some((line, column)) => format!("{path}:{line}:{column}"),
-                    None => path,
-                },
+        // Every problem at once, each where its key is set (when it is).
+        let at = |key: &str| match errors::locate(text, key) {
+            Some((line, column)) => format!("{origin}:{line}:{column}"),
+            None => origin.to_string(),
+        };
+        let mut problems = cfg.problems().into_iter();
+        if let Some((key, message)) = problems.next() {
+            let more: Vec<String> = problems
+                .map(|(k, m)| format!("{}: `{k}` {m}", at(&k)))
+                .collect();
+            let message = if more.is_empty() {
+                message
+            } else {
+                format!("{message}\n{}", more.join("\n"))
+            };
+            return Err(ConfigError::Invalid {
+                path: at(&key),
                 key,
                 message,
-            },
-            other => other,
-        })?;
+            });
+        }
         Ok(cfg)
     }
 
@@ -703,65 +712,74 @@ impl Config {
             .collect()
     }
 
-    /// The checks serde cannot express. Pure: no filesystem access.
+    /// The checks serde cannot express, stopping at the first problem.
+    /// Pure: no filesystem access.
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: &str| ConfigError::Invalid {
-            path: origin.to_string(),
-            key: key.to_string(),
-            message: message.to_string(),
+        match self.problems().into_iter().next() {
+            Some((key, message)) => Err(ConfigError::Invalid {
+                path: origin.to_string(),
+                key,
+                message,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Every check serde cannot express that fails, as (key, message).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems: Vec<(String, String)> = Vec::new();
+        let mut invalid = |key: &str, message: &str| {
+            problems.push((key.to_string(), message.to_string()));
         };
         let w = &self.window;
         if w.length.as_nanos() == 0 || !w.length.as_nanos().is_multiple_of(1_000_000) {
-            return Err(invalid(
+            invalid(
                 "window.length",
                 "must be a positive whole number of milliseconds, like `10s`",
-            ));
+            );
         }
         if w.length.as_nanos() > 86_400 * NANOS_PER_SEC as u128 {
-            return Err(invalid("window.length", "must be at most one day"));
+            invalid("window.length", "must be at most one day");
         }
         // A day: enough to replay an unsorted day of logs; every window
         // stays open this long, so state grows with it.
         if w.allowed_lateness > Duration::from_secs(86_400) {
-            return Err(invalid(
+            invalid(
                 "window.allowed_lateness",
                 "must be at most 1d (windows stay open this long: state grows with it)",
-            ));
+            );
         }
         if w.idle_expiry > Duration::from_secs(30 * 86_400) {
-            return Err(invalid("window.idle_expiry", "must be at most 30d"));
+            invalid("window.idle_expiry", "must be at most 30d");
         }
         if w.max_future < Duration::from_secs(1) || w.max_future > Duration::from_secs(365 * 86_400)
         {
-            return Err(invalid(
+            invalid(
                 "window.max_future",
                 "must be between 1s and 365d (how far ahead of its stream a record's time may be)",
-            ));
+            );
         }
-        if w.max_series == 0 || w.max_instances_per_app == 0 {
-            return Err(invalid(
-                "window.max_series",
-                "window.max_series and window.max_instances_per_app must be at least 1",
-            ));
+        if w.max_series == 0 {
+            invalid("window.max_series", "must be at least 1");
+        }
+        if w.max_instances_per_app == 0 {
+            invalid("window.max_instances_per_app", "must be at least 1");
         }
         if w.idle_expiry < w.length {
-            return Err(invalid(
-                "window.idle_expiry",
-                "must be at least one window length",
-            ));
+            invalid("window.idle_expiry", "must be at least one window length");
         }
         for (i, s) in self.sources.iter().enumerate() {
             match s {
                 SourceConfig::File { path, .. } if path.as_os_str().is_empty() => {
-                    return Err(invalid(&format!("sources[{i}].path"), "must not be empty"));
+                    invalid(&format!("sources[{i}].path"), "must not be empty");
                 }
                 SourceConfig::Glob { pattern, .. } => {
-                    glob::Pattern::new(pattern).map_err(|e| {
+                    if let Err(e) = glob::Pattern::new(pattern) {
                         invalid(
                             &format!("sources[{i}].pattern"),
                             &format!("is not a valid glob: {e}"),
-                        )
-                    })?;
+                        );
+                    }
                 }
                 _ => {}
             }
@@ -773,7 +791,7 @@ impl Config {
             .count()
             > 1
         {
-            return Err(invalid("sources", "may name `stdin` only once"));
+            invalid("sources", "may name `stdin` only once");
         }
         let day = Duration::from_secs(86_400);
         if [
@@ -785,7 +803,7 @@ impl Config {
         .iter()
         .any(|d| *d > day)
         {
-            return Err(invalid("run", "intervals and timeouts must be at most 1d"));
+            invalid("run", "intervals and timeouts must be at most 1d");
         }
         for (i, n) in self.notifiers.iter().enumerate() {
             let (url, needs_secret) = match n {
@@ -798,35 +816,36 @@ impl Config {
                 NotifierConfig::Alertmanager { url, .. } => (url, false),
             };
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(invalid(
+                invalid(
                     &format!("notifiers[{i}].url"),
                     "must be an http:// URL (https needs TLS support, not built yet)",
-                ));
+                );
             }
             if url.starts_with("https://") {
-                return Err(invalid(
+                invalid(
                     &format!("notifiers[{i}].url"),
                     "https is not supported yet: use http:// (for example through a local proxy)",
-                ));
+                );
             }
             if needs_secret {
-                return Err(invalid(
+                invalid(
                     &format!("notifiers[{i}]"),
                     "needs `secret_env` or `secret_file` (the HMAC-SHA256 signing secret)",
-                ));
+                );
             }
         }
         if self.run.poll_interval.is_zero() {
-            return Err(invalid("run.poll_interval", "must be more than 0"));
+            invalid("run.poll_interval", "must be more than 0");
         }
-        self.orchestrator
-            .validate()
-            .map_err(|(key, message)| invalid(&key, &message))?;
-        if let Some(sql) = &self.sql {
-            sql.validate()
-                .map_err(|message| invalid("sql.schedule", &message))?;
+        if let Err((key, message)) = self.orchestrator.validate() {
+            invalid(&key, &message);
         }
-        Ok(())
+        if let Some(sql) = &self.sql
+            && let Err(message) = sql.validate()
+        {
+            invalid("sql.schedule", &message);
+        }
+        problems
     }
 
     pub fn windows_path(&self) -> PathBuf {
@@ -858,6 +877,27 @@ mod tests {
         let cfg = Config::from_toml(DEFAULT_CONFIG, "vane.toml").unwrap();
         assert!(!cfg.sources.is_empty());
         assert_eq!(cfg.window.length, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn every_invalid_value_is_named_at_once_with_its_line() {
+        let e = Config::from_toml(
+            "[window]\nlength = \"0s\"\nmax_series = 0\n[run]\npoll_interval = \"0s\"\n",
+            "x.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 3, "{e}");
+        assert!(lines[0].contains("x.toml:2:1: `window.length`"), "{e}");
+        assert!(
+            lines[1].starts_with("x.toml:3:1: `window.max_series` must be at least 1"),
+            "{e}"
+        );
+        assert!(
+            lines[2].starts_with("x.toml:5:1: `run.poll_interval`"),
+            "{e}"
+        );
     }
 
     #[test]
