@@ -258,30 +258,46 @@ fn apps_and_decisions_are_served_and_rules_reload_safely() {
     child.wait().unwrap();
 }
 
-#[test]
-fn manual_scale_goes_through_the_local_orchestrator_and_is_recorded() {
-    let dir = tempfile::tempdir().unwrap();
-    let pids = dir.path().join("pids");
+/// A `vane run` with its API (and a token) over an empty access log, the
+/// shop policy (1 to 4 instances) and the local supervisor running the
+/// shop app's instances from `base_port`, its first instance up.
+struct ShopRun {
+    pids: PathBuf,
+    log: PathBuf,
+    url: String,
+    child: std::process::Child,
+}
+
+fn shop_run(dir: &Path, base_port: u16) -> ShopRun {
+    let pids = dir.join("pids");
     std::fs::create_dir_all(&pids).unwrap();
-    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
-    std::fs::write(
-        dir.path().join("rules/shop.yaml"),
-        shop_policy("shop", 1, 4),
-    )
-    .unwrap();
-    let log = dir.path().join("access.log");
+    std::fs::create_dir_all(dir.join("rules")).unwrap();
+    std::fs::write(dir.join("rules/shop.yaml"), shop_policy("shop", 1, 4)).unwrap();
+    let log = dir.join("access.log");
     std::fs::write(&log, "").unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let cfg = api_config(
-        dir.path(),
-        port,
-        &log,
-        &local_orchestrator_toml(&pids, 18300),
-    );
-    let mut child = spawn_with_token(&cfg);
+    let cfg = api_config(dir, port, &log, &local_orchestrator_toml(&pids, base_port));
+    let child = spawn_with_token(&cfg);
     wait_for("the first instance", || alive(&pids).len() == 1);
     wait_for("readyz", || get(&format!("{url}/readyz")) == "ready\n");
+    ShopRun {
+        pids,
+        log,
+        url,
+        child,
+    }
+}
+
+#[test]
+fn manual_scale_goes_through_the_local_orchestrator_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let ShopRun {
+        pids,
+        url,
+        mut child,
+        ..
+    } = shop_run(dir.path(), 18300);
     let scale = format!("{url}/api/v1/apps/shop.example.com/scale");
 
     assert_eq!(
@@ -372,27 +388,12 @@ fn manual_scale_goes_through_the_local_orchestrator_and_is_recorded() {
 #[test]
 fn a_paused_app_is_decided_but_not_scaled_until_resumed() {
     let dir = tempfile::tempdir().unwrap();
-    let pids = dir.path().join("pids");
-    std::fs::create_dir_all(&pids).unwrap();
-    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
-    std::fs::write(
-        dir.path().join("rules/shop.yaml"),
-        shop_policy("shop", 1, 4),
-    )
-    .unwrap();
-    let log = dir.path().join("access.log");
-    std::fs::write(&log, "").unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let cfg = api_config(
-        dir.path(),
-        port,
-        &log,
-        &local_orchestrator_toml(&pids, 18400),
-    );
-    let mut child = spawn_with_token(&cfg);
-    wait_for("the first instance", || alive(&pids).len() == 1);
-    wait_for("readyz", || get(&format!("{url}/readyz")) == "ready\n");
+    let ShopRun {
+        pids,
+        log,
+        url,
+        mut child,
+    } = shop_run(dir.path(), 18400);
     let pause = format!("{url}/api/v1/apps/shop.example.com/pause");
     assert_eq!(request("POST", &pause, None, None).0, 401);
     let (code, body) = request(

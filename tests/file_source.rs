@@ -6,7 +6,7 @@ mod common;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 
@@ -66,6 +66,25 @@ fn replayed(log: &Path, dir: &Path) -> String {
         .unwrap();
     assert!(ok.success());
     fs::read_to_string(&reference).unwrap()
+}
+
+/// A `vane.toml` in `dir` following `dir/app.log` (with `source` keys added
+/// to the source, `run` keys to `[run]`), writing to `dir/data`: the log,
+/// the data dir and the config.
+fn file_run(dir: &Path, source: &str, run: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let log = dir.join("app.log");
+    let data = dir.join("data");
+    let config = dir.join("vane.toml");
+    fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[[sources]]\ntype = \"file\"\npath = \"{}\"\n{source}[run]\npoll_interval = \"20ms\"\n{run}idle_timeout = \"1h\"\n",
+            data.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    (log, data, config)
 }
 
 fn spawn(config: &Path, extra: &[&str]) -> Child {
@@ -168,18 +187,7 @@ stats_interval = "1h"
 #[test]
 fn truncation_is_followed_from_the_start() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("app.log");
-    let data = dir.path().join("data");
-    let config = dir.path().join("vane.toml");
-    fs::write(
-        &config,
-        format!(
-            "data_dir = \"{}\"\n[[sources]]\ntype = \"file\"\npath = \"{}\"\n[run]\npoll_interval = \"20ms\"\ncheckpoint_interval = \"50ms\"\nidle_timeout = \"1h\"\n",
-            data.display(),
-            log.display()
-        ),
-    )
-    .unwrap();
+    let (log, data, config) = file_run(dir.path(), "", "checkpoint_interval = \"50ms\"\n");
     let all = lines(6_000);
     append(&log, &all[..4_000]);
     let cp = data.join("checkpoint.json");
@@ -317,18 +325,7 @@ fn a_year_ahead(line: &str) -> String {
 #[test]
 fn one_line_from_a_skewed_clock_does_not_blind_a_run() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("app.log");
-    let data = dir.path().join("data");
-    let config = dir.path().join("vane.toml");
-    fs::write(
-        &config,
-        format!(
-            "data_dir = \"{}\"\n[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n[run]\npoll_interval = \"20ms\"\nidle_timeout = \"1h\"\n",
-            data.display(),
-            log.display()
-        ),
-    )
-    .unwrap();
+    let (log, data, config) = file_run(dir.path(), "format = \"gorouter\"\n", "");
     let mut all = lines(6_000);
     let skewed = a_year_ahead(&all[3_000]);
     let clean = all.remove(3_000);
