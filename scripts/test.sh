@@ -19,6 +19,9 @@ if [ -x scripts/services.sh ]; then
   trap 'scripts/services.sh stop' EXIT
 fi
 
+# Licenses, bans and sources of every dependency (deny.toml).
+scripts/deny.sh
+
 # One test at a time: the Kafka tests kill and restart consumers against one
 # shared broker and time out group sessions; beside each other on two cores
 # they fail by timing, not by what they check.
