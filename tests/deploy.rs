@@ -71,6 +71,28 @@ fn the_manifests_are_valid_kubernetes_objects() {
         probe.http_get.as_ref().unwrap().path.as_deref(),
         Some("/readyz")
     );
+    outlasts_the_stop(pod.termination_grace_period_seconds);
+    logs_through_vane_log(container);
+}
+
+/// The pod is given longer to stop than Vane's stop can take (otherwise
+/// the kubelet kills it while sinks still drain).
+fn outlasts_the_stop(grace_seconds: Option<i64>) {
+    let grace = grace_seconds.unwrap_or(30);
+    let stop = vane::run::LONGEST_STOP.as_secs() as i64;
+    assert!(grace > stop, "grace {grace} s, stop up to {stop} s");
+}
+
+/// The log level is set through the variable Vane reads.
+fn logs_through_vane_log(container: &k8s_openapi::api::core::v1::Container) {
+    let names: Vec<&str> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert!(names.contains(&"VANE_LOG"), "{names:?}");
+    assert!(!names.contains(&"RUST_LOG"), "{names:?}");
 }
 
 #[test]
@@ -107,6 +129,9 @@ fn the_systemd_unit_runs_vane_and_reloads_with_sighup() {
     assert_eq!(exec[1..3], ["run", "--config"]);
     assert_eq!(value("ExecReload"), "/bin/kill -HUP $MAINPID");
     assert_eq!(value("StateDirectory"), "vane");
+    assert_eq!(value("Environment"), "VANE_LOG=info");
+    let stop: u64 = value("TimeoutStopSec").parse().unwrap();
+    assert!(stop > vane::run::LONGEST_STOP.as_secs(), "{stop}");
 }
 
 /// The scale-out StatefulSet: valid objects, a valid configuration whose
@@ -126,7 +151,10 @@ fn the_scale_out_set_names_each_replica_in_the_group() {
     let _: core::v1::Service = serde_json::from_value(docs[2].clone()).unwrap();
     let spec = set.spec;
     assert!(spec.replicas.unwrap_or(1) > 1);
-    let container = &spec.template.spec.unwrap().containers[0];
+    let pod = spec.template.spec.unwrap();
+    outlasts_the_stop(pod.termination_grace_period_seconds);
+    let container = &pod.containers[0];
+    logs_through_vane_log(container);
     let pod_name = container
         .env
         .as_ref()

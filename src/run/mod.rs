@@ -29,6 +29,7 @@ mod sinks;
 
 use checkpointing::Checkpoints;
 use inputs::Inputs;
+pub use outputs::LONGEST_STOP;
 use outputs::Outputs;
 
 /// Options of one live run beyond the configuration.

@@ -14,6 +14,21 @@ use crate::act::orchestrator::{Orchestrator, RetryPolicy, Target};
 use crate::config::Config;
 use crate::pipeline::Pipeline;
 
+/// How long stopping waits for the last actions to take effect.
+const ACTIONS_SETTLE: Duration = Duration::from_secs(30);
+/// How long stopping waits for the sinks: one retry at the longest
+/// `Retry-After` a sink obeys, so a server busy at that moment still gets
+/// the data.
+const SINKS_DRAIN: Duration = crate::sinks::MAX_RETRY_AFTER.saturating_add(Duration::from_secs(10));
+/// How long stopping waits for each notifier's last deliveries.
+const NOTIFIERS_FINISH: Duration = Duration::from_secs(5);
+
+/// The longest a stop can take with one notifier: a supervisor (systemd's
+/// `TimeoutStopSec`, a pod's grace period) must allow more.
+pub const LONGEST_STOP: Duration = ACTIONS_SETTLE
+    .saturating_add(SINKS_DRAIN)
+    .saturating_add(NOTIFIERS_FINISH);
+
 pub struct Outputs {
     pub sinks: Sinks,
     notifiers: Vec<NotifierTask>,
@@ -105,7 +120,7 @@ impl Outputs {
         if let Some(a) = &mut self.actuator {
             // Decisions of the last windows, then wait a little for their actions.
             act(a, pipeline, Instant::now())?;
-            for o in a.settle(Duration::from_secs(30)).await {
+            for o in a.settle(ACTIONS_SETTLE).await {
                 record_outcome(a, pipeline, &o)?;
             }
             if let Orchestrator::Local(local) = a.orchestrator().as_ref() {
@@ -114,7 +129,7 @@ impl Outputs {
         }
         self.export(pipeline, api)?;
         self.sinks.flush();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + SINKS_DRAIN;
         while !self.sinks.is_idle() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
             self.sinks.send_backlog();
@@ -130,7 +145,7 @@ impl Outputs {
         let events = pipeline.take_notifications();
         for n in self.notifiers {
             n.send(&events).await;
-            n.finish(Duration::from_secs(5)).await;
+            n.finish(NOTIFIERS_FINISH).await;
         }
     }
 }
