@@ -9,6 +9,8 @@ pub mod backtest;
 pub mod config;
 pub mod core;
 pub mod decode;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generate;
 pub mod http_body;
 pub mod lockfile;

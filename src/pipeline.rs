@@ -13,8 +13,8 @@ use crate::core::{Core, Produced};
 pub use crate::core::{Counts, Handoff, KafkaState, SourceCounts};
 use crate::decode::{Format, Mapping};
 use crate::logs::Assembler;
-use crate::model::DeadLetter;
 use crate::model::Decision;
+use crate::model::{DeadKind, DeadLetter};
 use crate::rules::alert::{AlertEvent, Alerter};
 use crate::rules::decider::Decider;
 use crate::rules::health::HealthWatcher;
@@ -276,10 +276,13 @@ impl Pipeline {
         body: &str,
     ) -> io::Result<()> {
         self.core.counts.dead_letters += 1;
+        let kind = DeadKind::RefusedBySink;
+        self.core.counts.dead_letter_kinds.add(kind);
         self.files.dead_letters.write(&DeadLetter {
             source: sink.to_string(),
             offset: 0,
             format: format.to_string(),
+            kind,
             reason,
             line: body.to_string(),
         })

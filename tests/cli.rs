@@ -193,6 +193,15 @@ fn replay_reads_stdin_and_detects_the_format() {
     assert!(summary.contains("dead_letters 3"), "{summary}");
     let dead = fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
     assert_eq!(dead.matches("a skewed clock").count(), 2, "{dead}");
+    let kinds: Vec<String> = dead
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        [r#""malformed""#, r#""skewed_clock""#, r#""skewed_clock""#],
+        "{dead}"
+    );
 }
 
 #[test]

@@ -352,6 +352,7 @@ fn one_line_from_a_skewed_clock_does_not_blind_a_run() {
         "{dead}"
     );
     assert_eq!(dead["line"].as_str().unwrap(), skewed.trim_end());
+    assert_eq!(dead["kind"], "skewed_clock");
     assert_ne!(clean, skewed);
     let got = fs::read_to_string(data.join("windows.jsonl")).unwrap();
     assert_eq!(

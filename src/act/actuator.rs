@@ -130,7 +130,7 @@ impl Actuator {
         }
         // A paused app's decision is a record only: not even the count it
         // holds at is enforced (an operator may be scaling it by hand).
-        if d.constraints.iter().any(|c| c.name == "paused") {
+        if d.is_paused() {
             return;
         }
         let key = self.key_for(&d.app, d.name.as_deref());

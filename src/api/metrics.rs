@@ -19,11 +19,6 @@ pub fn render(s: &Snapshot, v: &LiveView) -> String {
             c.late,
         ),
         (
-            "vane_dead_letters_total",
-            "Lines and documents kept as dead letters.",
-            c.dead_letters,
-        ),
-        (
             "vane_windows_written_total",
             "Window rows written.",
             c.windows_written,
@@ -65,6 +60,20 @@ pub fn render(s: &Snapshot, v: &LiveView) -> String {
         "# HELP vane_window_series Series (apps and instances) the windows hold.\n# TYPE vane_window_series gauge\nvane_window_series {}\n# HELP vane_window_overflow_records_total Records counted under __overflow__: a new series would have passed window.max_series or window.max_instances_per_app.\n# TYPE vane_window_overflow_records_total counter\nvane_window_overflow_records_total {}",
         s.series, s.overflow
     );
+    family(
+        &mut out,
+        "vane_dead_letters_total",
+        "Lines and documents kept as dead letters (data/dead-letters.jsonl), by reason.",
+        "counter",
+    );
+    for kind in crate::model::DeadKind::ALL {
+        let n = c.dead_letter_kinds.get(kind);
+        let _ = writeln!(
+            out,
+            "vane_dead_letters_total{{reason=\"{}\"}} {n}",
+            kind.name()
+        );
+    }
     family(
         &mut out,
         "vane_lost_total",
@@ -278,6 +287,16 @@ mod tests {
     fn the_exposition_parses_back() {
         let mut s = Snapshot::default();
         s.counts.lines = 42;
+        s.counts.dead_letters = 3;
+        s.counts
+            .dead_letter_kinds
+            .add(crate::model::DeadKind::SkewedClock);
+        s.counts
+            .dead_letter_kinds
+            .add(crate::model::DeadKind::SkewedClock);
+        s.counts
+            .dead_letter_kinds
+            .add(crate::model::DeadKind::Malformed);
         s.kafka_lag.insert("router/0".into(), 7);
         s.sources.push(crate::api::SourceStats {
             name: "file:/var/log/x.log".into(),
@@ -315,6 +334,13 @@ mod tests {
             .collect();
         assert_eq!(lost.len(), crate::losses::Loss::ALL.len() + 1, "{lost:?}");
         assert!(lost.contains(&"notification_queue_full") && lost.contains(&"late_metric"));
+        let dead: Vec<(&str, f64)> = samples
+            .iter()
+            .filter(|x| x.name == "vane_dead_letters_total")
+            .map(|x| (x.label("reason"), x.value))
+            .collect();
+        assert_eq!(dead.len(), crate::model::DeadKind::ALL.len(), "{dead:?}");
+        assert!(dead.contains(&("skewed_clock", 2.0)), "{dead:?}");
         assert_eq!(get("vane_kafka_lag"), Some(7.0));
         assert_eq!(get("vane_kafka_partition_series"), Some(12.0));
         assert_eq!(get("vane_cross_partition_records_total"), Some(0.0));

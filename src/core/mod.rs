@@ -19,7 +19,7 @@ use crate::decode::{Format, Mapping, SourceDecoder};
 use crate::logs::ecs::AccessDoc;
 use crate::logs::{Assembler, LineMeta, LogEvent};
 use crate::model::Decision;
-use crate::model::{ContainerMetric, DeadLetter, WindowStats};
+use crate::model::{ContainerMetric, DeadKind, DeadKindCounts, DeadLetter, WindowStats};
 use crate::rules::alert::{AlertEvent, Alerter};
 use crate::rules::decider::Decider;
 use crate::rules::health::HealthWatcher;
@@ -52,6 +52,26 @@ pub struct Counts {
     #[serde(default)]
     pub handed_over: u64,
     pub bytes: u64,
+    /// `dead_letters` by kind.
+    #[serde(default)]
+    pub dead_letter_kinds: DeadKindCounts,
+}
+
+/// Why a line is a dead letter.
+#[derive(Debug)]
+pub struct Rejection {
+    kind: DeadKind,
+    reason: String,
+}
+
+impl Rejection {
+    fn new(kind: DeadKind, reason: String) -> Self {
+        Rejection { kind, reason }
+    }
+
+    fn malformed(e: impl std::fmt::Display) -> Self {
+        Rejection::new(DeadKind::Malformed, e.to_string())
+    }
 }
 
 /// What one source's lines became (for `/metrics`; not checkpointed, so
@@ -170,7 +190,11 @@ impl Evaluators {
             // Health sees every row (an idle source's silence is told
             // apart inside: it needs other instances reporting).
             if let Some(h) = &mut self.health {
+                let first = out.decisions.len();
                 h.on_window_of(end_ns, group, in_scope, &mut out.decisions, &mut out.alerts);
+                if let (Some(d), Some(restarts)) = (&self.decider, out.decisions.get_mut(first..)) {
+                    d.hold_paused(restarts);
+                }
             }
             i = j;
         }
@@ -440,11 +464,14 @@ impl Core {
         offset: u64,
         line: Result<&str, std::str::Utf8Error>,
         out: &mut Produced,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, Rejection> {
         let decoder = &self.decoders[source];
         // Access logs give one record per line; container-metric envelopes any number.
         match line {
-            Err(e) => Err(format!("line: invalid UTF-8 at byte {}", e.valid_up_to())),
+            Err(e) => Err(Rejection::new(
+                DeadKind::InvalidUtf8,
+                format!("line: invalid UTF-8 at byte {}", e.valid_up_to()),
+            )),
             Ok(text) if decoder.is_app_log() => match &mut self.assembler {
                 Some(assembler) => {
                     let (app, instance) =
@@ -459,8 +486,12 @@ impl Core {
                     assembler
                         .push(meta, text, &mut out.logs)
                         .map(|()| Outcome::Done)
+                        .map_err(Rejection::malformed)
                 }
-                None => Err("app logs have no output here".to_string()),
+                None => Err(Rejection::new(
+                    DeadKind::NoOutput,
+                    "app logs have no output here".to_string(),
+                )),
             },
             Ok(text) if decoder.is_metrics(text) => crate::decode::decode_loggregator(text)
                 .map(|metrics| {
@@ -470,7 +501,7 @@ impl Core {
                     self.counts.metric_samples += metrics.len() as u64;
                     Outcome::Done
                 })
-                .map_err(|e| e.to_string()),
+                .map_err(Rejection::malformed),
             Ok(text) => self.access_line(source, name, offset, text, false, out),
         }
     }
@@ -486,10 +517,10 @@ impl Core {
         text: &str,
         released: bool,
         out: &mut Produced,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, Rejection> {
         let rec = self.decoders[source]
             .decode(text)
-            .map_err(|e| e.to_string())?;
+            .map_err(Rejection::malformed)?;
         let clock = self.current.clock;
         if !released {
             let verdict = self
@@ -544,10 +575,10 @@ impl Core {
         time_ns: i64,
         verdict: Verdict,
         out: &mut Produced,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, Rejection> {
         let clock = self.current.clock;
         match verdict {
-            Verdict::Reject(reason) => Err(reason),
+            Verdict::Reject(reason) => Err(Rejection::new(DeadKind::SkewedClock, reason)),
             Verdict::Accept(release) => {
                 self.release_held(clock, release, out);
                 self.access_line(source, name, offset, text, true, out)
@@ -594,7 +625,10 @@ impl Core {
         self.current.clock = clock;
         for h in held {
             let decoded = match release {
-                Release::Reject => Err(self.guard.rejected_reason(&h, newest)),
+                Release::Reject => Err(Rejection::new(
+                    DeadKind::SkewedClock,
+                    self.guard.rejected_reason(&h, newest),
+                )),
                 _ => {
                     self.current.record_numbered = h.record_numbered;
                     self.access_line(h.source, &h.stream, h.offset, &h.line, true, out)
@@ -621,7 +655,7 @@ impl Core {
         name: &str,
         offset: u64,
         bytes: &[u8],
-        decoded: Result<Outcome, String>,
+        decoded: Result<Outcome, Rejection>,
         out: &mut Produced,
     ) {
         match decoded {
@@ -639,8 +673,9 @@ impl Core {
                     self.probe(out);
                 }
             }
-            Err(reason) => {
+            Err(Rejection { kind, reason }) => {
                 self.counts.dead_letters += 1;
+                self.counts.dead_letter_kinds.add(kind);
                 if let Some(c) = self.source_counts.get_mut(source) {
                     c.dead_letters += 1;
                 }
@@ -649,6 +684,7 @@ impl Core {
                     source: name.to_string(),
                     offset,
                     format: format.unwrap_or(Format::Auto).name().to_string(),
+                    kind,
                     reason,
                     line: String::from_utf8_lossy(bytes).into_owned(),
                 });

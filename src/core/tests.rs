@@ -332,3 +332,44 @@ fn overflow_rows_are_counted_but_never_acted_on() {
             .all(|d| d.app != crate::window::OVERFLOW)
     );
 }
+
+/// A paused app is not restarted either: the health rule's restart is
+/// recorded, held with the reason, and marked so that nothing carries it
+/// out; the other apps' restarts go on.
+#[test]
+fn a_paused_app_gets_no_health_restarts() {
+    let rules = repo_rules();
+    let mut core = Core::new(WindowConfig::default());
+    let mut decider = Decider::new(rules.clone(), WindowConfig::default().length_ns);
+    let lines: Vec<String> = traffic_lines(3_000)
+        .iter()
+        .map(|l| l.replacen("HTTP/1.1\" 200 ", "HTTP/1.1\" 500 ", 1))
+        .collect();
+    let paused_app = lines
+        .first()
+        .and_then(|l| l.split("app_id:\"").nth(1))
+        .and_then(|rest| rest.get(..36))
+        .unwrap_or_default()
+        .to_string();
+    assert!(decider.set_paused(&paused_app, true));
+    core.evaluate.decider = Some(decider);
+    core.evaluate.health = Some(HealthWatcher::new(rules.health.clone()));
+    let src = core.add_source(Format::Gorouter, Mapping::new());
+    let mut out = Produced::default();
+    let text = lines.join("\n") + "\n";
+    core.process_bytes(src, "t", 0, text.as_bytes(), &mut out);
+    core.finish(&mut out);
+    let restarts: Vec<&Decision> = out
+        .decisions
+        .iter()
+        .filter(|d| d.source == crate::model::DecisionSource::Health)
+        .collect();
+    let (held, carried): (Vec<&Decision>, Vec<&Decision>) =
+        restarts.iter().partition(|d| d.app == paused_app);
+    assert!(!held.is_empty() && !carried.is_empty(), "{restarts:?}");
+    for d in &held {
+        assert!(d.is_paused(), "{}", d.reason);
+        assert!(d.reason.starts_with("paused (by api)"), "{}", d.reason);
+    }
+    assert!(carried.iter().all(|d| !d.is_paused()));
+}

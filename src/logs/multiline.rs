@@ -53,6 +53,10 @@ pub struct LineMeta<'a> {
 /// Bounds on one event, so a runaway trace cannot hold memory.
 pub const MAX_EVENT_LINES: u32 = 1_000;
 pub const MAX_EVENT_BYTES: usize = 256 << 10;
+/// Streams (stream × app × instance) remembered at once. Past it, every open
+/// event is completed and the remembered times forgotten: keys that are
+/// made up (a Kafka key or an app field per line) must not grow memory.
+pub const MAX_STREAMS: usize = 100_000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Assembler {
@@ -85,6 +89,7 @@ impl Assembler {
         out: &mut Vec<LogEvent>,
     ) -> Result<(), String> {
         let key = stream_key(meta.stream, meta.app, meta.instance);
+        self.make_room(&key, out);
         if let Some(head) = parse_head(line) {
             if let Some(prev) = self.open.remove(&key) {
                 out.push(prev);
@@ -183,6 +188,22 @@ impl Assembler {
         Ok(())
     }
 
+    /// With [`MAX_STREAMS`] streams remembered and `key` a new one: completes
+    /// every open event and forgets the last times (a line without a time
+    /// in an old stream is then a dead letter, counted).
+    fn make_room(&mut self, key: &str, out: &mut Vec<LogEvent>) {
+        if !crowded(&self.last_time, key) && !crowded(&self.open, key) {
+            return;
+        }
+        tracing::warn!(
+            streams = MAX_STREAMS,
+            open = self.open.len(),
+            "app logs: too many streams at once; completing every open event"
+        );
+        self.flush_all(out);
+        self.last_time.clear();
+    }
+
     /// Completes events whose stream has been quiet for `quiet` (live runs:
     /// a trace's last frame has surely arrived by then).
     pub fn flush_quiet(&mut self, now: Instant, quiet: Duration, out: &mut Vec<LogEvent>) {
@@ -238,6 +259,11 @@ impl Assembler {
     }
 }
 
+/// `key` would be one stream too many in `m`.
+fn crowded<V>(m: &BTreeMap<String, V>, key: &str) -> bool {
+    m.len() >= MAX_STREAMS && !m.contains_key(key)
+}
+
 fn stream_key(stream: &str, app: &str, instance: Option<&str>) -> String {
     format!("{stream}\u{1f}{app}\u{1f}{}", instance.unwrap_or(""))
 }
@@ -254,6 +280,27 @@ mod tests {
             instance: Some("0"),
             record_time_ns: None,
         }
+    }
+
+    #[test]
+    fn made_up_streams_do_not_grow_memory() {
+        let mut a = Assembler::new();
+        let mut out = Vec::new();
+        let n = MAX_STREAMS + 10;
+        for i in 0..n {
+            let app = format!("spoofed-{i}");
+            let m = LineMeta {
+                app: &app,
+                ..meta(i as u64)
+            };
+            a.push(m, "2026-03-01 10:00:00,000 ERROR boom", &mut out)
+                .unwrap();
+            assert!(a.open_events() <= MAX_STREAMS);
+            assert!(a.last_time.len() <= MAX_STREAMS);
+        }
+        assert_eq!(out.len(), MAX_STREAMS, "completed when the next one came");
+        a.flush_all(&mut out);
+        assert_eq!(out.len(), n, "every event out once");
     }
 
     #[test]

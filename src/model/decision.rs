@@ -90,3 +90,13 @@ pub struct Decision {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
 }
+
+/// The name of the constraint a paused app's decisions carry.
+pub const PAUSED: &str = "paused";
+
+impl Decision {
+    /// Recorded while its app was paused: nothing is carried out.
+    pub fn is_paused(&self) -> bool {
+        self.constraints.iter().any(|c| c.name == PAUSED)
+    }
+}

@@ -156,6 +156,19 @@ impl Decider {
             .map(|p| format!("policy {}", p.name))
     }
 
+    /// Holds the health restarts among `decisions` whose app is paused: a
+    /// pause stops every action on the app, not only scaling.
+    pub fn hold_paused(&self, decisions: &mut [Decision]) {
+        for d in decisions {
+            if d.is_paused() {
+                continue;
+            }
+            if let Some(by) = self.paused_by(&d.app, d.name.as_deref()) {
+                hold(d, &by);
+            }
+        }
+    }
+
     /// Who paused `app` (`api`, or `policy NAME` when its policy says
     /// `paused: true`), if anyone.
     pub fn paused_by(&self, app: &str, name: Option<&str>) -> Option<String> {
@@ -431,7 +444,7 @@ impl Decider {
 fn hold(d: &mut Decision, by: &str) {
     let wanted = d.desired;
     d.constraints.push(crate::model::Constraint {
-        name: "paused".into(),
+        name: crate::model::PAUSED.into(),
         from: wanted,
         to: d.current,
         note: format!("paused by {by}: nothing is carried out"),

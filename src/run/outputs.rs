@@ -191,6 +191,9 @@ async fn open_actuator(cfg: &Config, pipeline: &mut Pipeline) -> anyhow::Result<
 /// Hands new decisions to the actuator and records what came of earlier ones.
 fn act(actuator: &mut Actuator, pipeline: &mut Pipeline, now: Instant) -> anyhow::Result<()> {
     for d in pipeline.take_decisions() {
+        if d.is_paused() {
+            continue;
+        }
         match (&d.source, &d.instance) {
             (crate::model::DecisionSource::Health, Some(instance)) => actuator.restart(
                 &Target::new(&d.app, d.name.as_deref()),

@@ -127,6 +127,7 @@ fn dead_letter(sink: &str, format: &str, reason: String, body: String) -> DeadLe
         source: sink.to_string(),
         offset: 0,
         format: format.to_string(),
+        kind: crate::model::DeadKind::RefusedBySink,
         reason,
         line: body,
     }

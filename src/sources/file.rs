@@ -115,6 +115,34 @@ impl FileTail {
         Ok(true)
     }
 
+    /// What is left of the open file after the last whole line (a last line
+    /// without its newline): for a file that gets no more writes.
+    pub fn rest(&mut self) -> io::Result<Option<Chunk>> {
+        let Some(open) = self.current.as_mut() else {
+            return Ok(None);
+        };
+        let mut rest = Vec::new();
+        open.file.seek(SeekFrom::Start(open.offset))?;
+        // Bounded like every read: a longer remainder is cut, loudly (its
+        // parts fail to decode).
+        (&mut open.file)
+            .take(MAX_CHUNK as u64)
+            .read_to_end(&mut rest)?;
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        let chunk = Chunk {
+            source: self.name.clone(),
+            file: Some(open.id),
+            offset: open.offset,
+            data: rest,
+            key: None,
+            time_ns: None,
+        };
+        open.offset += chunk.data.len() as u64;
+        Ok(Some(chunk))
+    }
+
     /// Reads what is new. `Ok(None)` means nothing new right now.
     pub fn poll(&mut self) -> io::Result<Option<Chunk>> {
         if self.current.is_none() {
@@ -174,21 +202,7 @@ impl FileTail {
             return Ok(None);
         }
         // The old file gets no more writes: its unterminated last line is final.
-        let tail = if len > open.offset {
-            let mut rest = Vec::new();
-            open.file.seek(SeekFrom::Start(open.offset))?;
-            open.file.read_to_end(&mut rest)?;
-            Some(Chunk {
-                source: self.name.clone(),
-                file: Some(open.id),
-                offset: open.offset,
-                data: rest,
-                key: None,
-                time_ns: None,
-            })
-        } else {
-            None
-        };
+        let tail = self.rest()?;
         info!(source = %self.name, "file was rotated; following the new file");
         self.current = None;
         self.open_path(StartAt::Beginning)?;

@@ -1,14 +1,16 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::PathBuf;
 
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::StartAt;
 use super::{Chunk, FilePosition, FileTail};
 
 /// Follows every file that matches a glob pattern; the pattern is expanded
-/// again on every poll, so new files are picked up (from their start).
+/// again on every poll, so new files are picked up (from their start), and
+/// a file that no longer matches (deleted, or renamed away) is read to its
+/// end and let go: its handle closed, its position out of the checkpoint.
 pub struct GlobTail {
     pattern: String,
     start_at: StartAt,
@@ -30,16 +32,23 @@ impl GlobTail {
         }
     }
 
-    fn scan(&mut self) {
+    /// The files that match now (`None` when the pattern cannot be read:
+    /// nothing is let go then).
+    fn scan(&mut self) -> Option<BTreeSet<PathBuf>> {
         let paths = match glob::glob(&self.pattern) {
             Ok(p) => p,
             Err(e) => {
                 warn!(pattern = %self.pattern, error = %e, "invalid glob pattern");
-                return;
+                return None;
             }
         };
+        let mut present = BTreeSet::new();
         for p in paths.flatten() {
-            if p.is_file() && !self.tails.contains_key(&p) {
+            if !p.is_file() {
+                continue;
+            }
+            present.insert(p.clone());
+            if !self.tails.contains_key(&p) {
                 let start = if self.first_scan {
                     self.start_at
                 } else {
@@ -49,6 +58,7 @@ impl GlobTail {
             }
         }
         self.first_scan = false;
+        Some(present)
     }
 
     /// Whether a (checkpointed) file name belongs to this pattern.
@@ -73,12 +83,63 @@ impl GlobTail {
     }
 
     pub fn poll(&mut self) -> io::Result<Option<Chunk>> {
-        self.scan();
-        for tail in self.tails.values_mut() {
+        let present = self.scan();
+        let mut gone = Vec::new();
+        for (path, tail) in &mut self.tails {
             if let Some(c) = tail.poll()? {
                 return Ok(Some(c));
             }
+            if present.as_ref().is_some_and(|p| !p.contains(path)) {
+                // Read to its end: what is left is a last line without
+                // its newline, and then nothing more will come.
+                if let Some(c) = tail.rest()? {
+                    return Ok(Some(c));
+                }
+                gone.push(path.clone());
+            }
+        }
+        for path in gone {
+            info!(path = %path.display(), pattern = %self.pattern, "file no longer matches; let go");
+            self.tails.remove(&path);
         }
         Ok(None)
+    }
+
+    /// Files followed now.
+    pub fn followed(&self) -> usize {
+        self.tails.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(g: &mut GlobTail) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(c) = g.poll().unwrap() {
+            out.push(String::from_utf8(c.data).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn a_deleted_file_is_read_to_its_end_and_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+        std::fs::write(&a, "a1\n").unwrap();
+        std::fs::write(&b, "b1\n").unwrap();
+        let pattern = dir.path().join("*.log").display().to_string();
+        let mut g = GlobTail::new(&pattern, StartAt::Beginning);
+        assert_eq!(drain(&mut g), ["a1\n", "b1\n"]);
+        assert_eq!(g.followed(), 2);
+        // The last writes, then the file goes: its last line has no newline.
+        std::fs::write(&a, "a1\na2\na3").unwrap();
+        std::fs::remove_file(&a).unwrap();
+        assert_eq!(drain(&mut g), ["a2\n", "a3"]);
+        assert_eq!(g.followed(), 1, "the deleted file is let go");
+        assert_eq!(g.positions().len(), 1);
+        std::fs::write(&b, "b1\nb2\n").unwrap();
+        assert_eq!(drain(&mut g), ["b2\n"]);
     }
 }

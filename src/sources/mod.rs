@@ -6,7 +6,7 @@ mod checkpoint;
 mod file;
 mod glob;
 pub mod kafka;
-mod rlp;
+pub(crate) mod rlp;
 mod scrape;
 mod stdin;
 

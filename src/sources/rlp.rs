@@ -134,6 +134,17 @@ impl Lines {
     }
 }
 
+/// The lines a stream arriving in `parts` holds, and how many were over
+/// the size limit (for fuzzing: the cut must not matter).
+pub(crate) fn split_lines(parts: &[&[u8]]) -> (Vec<Vec<u8>>, u64) {
+    let mut lines = Lines::default();
+    let mut out = Vec::new();
+    for part in parts {
+        out.extend(lines.push(part));
+    }
+    (out, lines.skipped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
