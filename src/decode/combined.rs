@@ -41,8 +41,12 @@ fn decode_prefix<'a>(c: &mut Cursor<'a>) -> Result<AccessRecord<'a>, DecodeError
     let status = parse_status(c.field("status")?)
         .ok_or_else(|| c.error("status", "is not a number of at most 3 digits"))?;
     c.spaces("bytes_sent")?;
-    let bytes_sent = parse_u64_or_dash(c.field("bytes_sent")?)
-        .ok_or_else(|| c.error("bytes_sent", "is not a whole number or `-`"))?;
+    let bytes_sent = parse_u64_or_dash(c.field("bytes_sent")?).ok_or_else(|| {
+        c.error(
+            "bytes_sent",
+            "is not `-` or a whole number of at most 19 digits",
+        )
+    })?;
     c.spaces("referer")?;
     c.quoted_raw("referer")?;
     c.spaces("user_agent")?;
@@ -87,8 +91,12 @@ pub fn decode_ingress_nginx<'a>(
     let mut c = Cursor::new(line);
     let mut rec = decode_prefix(&mut c)?;
     c.spaces("request_length")?;
-    rec.bytes_received = parse_u64(c.field("request_length")?)
-        .ok_or_else(|| c.error("request_length", "is not a whole number"))?;
+    rec.bytes_received = parse_u64(c.field("request_length")?).ok_or_else(|| {
+        c.error(
+            "request_length",
+            "is not a whole number of at most 19 digits",
+        )
+    })?;
     c.spaces("request_time")?;
     let t = c.field("request_time")?;
     rec.response_time_us = Some(

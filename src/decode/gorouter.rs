@@ -57,11 +57,15 @@ fn decode_slow<'a>(line: &'a str, mapping: &'a Mapping) -> Result<AccessRecord<'
     let status = parse_status(c.field("status")?)
         .ok_or_else(|| c.error("status", "is not a number of at most 3 digits"))?;
     c.spaces("bytes_received")?;
-    let bytes_received = parse_u64_or_dash(c.field("bytes_received")?)
-        .ok_or_else(|| c.error("bytes_received", "is not a whole number"))?;
+    let bytes_received = parse_u64_or_dash(c.field("bytes_received")?).ok_or_else(|| {
+        c.error(
+            "bytes_received",
+            "is not a whole number of at most 19 digits",
+        )
+    })?;
     c.spaces("bytes_sent")?;
     let bytes_sent = parse_u64_or_dash(c.field("bytes_sent")?)
-        .ok_or_else(|| c.error("bytes_sent", "is not a whole number"))?;
+        .ok_or_else(|| c.error("bytes_sent", "is not a whole number of at most 19 digits"))?;
     c.spaces("referer")?;
     c.quoted_raw("referer")?;
     c.spaces("user_agent")?;

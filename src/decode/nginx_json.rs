@@ -117,13 +117,23 @@ pub fn decode_nginx_json<'a>(
         .ok_or_else(|| DecodeError::new("status", 0, "is missing or not a number"))?;
     let bytes_sent = match &l.body_bytes_sent {
         None => 0,
-        Some(s) => parse_u64_or_dash(&s.0)
-            .ok_or_else(|| DecodeError::new("body_bytes_sent", 0, "is not a whole number"))?,
+        Some(s) => parse_u64_or_dash(&s.0).ok_or_else(|| {
+            DecodeError::new(
+                "body_bytes_sent",
+                0,
+                "is not a whole number of at most 19 digits",
+            )
+        })?,
     };
     let bytes_received = match &l.request_length {
         None => 0,
-        Some(s) => parse_u64_or_dash(&s.0)
-            .ok_or_else(|| DecodeError::new("request_length", 0, "is not a whole number"))?,
+        Some(s) => parse_u64_or_dash(&s.0).ok_or_else(|| {
+            DecodeError::new(
+                "request_length",
+                0,
+                "is not a whole number of at most 19 digits",
+            )
+        })?,
     };
     let response_time_us =
         match text(&l.request_time) {

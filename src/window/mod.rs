@@ -708,10 +708,20 @@ impl WindowAggregator {
             self.shards[shard].feeders.push(clock);
             self.feeds[clock as usize].push(shard as u32);
         }
+        // Before a shard's first close, its own clocks' watermark still says
+        // what is late: a record a year behind the first records must not
+        // open a window there (it would be reported as if on time). Only
+        // its own: a partition just taken over is not late by the others.
+        let floor = match self.shards[shard].closed_through {
+            None => self
+                .shard_event_watermark(&self.shards[shard])
+                .map(|(w, _)| w),
+            Some(_) => None,
+        };
         let pushed = self.shards[shard].fold(
             &mut self.sh,
             [Some(app_id), inst_id],
-            start,
+            (start, floor),
             counts_late,
             record,
         );

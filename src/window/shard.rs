@@ -11,6 +11,10 @@ use super::{FastMap, Forgotten, Pushed, WindowConfig, WindowCounters};
 use crate::model::WindowStats;
 use crate::time::{NANOS_PER_SEC, Timestamp};
 
+/// The longest stretch without records that still gets zero rows (for
+/// pinned apps) when time jumps.
+const MAX_EMPTY_SPAN_NS: i64 = 3_600 * NANOS_PER_SEC;
+
 pub(super) type SeriesId = usize;
 
 #[derive(Debug, Clone)]
@@ -201,18 +205,20 @@ impl Shard {
     }
 
     /// Counts a record late, or applies `record` to the series' aggregates
-    /// of the window starting at `start`.
+    /// of the window starting at `start`. Late: its window ends at or before
+    /// what is closed, or (nothing closed yet) before `floor`.
     #[inline]
     pub fn fold(
         &mut self,
         sh: &mut Shared,
         ids: [Option<SeriesId>; 2],
-        start: i64,
+        (start, floor): (i64, Option<i64>),
         counts_late: bool,
         mut record: impl FnMut(&mut Agg),
     ) -> Pushed {
         let late = self
             .closed_through
+            .or(floor)
             .is_some_and(|c| start + sh.cfg.length_ns <= c);
         if late {
             if counts_late {
@@ -312,6 +318,13 @@ impl Shard {
     /// periods between windows (zero-filled for known series).
     pub fn close_through(&mut self, limit: i64, sh: &mut Shared, out: &mut Vec<WindowStats>) {
         let len = sh.cfg.length_ns;
+        // Windows in a row without a record: after an hour of them (or
+        // `idle_expiry`, if longer) the rest of the stretch is jumped over
+        // even with pinned apps, so that a real jump in time (a replay of
+        // last year and this year) costs rows in proportion to the data,
+        // not to the time between.
+        let max_empty_run = MAX_EMPTY_SPAN_NS.max(sh.cfg.idle_expiry_ns) / len.max(1) + 1;
+        let mut empty_run = 0i64;
         loop {
             let next_start = match (self.closed_through, self.open.first()) {
                 (Some(c), Some(b)) => c.min(b.start_ns),
@@ -324,8 +337,10 @@ impl Shard {
             }
             // No bucket and no series with a row to give: jump over the
             // empty stretch (a record years ahead costs nothing per window).
-            if self.open.first().is_none_or(|b| b.start_ns > next_start)
-                && self.silent_from(next_start + len, sh.cfg.idle_expiry_ns)
+            let no_bucket = self.open.first().is_none_or(|b| b.start_ns > next_start);
+            if no_bucket
+                && (empty_run >= max_empty_run
+                    || self.silent_from(next_start + len, sh.cfg.idle_expiry_ns))
             {
                 let last_closable = limit.div_euclid(len) * len;
                 let target = self
@@ -340,6 +355,11 @@ impl Shard {
             let bucket = match self.open.first() {
                 Some(b) if b.start_ns == next_start => Some(self.open.remove(0)),
                 _ => None,
+            };
+            empty_run = if bucket.is_some() {
+                0
+            } else {
+                empty_run.saturating_add(1)
             };
             self.emit(next_start, bucket, sh, out);
             self.closed_through = Some(next_start + len);

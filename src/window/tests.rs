@@ -110,6 +110,58 @@ fn known_apps_get_zero_windows_and_idle_ones_expire() {
     assert!(w.counters().series_expired >= 2);
 }
 
+/// A record far behind the first ones, before any window closed, is late
+/// like any record behind the watermark (it used to open a window of its
+/// own, reported as if on time).
+#[test]
+fn a_record_behind_the_watermark_is_late_before_the_first_close() {
+    let mut w = WindowAggregator::new(WindowConfig::default());
+    let mut out = Vec::new();
+    let year_ms = 365 * 86_400 * 1_000;
+    w.push(&rec(year_ms, "a", None, 200, Some(5)), &mut out);
+    w.push(&rec(year_ms + 3_000, "a", None, 200, Some(5)), &mut out);
+    assert_eq!(
+        w.push(&rec(1_000, "a", None, 200, Some(5)), &mut out),
+        Pushed::Late
+    );
+    // Within the allowed lateness of the newest record: on time.
+    assert_eq!(
+        w.push(&rec(year_ms + 2_000, "a", None, 200, Some(5)), &mut out),
+        Pushed::Accepted
+    );
+    w.flush(&mut out);
+    let requests: u64 = out.iter().map(|r| r.requests).sum();
+    assert_eq!(requests, 3);
+    assert!(out.iter().all(|r| r.start.nanos() >= year_ms * 1_000_000));
+}
+
+/// A real jump of two years with a pinned app: zero rows for an hour of
+/// the gap, then the rest is jumped over (it used to be 6.3 M rows).
+#[test]
+fn a_jump_in_time_costs_rows_for_an_hour_not_for_the_gap() {
+    let mut w = WindowAggregator::new(WindowConfig::default());
+    w.register_app("pinned");
+    let mut out = Vec::new();
+    let two_years_ms = 2 * 365 * 86_400 * 1_000;
+    w.push(&rec(1_000, "a", None, 200, Some(5)), &mut out);
+    w.push(&rec(two_years_ms, "a", None, 200, Some(5)), &mut out);
+    w.push(
+        &rec(two_years_ms + 20_000, "a", None, 200, Some(5)),
+        &mut out,
+    );
+    let pinned = out.iter().filter(|s| s.app == "pinned").count();
+    assert!((360..=370).contains(&pinned), "{pinned}");
+    // After the jump, every window is reported again.
+    let last = out.iter().filter(|s| s.app == "pinned").last().unwrap();
+    assert_eq!(last.end.nanos(), (two_years_ms + 10_000) * 1_000_000);
+    let a: u64 = out
+        .iter()
+        .filter(|s| s.app == "a")
+        .map(|s| s.requests)
+        .sum();
+    assert_eq!(a, 2, "both records before the last open window counted");
+}
+
 #[test]
 fn percentiles_are_within_hdr_precision() {
     let mut w = agg();
