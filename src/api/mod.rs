@@ -10,6 +10,7 @@
 //! one configured they are refused.
 
 pub mod client;
+mod listener;
 pub mod metrics;
 pub mod view;
 
@@ -194,8 +195,9 @@ pub async fn serve(cfg: &ApiConfig) -> std::io::Result<Server> {
         token,
         max_manual_instances: cfg.max_manual_instances,
     });
-    let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
-    let addr = listener.local_addr()?;
+    let tcp = tokio::net::TcpListener::bind(&cfg.listen).await?;
+    let addr = tcp.local_addr()?;
+    let listener = listener::CappedListener::new(tcp, listener::MAX_CONNECTIONS);
     let app = router(Arc::clone(&api));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
