@@ -32,7 +32,13 @@ impl RlpSource {
 }
 
 async fn read_stream(url: String, token: Option<String>, tx: mpsc::Sender<Vec<ContainerMetric>>) {
-    let client = reqwest::Client::new();
+    // Connecting is bounded; a stream silent for two minutes is taken for
+    // broken and opened again (a half-open connection never ends itself).
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(120))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new());
     let mut backoff = Duration::from_millis(200);
     loop {
         let mut req = client.get(&url).header("Accept", "text/event-stream");
