@@ -9,8 +9,8 @@
 #
 # New inputs go to fuzz/corpus/<target>/ (kept in git: `cargo test` replays
 # them, see tests/fuzz_corpus.rs); crashes to fuzz/artifacts/<target>/.
-# Seeds are made at each run from the repository's examples and rules and
-# from ../shared/data (read there, never copied into the repository).
+# Seeds are made at each run (scripts/fuzz_seeds.py) from `vane generate`
+# and the repository's own examples, rules and documented configuration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,8 +32,12 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 FUZZ_FLAGS=(--sanitizer none --debug-assertions)
 cargo +nightly fuzz build "${FUZZ_FLAGS[@]}" >&2
 
+if [ -z "${VANE:-}" ]; then
+  cargo build --quiet
+  VANE=target/debug/vane
+fi
 rm -rf "$SEEDS" && mkdir -p "$SEEDS" "$LOGS"
-python3 scripts/fuzz_seeds.py "$SEEDS" ../shared/data
+python3 scripts/fuzz_seeds.py "$SEEDS" "$VANE"
 
 fuzz_one() {
   local t=$1
@@ -48,9 +52,12 @@ export MINUTES SEEDS LOGS
 export FUZZ_FLAGS_STR="${FUZZ_FLAGS[*]}"
 printf '%s\n' "${TARGETS[@]}" | xargs -P "$JOBS" -I{} bash -c 'FUZZ_FLAGS=($FUZZ_FLAGS_STR); fuzz_one {}'
 
-# Keep the smallest corpus with the same coverage (it lives in git).
+# Keep the smallest corpus with the same edges (it lives in git, and
+# `cargo test` replays it): minimized by edges alone, not by hit counts and
+# comparison operands, it is a quarter of the files for the same coverage.
 for t in "${TARGETS[@]}"; do
-  cargo +nightly fuzz cmin "${FUZZ_FLAGS[@]}" "$t" "fuzz/corpus/$t" > "$LOGS/$t.cmin.log" 2>&1 || true
+  cargo +nightly fuzz cmin "${FUZZ_FLAGS[@]}" "$t" "fuzz/corpus/$t" -- -use_counters=0 -use_cmp=0 \
+    > "$LOGS/$t.cmin.log" 2>&1 || true
 done
 
 printf '%-14s %12s %8s %8s %8s %s\n' target executions exec/s cov corpus findings

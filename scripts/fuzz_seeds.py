@@ -1,32 +1,30 @@
 #!/usr/bin/env python3
 """Seed inputs for the fuzz targets (scripts/fuzz.sh), made at each run.
 
-Usage: fuzz_seeds.py OUT_DIR SHARED_DATA_DIR
+Usage: fuzz_seeds.py OUT_DIR VANE
 
-Writes OUT_DIR/<target>/<n> files: small pieces of real inputs (access logs,
-app logs, envelopes, expositions from ../shared/data; rules, configuration
-and examples from the repository) in the shape each target reads. The seeds
-stay outside the repository; only what the fuzzer finds from them is kept.
+Writes OUT_DIR/<target>/<n> files in the shape each target reads, made
+only from what the repository has: `vane generate` output in every access
+format and as Loggregator envelopes, app-log and Prometheus samples written
+here, the repository's rules, configuration and documented examples. The
+corpus the fuzzer keeps (fuzz/corpus/, in git) grows from these, so no
+third-party data ends up in the repository.
 """
 import glob
 import os
 import re
+import subprocess
 import sys
 
-out_dir, shared = sys.argv[1], sys.argv[2]
+out_dir, vane = sys.argv[1], sys.argv[2]
 
 # The order of the formats the pipeline target's first byte picks
 # (src/fuzzing.rs PIPELINE_FORMATS).
-AUTO, GOROUTER, NGINX_JSON, COMBINED, INGRESS, LOGGREGATOR = range(6)
+FORMATS = ["auto", "gorouter", "nginx-json", "combined", "ingress-nginx", "loggregator"]
 MAX_SEED = 8192
 
 
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def pieces(data, lines_per_piece, limit=40):
+def pieces(data, lines_per_piece, limit=20):
     """Consecutive runs of whole lines, at most `limit` of them."""
     lines = data.splitlines(keepends=True)
     out = []
@@ -37,6 +35,14 @@ def pieces(data, lines_per_piece, limit=40):
         if len(out) >= limit:
             break
     return out
+
+
+def generated(fmt, lines=60):
+    return subprocess.run(
+        [vane, "generate", "--format", fmt, "--lines", str(lines), "--apps", "3",
+         "--instances", "6", "--rps", "20", "--seed", "1", "--error-burst", "1,3,0.5"],
+        check=True, capture_output=True,
+    ).stdout
 
 
 class Seeds:
@@ -53,49 +59,65 @@ class Seeds:
 
 
 seeds = Seeds()
-access = {
-    "access-logs/gorouter_access_log_samples.log": GOROUTER,
-    "access-logs/beats_nginx_ingress_controller_test.log": INGRESS,
-    "access-logs/elastic_apache_logs.log": COMBINED,
-}
-for rel, fmt in access.items():
-    path = os.path.join(shared, rel)
-    if os.path.exists(path):
-        for p in pieces(read(path), 3):
-            seeds.add("pipeline", bytes([fmt]) + p)
-            seeds.add("pipeline", bytes([AUTO]) + p)
-for path in glob.glob("examples/input/*.log"):
-    for p in pieces(read(path), 5, limit=10):
-        seeds.add("pipeline", bytes([GOROUTER]) + p)
-seeds.add(
-    "pipeline",
-    bytes([NGINX_JSON])
-    + b'{"msec":"1700000000.123","host":"a","status":"200","request_time":"0.1",'
-    b'"upstream_addr":"1.2.3.4:80, 5.6.7.8:80","bytes_sent":"512"}\n',
-)
-
-sse = os.path.join(shared, "container-metrics/loggregator_rlp_gateway_sse_sample.txt")
-envelopes = [read(sse)] if os.path.exists(sse) else []
-envelopes += [read(p) for p in glob.glob("examples/input/*.jsonl")]
-for data in envelopes:
-    for p in pieces(data, 2, limit=20):
-        seeds.add("loggregator", p)
-        seeds.add("pipeline", bytes([LOGGREGATOR]) + p)
-        seeds.add("sse", bytes([7]) + p)
-
-for path in sorted(glob.glob(os.path.join(shared, "app-logs/*"))):
-    if "LICENSE" in path:
+for pick, fmt in enumerate(FORMATS):
+    if fmt == "auto":
         continue
-    for p in pieces(read(path), 25, limit=8):
-        seeds.add("app_log", p)
+    text = generated(fmt)
+    for p in pieces(text, 3, limit=12):
+        seeds.add("pipeline", bytes([pick]) + p)
+        seeds.add("pipeline", bytes([0]) + p)
+    if fmt == "loggregator":
+        for p in pieces(text, 2, limit=12):
+            seeds.add("loggregator", p)
+            seeds.add("loggregator", b"data: " + p)
+            seeds.add("sse", bytes([7]) + b"data: " + p.replace(b"\n", b"\n\ndata: "))
+for path in glob.glob("examples/input/*"):
+    data = open(path, "rb").read()
+    pick = FORMATS.index("loggregator") if path.endswith(".jsonl") else FORMATS.index("gorouter")
+    for p in pieces(data, 5, limit=6):
+        seeds.add("pipeline", bytes([pick]) + p)
 
-for path in sorted(glob.glob(os.path.join(shared, "container-metrics/*.prom"))):
-    for p in pieces(read(path), 40, limit=10):
-        seeds.add("prometheus", p)
+APP_LOGS = [
+    b"2026-03-01 10:00:00,123 INFO  [main] com.example.Shop - started in 2.3 s\n"
+    b"2026-03-01 10:00:01,004 ERROR [http-1] com.example.Cart - checkout failed\n"
+    b"java.lang.IllegalStateException: no stock\n"
+    b"\tat com.example.Cart.checkout(Cart.java:42)\n"
+    b"\tat com.example.Api.post(Api.java:7)\n"
+    b"Caused by: java.sql.SQLException: timeout\n"
+    b"\t... 12 more\n"
+    b"2026-03-01 10:00:02,000 WARN  [http-2] com.example.Cart - slow\n",
+    b'{"@timestamp":"2026-03-01T10:00:00.123Z","level":"ERROR","logger":"shop",'
+    b'"message":"boom","stack_trace":"java.lang.RuntimeException: x\\n\\tat a.b(C.java:1)"}\n'
+    b'{"time":1772359200,"level":"info","msg":"ok","app":"web","instance":"2"}\n',
+    b"[2026-03-01 10:00:00,000] INFO [Controller id=0] Ready (kafka.controller)\n"
+    b"plain line without a head\n"
+    b"    continuation\n",
+    b"I0301 10:00:00.000000       1 main.go:42] serving\n"
+    b"2026-03-01T10:00:00Z DEBUG worker 3 idle\n",
+]
+for text in APP_LOGS:
+    seeds.add("app_log", text)
+
+PROMETHEUS = (
+    b"# HELP container_cpu_usage_seconds_total Cumulative cpu time consumed\n"
+    b"# TYPE container_cpu_usage_seconds_total counter\n"
+    b'container_cpu_usage_seconds_total{container="web",cpu="total",namespace="shop",'
+    b'pod="web-7d9f-abc12",image="web:1"} 12.5 1772359200000\n'
+    b'container_memory_working_set_bytes{container="web",namespace="shop",pod="web-7d9f-abc12"} 2.5e+08\n'
+    b'container_spec_memory_limit_bytes{container="web",namespace="shop",pod="web-7d9f-abc12"} 5.36870912e+08\n'
+    b'container_spec_cpu_quota{container="web",namespace="shop",pod="web-7d9f-abc12"} 50000\n'
+    b'container_spec_cpu_period{container="web",namespace="shop",pod="web-7d9f-abc12"} 100000\n'
+    b'container_cpu_usage_seconds_total{container="POD",namespace="shop",pod="web-7d9f-abc12"} 1\n'
+    b'container_oom_events_total{container="web",namespace="shop",pod="web-7d9f-abc12"} 0 -1\n'
+    b'node_memory_MemTotal_bytes NaN\nup +Inf\nx{a="\\"q\\"\\n"} -Inf\n'
+)
+seeds.add("prometheus", PROMETHEUS)
+for p in pieces(PROMETHEUS, 3):
+    seeds.add("prometheus", p)
 
 rule_files = sorted(glob.glob("rules/*.yaml") + glob.glob("tests/cases/*/*.yaml"))
 for path in rule_files:
-    data = read(path)
+    data = open(path, "rb").read()
     seeds.add("rules", data)
     for expr in re.findall(rb"expr: *(.+)", data):
         seeds.add("alert_expr", expr.strip())
@@ -103,14 +125,17 @@ seeds.add("alert_expr", b"(rps > 1 or (p99_ms >= 200)) and error_ratio != 0")
 
 for path in ["vane.toml"] + sorted(glob.glob("tests/cases/*/*.toml")):
     if os.path.exists(path):
-        seeds.add("config", read(path))
+        seeds.add("config", open(path, "rb").read())
 # The configuration examples of the documentation.
 for path in ["README.md"] + sorted(glob.glob("docs/*.md")):
-    for block in re.findall(rb"```toml\n(.*?)```", read(path), re.S):
+    for block in re.findall(rb"```toml\n(.*?)```", open(path, "rb").read(), re.S):
         seeds.add("config", block)
 
 seeds.add("backtest_csv", b"time,rps,app\n2026-03-01T10:00:00Z,5,web\n2026-03-01T10:00:10Z,7.5,web\n")
 seeds.add("backtest_csv", b"1700000000,3\n1700000010,4\n1700000020,0\n")
+csv = subprocess.run([vane, "generate", "--shape", "diurnal"], capture_output=True).stdout
+if csv:
+    seeds.add("backtest_csv", csv[:MAX_SEED])
 
 for target, n in sorted(seeds.count.items()):
     print(f"seeds: {target} {n}", file=sys.stderr)

@@ -8,7 +8,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::model::{LatencyMs, WindowStats};
-use crate::time::{NANOS_PER_SEC, Timestamp, format_rfc3339, parse_iso8601};
+use crate::time::{NANOS_PER_SEC, Timestamp, check_range, format_rfc3339, parse_iso8601};
 
 /// Rate samples of one app: (time ns, requests/s), in time order.
 pub type Series = Vec<(i64, f64)>;
@@ -29,6 +29,8 @@ pub fn parse_csv(
     default_app: &str,
 ) -> Result<BTreeMap<String, Series>, SeriesError> {
     let mut out: BTreeMap<String, Series> = BTreeMap::new();
+    // Each app's earliest and latest time so far.
+    let mut spans: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -52,18 +54,32 @@ pub fn parse_csv(
                 Err(e) => return Err(err(format!("time `{t}`: {e}"))),
             },
         };
+        let time_ns = check_range(time_ns).map_err(|e| err(format!("time `{t}`: {e}")))?;
         let rps: f64 = v
             .parse()
             .ok()
             .filter(|r: &f64| r.is_finite() && *r >= 0.0)
             .ok_or_else(|| err(format!("rps `{v}` is not a non-negative number")))?;
-        out.entry(app.to_string()).or_default().push((time_ns, rps));
+        let rows = out.entry(app.to_string()).or_default();
+        rows.push((time_ns, rps));
+        let span = spans.entry(app.to_string()).or_insert((time_ns, time_ns));
+        *span = (span.0.min(time_ns), span.1.max(time_ns));
+        if span.1 - span.0 > MAX_SPAN_NS {
+            return Err(err(format!(
+                "this row makes `{app}` span more than {} days, the most a backtest covers (split the file)",
+                MAX_SPAN_NS / (86_400 * NANOS_PER_SEC)
+            )));
+        }
     }
     for s in out.values_mut() {
         s.sort_by_key(|(t, _)| *t);
     }
     Ok(out)
 }
+
+/// The longest an app's rate series may span: every window in between
+/// becomes a row (two months of 10 s windows are half a million).
+pub const MAX_SPAN_NS: i64 = 62 * 86_400 * NANOS_PER_SEC;
 
 /// Window rows of one app from its rate series: each window's rate is the
 /// mean of the samples in it, or the last sample before it when it has none.
@@ -187,4 +203,43 @@ pub fn write_csv(series: &Series, out: &mut impl std::io::Write) -> std::io::Res
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing: a time of 1.7e17 s overflowed the window loop.
+    #[test]
+    fn times_past_2199_are_an_error_with_the_line() {
+        let text = "1700000000,3\n170000001000000010,4\n";
+        let e = parse_csv(text, "demand.csv", "web")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("demand.csv:2: time `170000001000000010`"),
+            "{e}"
+        );
+        assert!(e.contains("1900 to 2199"), "{e}");
+    }
+
+    /// Every window between an app's first and last row becomes a row: a
+    /// span of years would be hundreds of millions of them.
+    #[test]
+    fn a_series_spanning_more_than_two_months_is_refused() {
+        let text = "1700000000,3,web\n1700000000,3,api\n1705356800,4,web\n1710000000,4,web\n";
+        let e = parse_csv(text, "demand.csv", "web")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("demand.csv:4: this row makes `web` span more than 62 days"),
+            "{e}"
+        );
+        let ok = "1700000000,3\n1705356800,4\n";
+        let series = parse_csv(ok, "demand.csv", "web").unwrap();
+        assert_eq!(
+            windows("web", &series["web"], 10 * NANOS_PER_SEC, 50.0).len(),
+            535_681
+        );
+    }
 }
