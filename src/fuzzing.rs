@@ -11,9 +11,12 @@ use crate::rules::RuleSet;
 use crate::run::build;
 use crate::sinks::JsonlFile;
 
+/// What a fuzz target runs on one input.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by name (the file names under `fuzz/fuzz_targets/`
 /// and the directories under `fuzz/corpus/`).
-pub const TARGETS: [(&str, fn(&[u8])); 9] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("pipeline", pipeline),
     ("app_log", app_log),
     ("loggregator", loggregator),

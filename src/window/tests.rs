@@ -152,7 +152,7 @@ fn a_jump_in_time_costs_rows_for_an_hour_not_for_the_gap() {
     let pinned = out.iter().filter(|s| s.app == "pinned").count();
     assert!((360..=370).contains(&pinned), "{pinned}");
     // After the jump, every window is reported again.
-    let last = out.iter().filter(|s| s.app == "pinned").last().unwrap();
+    let last = out.iter().rfind(|s| s.app == "pinned").unwrap();
     assert_eq!(last.end.nanos(), (two_years_ms + 10_000) * 1_000_000);
     let a: u64 = out
         .iter()
