@@ -9,4 +9,7 @@ if ! command -v cargo-deny >/dev/null 2>&1; then
   echo "installing cargo-deny (once per machine)" >&2
   cargo install --locked cargo-deny
 fi
+# cargo-deny reads the metadata of every platform's crates: fetch them
+# first (crates.io), since a build downloads only this platform's.
+cargo fetch --locked --quiet
 cargo deny --offline check --hide-inclusion-graph licenses bans sources
