@@ -191,15 +191,29 @@ pub enum SourceConfig {
     Scrape {
         targets: Vec<String>,
         interval: Duration,
+        /// A file holding a bearer token, read again for every scrape
+        /// (a kubelet with the pod's rotating service account token).
+        token_file: Option<PathBuf>,
+        tls: crate::tls::TlsConfig,
     },
     /// The Cloud Foundry RLP gateway's server-sent event stream of envelopes.
     RlpGateway {
         url: String,
         /// Environment variable holding the Authorization header value (`bearer ...`).
         token_env: Option<String>,
+        /// The same from a file.
+        token_file: Option<PathBuf>,
+        tls: crate::tls::TlsConfig,
     },
     /// Standard input, until it closes.
     Stdin { format: Format, mapping: Mapping },
+    /// A syslog drain receiver: RFC 5424 over TCP (octet-counted or one
+    /// per line), optionally TLS; router lines and app lines.
+    Syslog {
+        listen: String,
+        tls: Option<crate::tls::ServerTls>,
+        max_connections: usize,
+    },
     /// Kafka topics read by one consumer of a consumer group.
     Kafka {
         brokers: String,
@@ -242,6 +256,10 @@ struct RawSource {
     interval: Option<String>,
     url: Option<String>,
     token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    tls: Option<RawTls>,
+    listen: Option<String>,
+    max_connections: Option<usize>,
     brokers: Option<String>,
     group: Option<String>,
     topics: Option<Vec<String>>,
@@ -263,6 +281,7 @@ enum SourceKind {
     RlpGateway,
     Stdin,
     Kafka,
+    Syslog,
 }
 
 impl RawSource {
@@ -277,6 +296,10 @@ impl RawSource {
             ("interval", self.interval.is_some()),
             ("url", self.url.is_some()),
             ("token_env", self.token_env.is_some()),
+            ("token_file", self.token_file.is_some()),
+            ("tls", self.tls.is_some()),
+            ("listen", self.listen.is_some()),
+            ("max_connections", self.max_connections.is_some()),
             ("brokers", self.brokers.is_some()),
             ("group", self.group.is_some()),
             ("topics", self.topics.is_some()),
@@ -300,6 +323,7 @@ impl SourceKind {
             SourceKind::RlpGateway => "rlp-gateway",
             SourceKind::Stdin => "stdin",
             SourceKind::Kafka => "kafka",
+            SourceKind::Syslog => "syslog",
         }
     }
 
@@ -317,9 +341,10 @@ impl SourceKind {
                 LINES[2],
             ],
             SourceKind::Glob => &["pattern", "start_at", LINES[0], LINES[1], LINES[2]],
-            SourceKind::Scrape => &["targets", "interval"],
-            SourceKind::RlpGateway => &["url", "token_env"],
+            SourceKind::Scrape => &["targets", "interval", "token_file", "tls"],
+            SourceKind::RlpGateway => &["url", "token_env", "token_file", "tls"],
             SourceKind::Stdin => &LINES,
+            SourceKind::Syslog => &["listen", "tls", "max_connections"],
             SourceKind::Kafka => &[
                 "brokers",
                 "group",
@@ -337,13 +362,14 @@ impl SourceKind {
     /// A key set on a source of this kind that it does not read, as an
     /// error naming the kinds that do: a misplaced key would be ignored.
     fn check_keys(self, set: &[&str]) -> Result<(), String> {
-        const ALL: [SourceKind; 6] = [
+        const ALL: [SourceKind; 7] = [
             SourceKind::File,
             SourceKind::Glob,
             SourceKind::Scrape,
             SourceKind::RlpGateway,
             SourceKind::Stdin,
             SourceKind::Kafka,
+            SourceKind::Syslog,
         ];
         let Some(stray) = set.iter().find(|k| !self.keys().contains(k)) else {
             return Ok(());
@@ -399,31 +425,39 @@ impl TryFrom<RawSource> for SourceConfig {
                 })
             }
             SourceKind::Scrape => {
-                let targets = r
-                    .targets
-                    .filter(|t| !t.is_empty())
-                    .ok_or("a `scrape` source needs `targets`, a list of http:// URLs")?;
-                if let Some(bad) = targets.iter().find(|t| !t.starts_with("http://")) {
-                    return Err(format!("scrape target `{bad}` must be an http:// URL"));
+                let targets = r.targets.filter(|t| !t.is_empty()).ok_or(
+                    "a `scrape` source needs `targets`, a list of http:// or https:// URLs",
+                )?;
+                if let Some(bad) = targets.iter().find(|t| !is_http_url(t)) {
+                    return Err(format!(
+                        "scrape target `{bad}` must be an http:// or https:// URL"
+                    ));
                 }
                 let interval = parse_duration(r.interval.as_deref().unwrap_or("10s"))?;
                 if interval < Duration::from_millis(100) {
                     return Err("scrape `interval` must be at least 100ms".into());
                 }
-                Ok(SourceConfig::Scrape { targets, interval })
+                Ok(SourceConfig::Scrape {
+                    targets,
+                    interval,
+                    token_file: r.token_file,
+                    tls: r.tls.map(RawTls::client).transpose()?.unwrap_or_default(),
+                })
             }
             SourceKind::RlpGateway => {
                 let url = r
                     .url
-                    .ok_or("an `rlp-gateway` source needs `url`, like http://host/v2/read?gauge")?;
-                if !url.starts_with("http://") {
+                    .ok_or("an `rlp-gateway` source needs `url`, like https://log-stream.example.com/v2/read?gauge")?;
+                if !is_http_url(&url) {
                     return Err(format!(
-                        "rlp-gateway url `{url}` must be an http:// URL (https is not supported yet)"
+                        "rlp-gateway url `{url}` must be an http:// or https:// URL"
                     ));
                 }
                 Ok(SourceConfig::RlpGateway {
                     url,
                     token_env: r.token_env,
+                    token_file: r.token_file,
+                    tls: r.tls.map(RawTls::client).transpose()?.unwrap_or_default(),
                 })
             }
             SourceKind::Kafka => {
@@ -445,6 +479,13 @@ impl TryFrom<RawSource> for SourceConfig {
                     instance_id: r.instance_id,
                 })
             }
+            SourceKind::Syslog => Ok(SourceConfig::Syslog {
+                listen: r
+                    .listen
+                    .ok_or("a `syslog` source needs `listen`, like \"0.0.0.0:6514\"")?,
+                tls: r.tls.map(RawTls::server).transpose()?,
+                max_connections: r.max_connections.unwrap_or(256),
+            }),
             SourceKind::Stdin => Ok(SourceConfig::Stdin {
                 format: r.format,
                 mapping,
@@ -453,7 +494,76 @@ impl TryFrom<RawSource> for SourceConfig {
     }
 }
 
+/// A source's `tls` table as written: a client's keys (`scrape`,
+/// `rlp-gateway`) or a listener's (`syslog`), checked by kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    server_name: Option<String>,
+    insecure_skip_verify: Option<bool>,
+    client_ca_file: Option<PathBuf>,
+}
+
+impl RawTls {
+    fn client(self) -> Result<crate::tls::TlsConfig, String> {
+        if self.client_ca_file.is_some() {
+            return Err("`tls.client_ca_file` is a listener's key (a `syslog` source); a client trusts a server with `ca_file`".into());
+        }
+        Ok(crate::tls::TlsConfig {
+            ca_file: self.ca_file,
+            cert_file: self.cert_file,
+            key_file: self.key_file,
+            server_name: self.server_name,
+            insecure_skip_verify: self.insecure_skip_verify.unwrap_or(false),
+        })
+    }
+
+    fn server(self) -> Result<crate::tls::ServerTls, String> {
+        if self.ca_file.is_some()
+            || self.server_name.is_some()
+            || self.insecure_skip_verify.is_some()
+        {
+            return Err("a `syslog` source's `tls` takes `cert_file`, `key_file` and `client_ca_file` (to ask senders for a certificate)".into());
+        }
+        match (self.cert_file, self.key_file) {
+            (Some(cert_file), Some(key_file)) => Ok(crate::tls::ServerTls {
+                cert_file,
+                key_file,
+                client_ca_file: self.client_ca_file,
+            }),
+            _ => Err("a `syslog` source's `tls` needs `cert_file` and `key_file`".into()),
+        }
+    }
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
 impl SourceConfig {
+    /// The source's TLS table, for the kinds that connect over HTTP.
+    pub fn tls(&self) -> Option<&crate::tls::TlsConfig> {
+        match self {
+            SourceConfig::Scrape { tls, .. } | SourceConfig::RlpGateway { tls, .. } => Some(tls),
+            _ => None,
+        }
+    }
+
+    /// The formats of the pipeline sources this table opens: an RLP
+    /// stream carries gauges, router access logs and app logs.
+    pub fn formats(&self) -> Vec<Format> {
+        match self {
+            SourceConfig::RlpGateway { .. } => {
+                vec![Format::Gorouter, Format::AppLog, Format::Loggregator]
+            }
+            SourceConfig::Syslog { .. } => vec![Format::Gorouter, Format::AppLog],
+            _ => vec![self.format()],
+        }
+    }
+
     pub fn format(&self) -> Format {
         match self {
             SourceConfig::File { format, .. }
@@ -461,6 +571,8 @@ impl SourceConfig {
             | SourceConfig::Stdin { format, .. }
             | SourceConfig::Kafka { format, .. } => *format,
             SourceConfig::Scrape { .. } | SourceConfig::RlpGateway { .. } => Format::Loggregator,
+            // Its router lines; its app lines go to a second source (`formats`).
+            SourceConfig::Syslog { .. } => Format::Gorouter,
         }
     }
 
@@ -470,7 +582,9 @@ impl SourceConfig {
             | SourceConfig::Glob { mapping, .. }
             | SourceConfig::Stdin { mapping, .. }
             | SourceConfig::Kafka { mapping, .. } => mapping.clone(),
-            SourceConfig::Scrape { .. } | SourceConfig::RlpGateway { .. } => Mapping::new(),
+            SourceConfig::Scrape { .. }
+            | SourceConfig::RlpGateway { .. }
+            | SourceConfig::Syslog { .. } => Mapping::new(),
         }
     }
 }
@@ -493,6 +607,8 @@ pub enum NotifierConfig {
         /// Keep retrying a notification this long before giving it up.
         #[serde(default = "d5m", deserialize_with = "duration")]
         give_up_after: Duration,
+        #[serde(default)]
+        tls: crate::tls::TlsConfig,
     },
     /// Pushes alerts to Alertmanager's API (`POST /api/v2/alerts`).
     Alertmanager {
@@ -503,6 +619,8 @@ pub enum NotifierConfig {
         resend_interval: Duration,
         #[serde(default = "d5m", deserialize_with = "duration")]
         give_up_after: Duration,
+        #[serde(default)]
+        tls: crate::tls::TlsConfig,
     },
 }
 
@@ -515,6 +633,18 @@ fn receiver_name() -> String {
 }
 
 impl NotifierConfig {
+    pub fn url(&self) -> &str {
+        match self {
+            NotifierConfig::Webhook { url, .. } | NotifierConfig::Alertmanager { url, .. } => url,
+        }
+    }
+
+    pub fn tls(&self) -> &crate::tls::TlsConfig {
+        match self {
+            NotifierConfig::Webhook { tls, .. } | NotifierConfig::Alertmanager { tls, .. } => tls,
+        }
+    }
+
     /// The signing secret, read from the environment or a file.
     pub fn secret(&self) -> Result<Vec<u8>, String> {
         let NotifierConfig::Webhook {
@@ -525,13 +655,12 @@ impl NotifierConfig {
         else {
             return Ok(Vec::new());
         };
-        match (secret_env, secret_file) {
-            (Some(var), _) => std::env::var(var).map(String::into_bytes).map_err(|_| format!("environment variable {var} (secret_env) is not set")),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map(|s| s.trim_end_matches(['\n', '\r']).as_bytes().to_vec())
-                .map_err(|e| format!("cannot read secret_file {}: {e}", path.display())),
-            (None, None) => Err("a webhook notifier needs `secret_env` or `secret_file` (the HMAC-SHA256 signing secret)".into()),
-        }
+        crate::secret::read(secret_env.as_deref(), secret_file.as_deref(), "secret")?
+            .map(String::into_bytes)
+            .ok_or_else(|| {
+                "a webhook notifier needs `secret_env` or `secret_file` (the HMAC-SHA256 signing secret)"
+                    .into()
+            })
     }
 }
 
@@ -773,6 +902,11 @@ impl Config {
                 SourceConfig::File { path, .. } if path.as_os_str().is_empty() => {
                     invalid(&format!("sources[{i}].path"), "must not be empty");
                 }
+                SourceConfig::Scrape { tls, .. } | SourceConfig::RlpGateway { tls, .. } => {
+                    if let Some(problem) = tls.problem() {
+                        invalid(&format!("sources[{i}].tls"), &problem);
+                    }
+                }
                 SourceConfig::Glob { pattern, .. } => {
                     if let Err(e) = glob::Pattern::new(pattern) {
                         invalid(
@@ -815,17 +949,14 @@ impl Config {
                 } => (url, secret_env.is_none() && secret_file.is_none()),
                 NotifierConfig::Alertmanager { url, .. } => (url, false),
             };
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
+            if !is_http_url(url) {
                 invalid(
                     &format!("notifiers[{i}].url"),
-                    "must be an http:// URL (https needs TLS support, not built yet)",
+                    "must be an http:// or https:// URL",
                 );
             }
-            if url.starts_with("https://") {
-                invalid(
-                    &format!("notifiers[{i}].url"),
-                    "https is not supported yet: use http:// (for example through a local proxy)",
-                );
+            if let Some(problem) = n.tls().problem() {
+                invalid(&format!("notifiers[{i}].tls"), &problem);
             }
             if needs_secret {
                 invalid(
@@ -836,6 +967,18 @@ impl Config {
         }
         if self.run.poll_interval.is_zero() {
             invalid("run.poll_interval", "must be more than 0");
+        }
+        let sink_tls = [
+            ("influxdb.tls", self.influxdb.as_ref().map(|c| &c.tls)),
+            (
+                "elasticsearch.tls",
+                self.elasticsearch.as_ref().map(|c| &c.tls),
+            ),
+        ];
+        for (key, tls) in sink_tls {
+            if let Some(problem) = tls.and_then(crate::tls::TlsConfig::problem) {
+                invalid(key, &problem);
+            }
         }
         if let Err((key, message)) = self.orchestrator.validate() {
             invalid(&key, &message);

@@ -16,7 +16,7 @@ pub type Target = fn(&[u8]);
 
 /// The fuzz targets, by name (the file names under `fuzz/fuzz_targets/`
 /// and the directories under `fuzz/corpus/`).
-pub const TARGETS: [(&str, Target); 9] = [
+pub const TARGETS: [(&str, Target); 10] = [
     ("pipeline", pipeline),
     ("app_log", app_log),
     ("loggregator", loggregator),
@@ -26,6 +26,7 @@ pub const TARGETS: [(&str, Target); 9] = [
     ("rules", rules),
     ("config", config),
     ("backtest_csv", backtest_csv),
+    ("syslog", syslog),
 ];
 
 /// The formats the first byte of a `pipeline` input chooses from.
@@ -132,6 +133,43 @@ pub fn loggregator(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     for line in text.lines() {
         let _ = crate::decode::decode_loggregator(line);
+        let _ = crate::decode::decode_stream_event(line);
+    }
+}
+
+/// Syslog framing (RFC 6587) cut at places the first byte chooses gives
+/// the same frames as the stream whole; every message is parsed.
+pub fn syslog(data: &[u8]) {
+    use crate::sources::syslog::{Frame, Frames};
+    let Some((&step, stream)) = data.split_first() else {
+        return;
+    };
+    let whole = Frames::default().push(stream);
+    let mut frames = Frames::default();
+    let cut: Vec<Frame> = stream
+        .chunks(usize::from(step).max(1))
+        .flat_map(|part| frames.push(part))
+        .collect();
+    // A bad frame's sample of bytes may depend on what had arrived; what
+    // it is, and every message, must not.
+    let shape = |frames: &[Frame]| -> Vec<Frame> {
+        frames
+            .iter()
+            .map(|f| match f {
+                Frame::Message(m) => Frame::Message(m.clone()),
+                Frame::Bad(why, _) => Frame::Bad(why.clone(), Vec::new()),
+            })
+            .collect()
+    };
+    assert_eq!(
+        shape(&whole),
+        shape(&cut),
+        "frames depend on where the stream was cut"
+    );
+    for f in whole {
+        if let Frame::Message(bytes) = f {
+            let _ = crate::decode::syslog::parse(&String::from_utf8_lossy(&bytes));
+        }
     }
 }
 

@@ -84,7 +84,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_past_the_bound_is_cut_and_said_so() {
-        let client = reqwest::Client::new();
+        let client = crate::tls::http::client(
+            &crate::tls::TlsConfig::default(),
+            crate::tls::http::Timeouts::request(std::time::Duration::from_secs(10)),
+        )
+        .unwrap();
         let big = client.get(serve(3 << 20)).send().await.unwrap();
         let capped = up_to(big, 1 << 20).await.unwrap();
         assert_eq!((capped.body.len(), capped.complete), (1 << 20, false));

@@ -267,6 +267,22 @@ impl Pipeline {
         self.drain()
     }
 
+    /// Keeps what a receiving task could not make a line of (a syslog
+    /// frame that is no syslog message), with the reason.
+    pub fn reject(&mut self, source: &str, reason: String, text: &str) -> io::Result<()> {
+        self.core.counts.dead_letters += 1;
+        let kind = DeadKind::Malformed;
+        self.core.counts.dead_letter_kinds.add(kind);
+        self.files.dead_letters.write(&DeadLetter {
+            source: source.to_string(),
+            offset: 0,
+            format: "syslog".to_string(),
+            kind,
+            reason,
+            line: text.to_string(),
+        })
+    }
+
     /// Keeps a batch an external sink refused for good, with the reason.
     pub fn dead_letter_batch(
         &mut self,

@@ -67,6 +67,10 @@ fn cloud_controller(
     })
 }
 
+fn plain_client() -> reqwest::Client {
+    vane::tls::http::client(&vane::tls::TlsConfig::default(), CloudFoundry::timeouts()).unwrap()
+}
+
 fn cf(server: &ScriptedServer) -> CloudFoundry {
     CloudFoundry::new(
         &server.url,
@@ -75,7 +79,58 @@ fn cf(server: &ScriptedServer) -> CloudFoundry {
         "s3cret",
         Some("space-1".into()),
         BTreeMap::new(),
+        plain_client(),
     )
+}
+
+/// The same calls over https, built from the configuration as `vane run`
+/// builds them: Cloud Controller and UAA behind TLS with a CA the test
+/// made, the client secret from a file.
+#[test]
+fn cloud_foundry_and_uaa_over_https_with_the_secret_from_a_file() {
+    use vane::act::orchestrator::CloudFoundryConfig;
+    let pki = common::tls::Pki::new();
+    let server = cloud_controller(|_, _| None);
+    let upstream = server.url.trim_start_matches("http://").parse().unwrap();
+    let front = common::tls::terminator(&pki, upstream, false);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("client-secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let base = format!("https://localhost:{}", front.port());
+    let cfg = CloudFoundryConfig {
+        api: base.clone(),
+        uaa: base,
+        client_id: "vane-client".into(),
+        client_secret_env: None,
+        client_secret_file: Some(secret),
+        space_guid: Some("space-1".into()),
+        tls: vane::tls::TlsConfig {
+            ca_file: Some(pki.ca.clone()),
+            ..Default::default()
+        },
+    };
+    let cf = CloudFoundry::from_config(&cfg, &BTreeMap::new()).unwrap();
+    let shop = Target::new("shop", None);
+    rt().block_on(async {
+        assert_eq!(cf.instances(&shop).await, Ok(2));
+        cf.scale(&shop, 5).await.unwrap();
+    });
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 4, "{:?}", server.lines());
+    assert_eq!(
+        reqs[0].header("authorization"),
+        Some("Basic dmFuZS1jbGllbnQ6czNjcmV0"),
+        "the secret as the file holds it, without its newline"
+    );
+    // Without the CA: no request gets through, and the error says why.
+    let untrusting = CloudFoundryConfig {
+        tls: vane::tls::TlsConfig::default(),
+        ..cfg
+    };
+    let cf = CloudFoundry::from_config(&untrusting, &BTreeMap::new()).unwrap();
+    let e = rt().block_on(cf.instances(&shop)).unwrap_err();
+    assert!(format!("{e:?}").contains("UnknownIssuer"), "{e:?}");
+    assert_eq!(server.requests().len(), 4);
 }
 
 #[test]
@@ -138,6 +193,7 @@ fn cloud_foundry_uses_the_configured_guid_without_a_lookup() {
         "s3cret",
         None,
         apps,
+        plain_client(),
     );
     rt().block_on(async {
         assert_eq!(

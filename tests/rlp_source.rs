@@ -110,3 +110,185 @@ fn stream_metrics_land_in_windows() {
         "platform envelopes (doppler) are not apps"
     );
 }
+
+/// One RLP event (`data: {"batch": [...]}`) of envelopes.
+fn batch(envelopes: &[serde_json::Value]) -> String {
+    format!("data: {}\n\n", serde_json::json!({ "batch": envelopes }))
+}
+
+fn log_envelope(
+    source_id: &str,
+    instance: &str,
+    source_type: &str,
+    ns: i64,
+    line: &str,
+) -> serde_json::Value {
+    use base64::Engine as _;
+    serde_json::json!({
+        "timestamp": ns.to_string(),
+        "source_id": source_id,
+        "instance_id": instance,
+        "tags": {"source_type": source_type},
+        "log": {"payload": base64::engine::general_purpose::STANDARD.encode(line), "type": "OUT"}
+    })
+}
+
+/// Serves `body` once as an event stream and keeps the connection open
+/// (a reconnect would send it again).
+fn serve_stream(body: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Some(Ok(mut conn)) = listener.incoming().next() {
+            let mut req = [0u8; 4096];
+            let _ = conn.read(&mut req);
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n");
+            let _ = conn.write_all(body.as_bytes());
+            std::thread::sleep(Duration::from_secs(120));
+        }
+    });
+    format!("http://{addr}/v2/read?log&gauge")
+}
+
+fn run_to_idle(dir: &std::path::Path, source: &str) -> std::process::Output {
+    let cfg = write_config(
+        dir,
+        &format!(
+            "{source}[run]\npoll_interval = \"50ms\"\nidle_timeout = \"1s\"\nmultiline_timeout = \"300ms\"\n"
+        ),
+    );
+    vane()
+        .args(["run", "--exit-when-idle", "3s", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap()
+}
+
+/// The router's access log lines, the apps' output and the gauges on one
+/// stream: the router lines give the same windows as the same lines read
+/// from a file, the gauges their container metrics, the app lines their
+/// events with the stack trace joined.
+#[test]
+fn router_and_app_logs_and_gauges_arrive_on_one_stream() {
+    let sample =
+        std::fs::read_to_string(shared_data("access-logs/gorouter_access_log_samples.log"))
+            .unwrap();
+    let lines: Vec<&str> = sample.lines().filter(|l| !l.trim().is_empty()).collect();
+    // From a file.
+    let file_dir = tempfile::tempdir().unwrap();
+    let log = file_dir.path().join("router.log");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let out = run_to_idle(
+        file_dir.path(),
+        &format!(
+            "[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n",
+            log.display()
+        ),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_file = read_windows(&file_dir.path().join("data/windows.jsonl"));
+    assert!(!from_file.is_empty());
+    // From the stream: the same lines as RTR envelopes (the router is
+    // instance 0 of its own), the app's output, a gauge.
+    // The gauge and the app's lines come with the last router line, as on
+    // a live stream.
+    let last_start = from_file
+        .iter()
+        .filter(|r| r.requests > 0)
+        .map(|r| r.start.nanos())
+        .max()
+        .unwrap();
+    let last_ns = last_start + 1_000_000;
+    let rtr: Vec<_> = lines
+        .iter()
+        .map(|l| log_envelope("router-guid", "0", "RTR/0", last_ns, &format!("{l}\n")))
+        .collect();
+    let app =
+        |i: i64, line: &str| log_envelope("shop-guid", "2", "APP/PROC/WEB/2", last_ns + i, line);
+    let events = [
+        batch(&rtr),
+        batch(&[
+            app(
+                1,
+                "2026-11-27 08:00:01,000 ERROR [main] Shop - checkout failed\n",
+            ),
+            app(2, "java.lang.IllegalStateException: empty cart\n"),
+            app(3, "\tat shop.Cart.checkout(Cart.java:42)\n"),
+            app(4, "2026-11-27 08:00:02,000 INFO  [main] Shop - retrying\n"),
+            serde_json::json!({
+                "timestamp": last_ns.to_string(), "source_id": "shop-guid", "instance_id": "2",
+                "gauge": {"metrics": {"cpu": {"unit": "percentage", "value": 37.5},
+                    "memory": {"unit": "bytes", "value": "104857600"},
+                    "memory_quota": {"unit": "bytes", "value": "268435456"}}}
+            }),
+        ]),
+    ]
+    .concat();
+    let stream_dir = tempfile::tempdir().unwrap();
+    let url = serve_stream(events);
+    let out = run_to_idle(
+        stream_dir.path(),
+        &format!("[[sources]]\ntype = \"rlp-gateway\"\nurl = \"{url}\"\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_stream = read_windows(&stream_dir.path().join("data/windows.jsonl"));
+    let (shop, router): (Vec<_>, Vec<_>) =
+        from_stream.into_iter().partition(|r| r.app == "shop-guid");
+    // Rows after the last traffic depend on how long each run idled.
+    let until_last = |rows: Vec<vane::model::WindowStats>| -> Vec<_> {
+        rows.into_iter()
+            .filter(|r| r.start.nanos() <= last_start)
+            .collect()
+    };
+    let (router, from_file) = (until_last(router), until_last(from_file));
+    let text = |rows: &[vane::model::WindowStats]| {
+        rows.iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect::<String>()
+    };
+    if router != from_file {
+        std::fs::write("/tmp/rlp-router.jsonl", text(&router)).unwrap();
+        std::fs::write("/tmp/rlp-file.jsonl", text(&from_file)).unwrap();
+    }
+    assert!(
+        router == from_file,
+        "the router lines give the same windows either way ({} rows, {} from the file)",
+        router.len(),
+        from_file.len()
+    );
+    let shop_instance = shop
+        .iter()
+        .find(|r| r.instance.as_deref() == Some("2"))
+        .expect("the gauge's instance row");
+    assert_eq!(shop_instance.cpu_pct, Some(37.5));
+    let events = std::fs::read_to_string(stream_dir.path().join("data/logs.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let failed = events[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        failed.contains(
+            "checkout failed\njava.lang.IllegalStateException: empty cart\n\tat shop.Cart.checkout"
+        ),
+        "{events:?}"
+    );
+    assert_eq!(events[1]["log"]["level"], "info", "{events:?}");
+    assert_eq!(
+        events[0]["service"]["node"]["name"], "2",
+        "the envelope's instance"
+    );
+    assert_ne!(
+        events[0]["event"]["id"], events[1]["event"]["id"],
+        "each event its own id"
+    );
+}

@@ -54,7 +54,7 @@ fn top_shows_the_apps_of_a_replayed_file() {
         .enable_all()
         .build()
         .unwrap();
-    let client = Client::new(&url);
+    let client = Client::plain(&url).unwrap();
     let state = TopState {
         source: url.clone(),
         apps: rt.block_on(client.apps()).unwrap(),

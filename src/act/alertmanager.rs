@@ -30,11 +30,16 @@ fn alert(e: &AlertEvent) -> Value {
 
 impl AlertmanagerNotifier {
     /// `url`: Alertmanager's base URL, like `http://127.0.0.1:9093`.
-    pub fn new(url: &str, resend_interval: Duration, give_up_after: Duration) -> Self {
+    pub fn new(
+        url: &str,
+        resend_interval: Duration,
+        give_up_after: Duration,
+        client: reqwest::Client,
+    ) -> Self {
         AlertmanagerNotifier {
             url: format!("{}/api/v2/alerts", url.trim_end_matches('/')),
             resend_interval,
-            queue: HttpQueue::new(give_up_after),
+            queue: HttpQueue::new(give_up_after, client),
             firing: BTreeMap::new(),
         }
     }
@@ -42,7 +47,7 @@ impl AlertmanagerNotifier {
     pub fn enqueue(&mut self, events: &[AlertEvent], now: Instant) {
         for e in events.iter().filter(|e| e.state != AlertState::Pending) {
             let body = serde_json::to_vec(&json!([alert(e)])).unwrap_or_default();
-            self.queue.push(&self.url, body, Vec::new(), now);
+            self.queue.push(&self.url, "", body, Vec::new(), now);
             if e.state == AlertState::Firing {
                 self.firing.insert(fingerprint(e), (e.clone(), now));
             } else {
@@ -68,7 +73,7 @@ impl AlertmanagerNotifier {
             .collect();
         if !due.is_empty() {
             let body = serde_json::to_vec(&Value::Array(due)).unwrap_or_default();
-            self.queue.push(&self.url, body, Vec::new(), now);
+            self.queue.push(&self.url, "", body, Vec::new(), now);
         }
         self.queue.pump(now).await;
     }

@@ -5,4 +5,5 @@ pub mod actuator;
 pub mod alertmanager;
 pub mod orchestrator;
 pub mod queue;
+pub mod signature;
 pub mod webhook;

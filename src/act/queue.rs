@@ -7,8 +7,19 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use super::signature::StandardSigner;
+
+/// The wall clock in Unix seconds, as signed timestamps carry it.
+fn unix_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 struct Delivery {
     url: String,
+    /// The notification's id, signed into each attempt with the body.
+    id: String,
     body: Vec<u8>,
     headers: Vec<(String, String)>,
     first_try: Instant,
@@ -23,28 +34,44 @@ pub struct HttpQueue {
     give_up_after: Duration,
     client: reqwest::Client,
     queue: VecDeque<Delivery>,
+    /// Signs each attempt (Standard Webhooks) when set.
+    signer: Option<StandardSigner>,
     pub delivered: u64,
     pub given_up: u64,
 }
 
 impl HttpQueue {
-    pub fn new(give_up_after: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+    /// A request waits this long for its answer.
+    pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// `client`: built with the receiver's TLS ([`crate::tls::http::client`]).
+    pub fn new(give_up_after: Duration, client: reqwest::Client) -> Self {
         HttpQueue {
             give_up_after,
             client,
             queue: VecDeque::new(),
+            signer: None,
             delivered: 0,
             given_up: 0,
         }
     }
 
+    /// Every attempt carries the Standard Webhooks headers, signed at the
+    /// time of the attempt.
+    pub fn sign_attempts(&mut self, signer: StandardSigner) {
+        self.signer = Some(signer);
+    }
+
     /// Queues a JSON POST. A full queue (a receiver down for long, with
     /// alerts changing all the while) lets its oldest delivery go.
-    pub fn push(&mut self, url: &str, body: Vec<u8>, headers: Vec<(String, String)>, now: Instant) {
+    pub fn push(
+        &mut self,
+        url: &str,
+        id: &str,
+        body: Vec<u8>,
+        headers: Vec<(String, String)>,
+        now: Instant,
+    ) {
         if self.queue.len() >= MAX_QUEUED
             && let Some(old) = self.queue.pop_front()
         {
@@ -54,6 +81,7 @@ impl HttpQueue {
         }
         self.queue.push_back(Delivery {
             url: url.to_string(),
+            id: id.to_string(),
             body,
             headers,
             first_try: now,
@@ -84,6 +112,11 @@ impl HttpQueue {
             for (k, v) in &d.headers {
                 req = req.header(k, v);
             }
+            if let Some(signer) = &self.signer {
+                for (k, v) in signer.headers(&d.id, unix_seconds(), &d.body) {
+                    req = req.header(k, v);
+                }
+            }
             match req.send().await {
                 Ok(r) if r.status().is_success() => {
                     self.delivered += 1;
@@ -93,7 +126,7 @@ impl HttpQueue {
                     d.attempts += 1;
                     let why = match outcome {
                         Ok(r) => format!("HTTP {}", r.status()),
-                        Err(e) => e.to_string(),
+                        Err(e) => crate::tls::http::describe(&e),
                     };
                     if now - d.first_try >= self.give_up_after {
                         warn!(url = %d.url, error = %why, "notification given up");
@@ -121,7 +154,12 @@ mod bound_tests {
     /// keeps the newest `MAX_QUEUED` and counts what it let go.
     #[test]
     fn a_full_queue_lets_the_oldest_go_and_counts_it() {
-        let mut q = HttpQueue::new(Duration::from_secs(3600));
+        let client = crate::tls::http::client(
+            &crate::tls::TlsConfig::default(),
+            crate::tls::http::Timeouts::request(HttpQueue::TIMEOUT),
+        )
+        .unwrap();
+        let mut q = HttpQueue::new(Duration::from_secs(3600), client);
         let now = Instant::now();
         let lost = || {
             crate::losses::all()
@@ -133,6 +171,7 @@ mod bound_tests {
         for i in 0..MAX_QUEUED + 5 {
             q.push(
                 "http://127.0.0.1:9/",
+                "",
                 i.to_string().into_bytes(),
                 Vec::new(),
                 now,

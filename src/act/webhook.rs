@@ -3,7 +3,9 @@
 //! (`X-Vane-Signature: sha256=<hex>`). Each notification has an id
 //! (`X-Vane-Notification-Id`) so receivers can drop a repeat; failed deliveries
 //! are retried with backoff until `give_up_after`, so a receiver outage shorter
-//! than that loses nothing.
+//! than that loses nothing. Each attempt also carries the Standard Webhooks
+//! headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`), which
+//! let a receiver refuse a replayed delivery ([`super::signature`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,6 +15,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::queue::HttpQueue;
+use super::signature::StandardSigner;
 
 use crate::model::{AlertEvent, AlertState};
 
@@ -90,13 +93,24 @@ pub struct WebhookNotifier {
 }
 
 impl WebhookNotifier {
-    pub fn new(url: &str, receiver: &str, secret: Vec<u8>, give_up_after: Duration) -> Self {
-        WebhookNotifier {
+    /// `secret` signs both ways: `X-Vane-Signature` over the body with the
+    /// secret's bytes, and the Standard Webhooks headers (a `whsec_`
+    /// secret is base64 there, as its libraries read it).
+    pub fn new(
+        url: &str,
+        receiver: &str,
+        secret: Vec<u8>,
+        give_up_after: Duration,
+        client: reqwest::Client,
+    ) -> Result<Self, String> {
+        let mut queue = HttpQueue::new(give_up_after, client);
+        queue.sign_attempts(StandardSigner::from_secret(&secret)?);
+        Ok(WebhookNotifier {
             url: url.to_string(),
             receiver: receiver.to_string(),
             secret,
-            queue: HttpQueue::new(give_up_after),
-        }
+            queue,
+        })
     }
 
     /// Queues firing and resolved transitions (pending ones are not notified,
@@ -114,9 +128,9 @@ impl WebhookNotifier {
             .to_lowercase();
             let headers = vec![
                 ("X-Vane-Signature".to_string(), sign(&self.secret, &body)),
-                ("X-Vane-Notification-Id".to_string(), id),
+                ("X-Vane-Notification-Id".to_string(), id.clone()),
             ];
-            self.queue.push(&self.url, body, headers, now);
+            self.queue.push(&self.url, &id, body, headers, now);
         }
     }
 

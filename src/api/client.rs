@@ -7,6 +7,8 @@ use crate::model::Decision;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error(
         "{url}: no answer (is `vane run` running with an [api] section listening there? --api or VANE_API sets the address)"
     )]
@@ -34,6 +36,18 @@ pub enum ClientError {
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
+}
+
+/// Where a `vane run` API is and how to reach it.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoint {
+    /// `http://127.0.0.1:9464`, or https with `api.tls`.
+    pub base: String,
+    /// The CA of an https API whose certificate the system does not trust.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The bearer token (`api.read_token_env` or the write token).
+    pub token: Option<String>,
 }
 
 /// One server-sent event.
@@ -44,27 +58,41 @@ pub struct SseEvent {
 }
 
 impl Client {
-    pub fn new(base: &str) -> Self {
-        Client {
-            base: base.trim_end_matches('/').to_string(),
-            http: reqwest::Client::builder()
-                .connect_timeout(std::time::Duration::from_secs(5))
-                .build()
-                .unwrap_or_else(|_| reqwest::Client::new()),
-        }
+    pub fn new(to: &Endpoint) -> Result<Self, ClientError> {
+        let timeouts = crate::tls::http::Timeouts {
+            connect: std::time::Duration::from_secs(5),
+            request: None,
+            read: None,
+        };
+        let tls = crate::tls::TlsConfig {
+            ca_file: to.ca_file.clone(),
+            ..crate::tls::TlsConfig::default()
+        };
+        Ok(Client {
+            base: to.base.trim_end_matches('/').to_string(),
+            http: crate::tls::http::client(&tls, timeouts)?,
+            token: to.token.clone(),
+        })
+    }
+
+    /// A client of a plain-http API without a token.
+    pub fn plain(base: &str) -> Result<Self, ClientError> {
+        Client::new(&Endpoint {
+            base: base.to_string(),
+            ..Endpoint::default()
+        })
     }
 
     async fn get(&self, path: &str) -> Result<reqwest::Response, ClientError> {
         let url = format!("{}{path}", self.base);
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|source| ClientError::Http {
-                url: url.clone(),
-                source,
-            })?;
+        let mut req = self.http.get(&url);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.map_err(|source| ClientError::Http {
+            url: url.clone(),
+            source,
+        })?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
             let body = crate::http_body::message(resp).await;

@@ -60,6 +60,11 @@ pub fn render(s: &Snapshot, v: &LiveView) -> String {
         "# HELP vane_window_series Series (apps and instances) the windows hold.\n# TYPE vane_window_series gauge\nvane_window_series {}\n# HELP vane_window_overflow_records_total Records counted under __overflow__: a new series would have passed window.max_series or window.max_instances_per_app.\n# TYPE vane_window_overflow_records_total counter\nvane_window_overflow_records_total {}",
         s.series, s.overflow
     );
+    let _ = writeln!(
+        out,
+        "# HELP vane_tls_insecure_clients Connections configured with tls.insecure_skip_verify: certificates not checked.\n# TYPE vane_tls_insecure_clients gauge\nvane_tls_insecure_clients {}",
+        crate::tls::insecure_clients()
+    );
     family(
         &mut out,
         "vane_dead_letters_total",

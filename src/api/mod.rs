@@ -6,9 +6,12 @@
 //! [`LiveView`] once per tick; read handlers only read those, so a slow
 //! client never holds the pipeline. What changes something (reload, scale)
 //! is sent to the run loop as a [`Command`] and answered when it is done.
-//! Those endpoints need the bearer token named by `api.token_env`; without
-//! one configured they are refused.
+//! Those endpoints need the bearer token of `api.token_env` (or
+//! `token_file`); without one configured they are refused. Reads can be
+//! guarded by a token too (`read_token_env`), and the listener can speak
+//! TLS (`api.tls`).
 
+mod auth;
 pub mod client;
 mod listener;
 pub mod metrics;
@@ -45,6 +48,21 @@ pub struct ApiConfig {
     /// change something (reload, scale). Unset: those endpoints are off.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// The same from a file (a mounted secret).
+    #[serde(default)]
+    pub token_file: Option<std::path::PathBuf>,
+    /// A bearer token every read needs too (`/metrics` and `/api/v1/…`:
+    /// app logs, decisions with orchestrator errors), from a variable or a
+    /// file. The probes `/healthz` and `/readyz` stay open; the write
+    /// token reads as well.
+    #[serde(default)]
+    pub read_token_env: Option<String>,
+    #[serde(default)]
+    pub read_token_file: Option<std::path::PathBuf>,
+    /// Serve https: `tls = { cert_file = "…", key_file = "…" }`, with
+    /// `client_ca_file` to ask clients for a certificate.
+    #[serde(default)]
+    pub tls: Option<crate::tls::ServerTls>,
     /// The most instances anyone may ask for by hand, `force` or not: a
     /// typo of a few digits must not reach the platform.
     #[serde(default = "max_manual_instances")]
@@ -159,7 +177,7 @@ pub struct Api {
     /// App log events as they complete, for live tails.
     pub logs: broadcast::Sender<Arc<LogEvent>>,
     commands: mpsc::Sender<Command>,
-    token: Option<String>,
+    tokens: auth::Tokens,
     max_manual_instances: u32,
 }
 
@@ -171,19 +189,23 @@ pub struct Server {
     pub commands: mpsc::Receiver<Command>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Secret(String),
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// Starts the server on `cfg.listen` (port 0 picks a free one).
-pub async fn serve(cfg: &ApiConfig) -> std::io::Result<Server> {
-    let token = match &cfg.token_env {
-        Some(var) => match std::env::var(var) {
-            Ok(t) if !t.is_empty() => Some(t),
-            _ => {
-                warn!(
-                    variable = %var,
-                    "api.token_env names an unset variable: reload and scale endpoints are off"
-                );
-                None
-            }
-        },
+pub async fn serve(cfg: &ApiConfig) -> Result<Server, ServeError> {
+    let tokens = auth::Tokens::from_config(cfg).map_err(ServeError::Secret)?;
+    let tls = match &cfg.tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+            t.server_config()?,
+        ))),
         None => None,
     };
     let (tx, rx) = mpsc::channel(16);
@@ -192,19 +214,32 @@ pub async fn serve(cfg: &ApiConfig) -> std::io::Result<Server> {
         view: RwLock::default(),
         logs: broadcast::channel(4096).0,
         commands: tx,
-        token,
+        tokens,
         max_manual_instances: cfg.max_manual_instances,
     });
     let tcp = tokio::net::TcpListener::bind(&cfg.listen).await?;
     let addr = tcp.local_addr()?;
     let listener = listener::CappedListener::new(tcp, listener::MAX_CONNECTIONS);
     let app = router(Arc::clone(&api));
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            warn!(error = %e, "http server stopped");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    match tls {
+        Some(acceptor) => {
+            let listener = listener::TlsListener::new(listener, acceptor);
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    warn!(error = %e, "https server stopped");
+                }
+            });
         }
-    });
-    info!(%addr, "http api listening");
+        None => {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    warn!(error = %e, "http server stopped");
+                }
+            });
+        }
+    }
+    info!(%addr, scheme, "api listening");
     Ok(Server {
         addr,
         api,
@@ -213,20 +248,28 @@ pub async fn serve(cfg: &ApiConfig) -> std::io::Result<Server> {
 }
 
 fn router(api: Arc<Api>) -> Router {
-    Router::new()
+    // Reads need the read token when one is configured; writes check the
+    // write token in their handlers; the probes are always open.
+    let reads = Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
         .route("/api/v1/apps", get(apps))
         .route("/api/v1/apps/{app}", get(one_app))
-        .route("/api/v1/apps/{app}/scale", post(scale))
-        .route("/api/v1/apps/{app}/pause", post(pause))
-        .route("/api/v1/apps/{app}/resume", post(resume))
         .route("/api/v1/apps/{app}/logs", get(logs))
         .route("/api/v1/decisions", get(decisions))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/partitions", get(partitions))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&api),
+            auth::require_read,
+        ));
+    Router::new()
+        .merge(reads)
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/api/v1/apps/{app}/scale", post(scale))
+        .route("/api/v1/apps/{app}/pause", post(pause))
+        .route("/api/v1/apps/{app}/resume", post(resume))
         .route("/api/v1/reload", post(reload))
         .with_state(api)
 }
@@ -325,31 +368,20 @@ async fn rules(State(api): Shared) -> Response {
     }
 }
 
-/// Refuses a request without the configured bearer token (boxed: a
+/// Refuses a request without the configured write token (boxed: a
 /// response is large, and this is the unusual path).
 fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), Box<Response>> {
-    let Some(token) = &api.token else {
-        return Err(Box::new(error(
+    match api.tokens.write(headers) {
+        auth::Verdict::Allowed => Ok(()),
+        auth::Verdict::Off => Err(Box::new(error(
             StatusCode::FORBIDDEN,
-            "this endpoint is off: set api.token_env to a variable holding a token",
-        )));
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-        Ok(())
-    } else {
-        Err(Box::new(error(
+            "this endpoint is off: set api.token_env or api.token_file to a token",
+        ))),
+        auth::Verdict::Refused => Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token",
-        )))
+        ))),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn ask<T>(api: &Api, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {

@@ -13,9 +13,8 @@ pub struct LogsArgs {
     /// Keep following: print events as they complete.
     #[arg(short, long)]
     pub follow: bool,
-    /// The API of the running `vane run`.
-    #[arg(long, env = "VANE_API", default_value = "http://127.0.0.1:9464")]
-    pub api: String,
+    #[command(flatten)]
+    pub api: super::ApiArgs,
     /// Print the ECS documents as JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
@@ -45,7 +44,7 @@ pub fn execute(a: LogsArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let client = Client::new(&a.api);
+    let client = Client::new(&a.api.endpoint())?;
     let stdout = std::io::stdout();
     let print = |doc: serde_json::Value| -> bool {
         let line = if a.json {

@@ -11,9 +11,8 @@ use vane::top::{TopState, draw};
 
 #[derive(Args)]
 pub struct TopArgs {
-    /// The API of the running `vane run`.
-    #[arg(long, env = "VANE_API", default_value = "http://127.0.0.1:9464")]
-    pub api: String,
+    #[command(flatten)]
+    pub api: super::ApiArgs,
     /// How often to refresh.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub interval: Duration,
@@ -34,9 +33,9 @@ pub fn execute(a: TopArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let client = Client::new(&a.api);
+    let client = Client::new(&a.api.endpoint())?;
     let mut state = TopState {
-        source: a.api.clone(),
+        source: a.api.api.clone(),
         ..TopState::default()
     };
     let mut terminal = ratatui::init();

@@ -14,9 +14,10 @@
 use serde_json::Value;
 
 use super::DecodeError;
+pub use super::loggregator_log::{LogLine, log_line};
 use crate::model::ContainerMetric;
 
-fn text<'a>(v: &'a Value, keys: [&str; 2]) -> Option<&'a str> {
+pub(super) fn text<'a>(v: &'a Value, keys: [&str; 2]) -> Option<&'a str> {
     keys.iter()
         .find_map(|k| v.get(*k))
         .and_then(Value::as_str)
@@ -76,7 +77,17 @@ pub fn container_metric(env: &Value) -> Result<Option<ContainerMetric>, DecodeEr
             "container metric names no app (`source_id`)",
         ));
     }
-    let time_ns = match env.get("timestamp") {
+    let time_ns = timestamp(env)?;
+    Ok(Some(ContainerMetric {
+        time_ns,
+        instance,
+        ..m
+    }))
+}
+
+/// An envelope's `timestamp`: nanoseconds since the epoch, within range.
+pub(super) fn timestamp(env: &Value) -> Result<i64, DecodeError> {
+    match env.get("timestamp") {
         Some(t) => number(t)
             .filter(|t| *t >= 0.0 && *t < 9.2e18)
             .map(|t| t as i64),
@@ -89,19 +100,11 @@ pub fn container_metric(env: &Value) -> Result<Option<ContainerMetric>, DecodeEr
             "is missing or not nanoseconds since the epoch",
         )
     })
-    .and_then(|t| {
-        crate::time::check_range(t).map_err(|why| DecodeError::new("timestamp", 0, why))
-    })?;
-    Ok(Some(ContainerMetric {
-        time_ns,
-        instance,
-        ..m
-    }))
+    .and_then(|t| crate::time::check_range(t).map_err(|why| DecodeError::new("timestamp", 0, why)))
 }
 
-/// One line: an envelope, a `{"batch": [...]}`, or an SSE `data:` line of either.
-/// SSE `event:`/`id:` lines and comments yield nothing.
-pub fn decode_loggregator(line: &str) -> Result<Vec<ContainerMetric>, DecodeError> {
+/// The envelopes of one line (`Ok(None)` for SSE framing and blanks).
+fn envelopes(line: &str) -> Result<Option<Value>, DecodeError> {
     let body = line.trim();
     if body.is_empty()
         || body.starts_with("event:")
@@ -109,7 +112,7 @@ pub fn decode_loggregator(line: &str) -> Result<Vec<ContainerMetric>, DecodeErro
         || body.starts_with("retry:")
         || body.starts_with(':')
     {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let body = body.strip_prefix("data:").map_or(body, str::trim_start);
     let v: Value = serde_json::from_str(body).map_err(|e| {
@@ -119,19 +122,66 @@ pub fn decode_loggregator(line: &str) -> Result<Vec<ContainerMetric>, DecodeErro
             format!("is not a JSON envelope: {e}"),
         )
     })?;
-    let envelopes: Vec<&Value> = match v.get("batch").and_then(Value::as_array) {
-        Some(batch) => batch.iter().collect(),
-        None if v.is_object() => vec![&v],
-        None => {
-            return Err(DecodeError::new(
-                "json",
-                0,
-                "is neither an envelope nor a batch",
-            ));
+    match v.get("batch") {
+        Some(Value::Array(_)) => Ok(Some(v)),
+        _ if v.is_object() => Ok(Some(Value::Array(vec![v]))),
+        _ => Err(DecodeError::new(
+            "json",
+            0,
+            "is neither an envelope nor a batch",
+        )),
+    }
+}
+
+fn each(v: &Value) -> &[Value] {
+    match v {
+        Value::Array(one) => one,
+        _ => v
+            .get("batch")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice),
+    }
+}
+
+/// What one event of the RLP gateway stream carried: container metrics,
+/// log lines (router and app), and the envelopes that could not be read —
+/// one bad envelope does not cost the rest of its batch.
+#[derive(Debug, Default)]
+pub struct StreamEvent {
+    pub metrics: Vec<ContainerMetric>,
+    pub logs: Vec<LogLine>,
+    pub errors: Vec<DecodeError>,
+}
+
+/// An SSE line of the RLP gateway stream (`data: {"batch": [...]}`).
+pub fn decode_stream_event(line: &str) -> Result<StreamEvent, DecodeError> {
+    let mut out = StreamEvent::default();
+    let Some(v) = envelopes(line)? else {
+        return Ok(out);
+    };
+    for env in each(&v) {
+        let read = container_metric(env).and_then(|m| match m {
+            Some(m) => {
+                out.metrics.push(m);
+                Ok(())
+            }
+            None => log_line(env).map(|l| out.logs.extend(l)),
+        });
+        if let Err(e) = read {
+            out.errors.push(e);
         }
+    }
+    Ok(out)
+}
+
+/// One line: an envelope, a `{"batch": [...]}`, or an SSE `data:` line of either.
+/// SSE `event:`/`id:` lines and comments yield nothing.
+pub fn decode_loggregator(line: &str) -> Result<Vec<ContainerMetric>, DecodeError> {
+    let Some(v) = envelopes(line)? else {
+        return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for e in envelopes {
+    for e in each(&v) {
         if let Some(m) = container_metric(e)? {
             out.push(m);
         }

@@ -4,11 +4,13 @@
 mod combined;
 mod gorouter;
 mod loggregator;
+mod loggregator_log;
 mod mapping;
 mod nginx_json;
 pub mod prometheus;
 mod scan;
 mod structure;
+pub mod syslog;
 pub mod text;
 
 use std::borrow::Cow;
@@ -22,7 +24,7 @@ use crate::model::AccessRecord;
 
 pub use combined::{decode_combined, decode_ingress_nginx};
 pub use gorouter::decode_gorouter;
-pub use loggregator::decode_loggregator;
+pub use loggregator::{LogLine, StreamEvent, decode_loggregator, decode_stream_event};
 pub use mapping::Mapping;
 pub use nginx_json::decode_nginx_json;
 

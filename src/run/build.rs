@@ -37,7 +37,10 @@ impl OutputFiles {
         };
         let cp = checkpoint;
         let with_rules = !cfg.rules.is_empty();
-        let app_logs = cfg.sources.iter().any(|s| s.format() == Format::AppLog);
+        let app_logs = cfg
+            .sources
+            .iter()
+            .any(|s| s.formats().contains(&Format::AppLog));
         Ok(OutputFiles {
             windows: open(&cfg.windows_path(), cp.map(|c| c.windows_file_len))?,
             dead_letters: open(

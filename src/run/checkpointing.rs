@@ -123,7 +123,7 @@ pub fn prepare(
                     closed,
                 });
             }
-            Source::Stdin(_) | Source::Scrape(_) | Source::Rlp(_) => {}
+            Source::Stdin(_) | Source::Scrape(_) | Source::Rlp(_) | Source::Pushed(_) => {}
         }
     }
     let (kafka_low_water, kafka_handoffs) = pipeline.kafka_state();

@@ -14,7 +14,8 @@ use super::sinks::Sinks;
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::Pipeline;
 use crate::sources::{
-    Checkpoint, Chunk, FileTail, GlobTail, KafkaSource, RlpSource, ScrapeSource, StdinSource,
+    Checkpoint, Chunk, FileTail, GlobTail, KafkaSource, PushedLines, RlpSource, ScrapeSource,
+    StdinSource,
 };
 
 /// How many chunks one source may hand over per tick, so one busy source cannot
@@ -33,11 +34,56 @@ pub enum Source {
     Stdin(StdinSource),
     Scrape(ScrapeSource),
     Rlp(RlpSource),
+    /// Lines a task receives (an RLP stream's log envelopes).
+    Pushed(PushedLines),
     Kafka(Box<KafkaSource>),
 }
 
 impl Source {
-    fn open(sc: &SourceConfig) -> anyhow::Result<Source> {
+    /// The sources one `[[sources]]` table opens, each with the format of
+    /// its pipeline source (an RLP stream is three: gauges, router lines,
+    /// app lines).
+    fn open(sc: &SourceConfig) -> anyhow::Result<Vec<(crate::decode::Format, Source)>> {
+        if let SourceConfig::RlpGateway {
+            url,
+            token_env,
+            token_file,
+            tls,
+        } = sc
+        {
+            use crate::decode::Format;
+            let token = crate::secret::read(token_env.as_deref(), token_file.as_deref(), "token")
+                .map_err(|e| anyhow::anyhow!("rlp-gateway source {url}: {e}"))?;
+            let (rlp, lines) = RlpSource::spawn(url.clone(), token, tls)
+                .map_err(|e| anyhow::anyhow!("rlp-gateway source {url}: tls: {e}"))?;
+            // Read in this order every tick: the router lines an event
+            // carried before the gauges of a later one that arrived in
+            // the same tick (their clocks are separate).
+            return Ok(vec![
+                (Format::Gorouter, Source::Pushed(lines.router)),
+                (Format::AppLog, Source::Pushed(lines.app)),
+                (Format::Loggregator, Source::Rlp(rlp)),
+            ]);
+        }
+        if let SourceConfig::Syslog {
+            listen,
+            tls,
+            max_connections,
+        } = sc
+        {
+            use crate::decode::Format;
+            let syslog =
+                crate::sources::syslog::SyslogSource::bind(listen, tls.as_ref(), *max_connections)
+                    .map_err(|e| anyhow::anyhow!("syslog source {listen}: {e}"))?;
+            return Ok(vec![
+                (Format::Gorouter, Source::Pushed(syslog.router)),
+                (Format::AppLog, Source::Pushed(syslog.app)),
+            ]);
+        }
+        Ok(vec![(sc.format(), Source::open_one(sc)?)])
+    }
+
+    fn open_one(sc: &SourceConfig) -> anyhow::Result<Source> {
         Ok(match sc {
             SourceConfig::File {
                 path,
@@ -56,12 +102,27 @@ impl Source {
             SourceConfig::Glob {
                 pattern, start_at, ..
             } => Source::Glob(GlobTail::new(pattern, *start_at)),
-            SourceConfig::Scrape { targets, interval } => {
-                Source::Scrape(ScrapeSource::spawn(targets, *interval))
+            SourceConfig::Scrape {
+                targets,
+                interval,
+                token_file,
+                tls,
+            } => {
+                if let Some(path) = token_file {
+                    // Read for every scrape; missing at start is a mistake.
+                    crate::secret::read(None, Some(path), "token")
+                        .map_err(|e| anyhow::anyhow!("scrape source: {e}"))?;
+                }
+                let auth = crate::sources::ScrapeAuth {
+                    tls: tls.clone(),
+                    token_file: token_file.clone(),
+                };
+                let scrape = ScrapeSource::spawn(targets, *interval, auth)
+                    .map_err(|e| anyhow::anyhow!("scrape source: tls: {e}"))?;
+                Source::Scrape(scrape)
             }
-            SourceConfig::RlpGateway { url, token_env } => {
-                let token = token_env.as_ref().and_then(|v| std::env::var(v).ok());
-                Source::Rlp(RlpSource::spawn(url.clone(), token))
+            SourceConfig::RlpGateway { .. } | SourceConfig::Syslog { .. } => {
+                anyhow::bail!("a stream source opens as several sources (Source::open)")
             }
             SourceConfig::Stdin { .. } => Source::Stdin(StdinSource::spawn()),
             SourceConfig::Kafka {
@@ -100,6 +161,7 @@ impl Source {
             Source::Kafka(k) => k.poll().map_err(io::Error::other),
             // These hand over container metrics, not lines (see `read_metrics`).
             Source::Scrape(_) | Source::Rlp(_) => Ok(None),
+            Source::Pushed(p) => Ok(p.poll()),
         }
     }
 
@@ -111,6 +173,7 @@ impl Source {
             Source::Stdin(_) => "stdin".into(),
             Source::Scrape(_) => "scrape".into(),
             Source::Rlp(_) => "rlp".into(),
+            Source::Pushed(p) => p.name().to_string(),
             Source::Kafka(k) => format!("kafka:{}", k.name()),
         }
     }
@@ -143,8 +206,10 @@ impl Inputs {
     pub fn open(cfg: &Config, pipeline: &mut Pipeline) -> anyhow::Result<Inputs> {
         let mut sources = Vec::new();
         for sc in &cfg.sources {
-            let idx = pipeline.add_source(sc.format(), sc.mapping());
-            sources.push((idx, Source::open(sc)?));
+            for (format, source) in Source::open(sc)? {
+                let idx = pipeline.add_source(format, sc.mapping());
+                sources.push((idx, source));
+            }
         }
         Ok(Inputs {
             sources,
@@ -219,6 +284,11 @@ impl Inputs {
             }
             let metrics = read_metrics(source, idx, pipeline)?;
             let (lines, drained) = read_lines(source, idx, pipeline, now, &mut self.last_input)?;
+            if let Source::Pushed(p) = source {
+                for r in p.take_rejected() {
+                    pipeline.reject(p.name(), r.reason, &r.text)?;
+                }
+            }
             tick.got |= metrics || lines;
             tick.more |= !drained;
             self.mark_idle(i, metrics || lines, pipeline, now)?;
@@ -249,6 +319,15 @@ impl Inputs {
                 let quiet = now - last >= self.idle_timeout && k.caught_up(&stream);
                 pipeline.set_source_idle(clock, quiet)?;
             }
+            return Ok(());
+        }
+        if !had_input
+            && matches!(source, Source::Rlp(_) | Source::Pushed(_))
+            && !self.last_input.contains_key(&idx)
+        {
+            // A part of a stream that has carried nothing yet (no router
+            // lines, say) does not hold the others' windows open.
+            pipeline.set_source_idle(idx, true)?;
             return Ok(());
         }
         let last = self.last_input.entry(idx).or_insert(now);
@@ -334,6 +413,9 @@ fn read_lines(
                         pipeline.set_source_idle(clock, false)?;
                     }
                     k.recycle(chunk);
+                } else if chunk.key.is_some() || chunk.time_ns.is_some() {
+                    // A pushed app log line: its app and time travel beside it.
+                    pipeline.process_on_clock(idx, idx, &chunk)?;
                 } else {
                     pipeline.process(idx, &chunk)?;
                 }

@@ -28,6 +28,11 @@ pub enum Notifier {
 
 impl Notifier {
     pub fn from_config(n: &NotifierConfig) -> anyhow::Result<Notifier> {
+        let client = crate::tls::http::client(
+            n.tls(),
+            crate::tls::http::Timeouts::request(crate::act::queue::HttpQueue::TIMEOUT),
+        )
+        .map_err(|e| anyhow::anyhow!("notifier {}: tls: {e}", n.url()))?;
         Ok(match n {
             NotifierConfig::Webhook {
                 url,
@@ -38,16 +43,21 @@ impl Notifier {
                 let secret = n
                     .secret()
                     .map_err(|e| anyhow::anyhow!("notifier {url}: {e}"))?;
-                Notifier::Webhook(WebhookNotifier::new(url, receiver, secret, *give_up_after))
+                Notifier::Webhook(
+                    WebhookNotifier::new(url, receiver, secret, *give_up_after, client)
+                        .map_err(|e| anyhow::anyhow!("notifier {url}: {e}"))?,
+                )
             }
             NotifierConfig::Alertmanager {
                 url,
                 resend_interval,
                 give_up_after,
+                ..
             } => Notifier::Alertmanager(AlertmanagerNotifier::new(
                 url,
                 *resend_interval,
                 *give_up_after,
+                client,
             )),
         })
     }

@@ -42,6 +42,9 @@ pub struct ElasticConfig {
     /// Environment variable holding an API key (`Authorization: ApiKey …`).
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// The same from a file (a mounted secret).
+    #[serde(default)]
+    pub api_key_file: Option<std::path::PathBuf>,
     /// Documents per `_bulk` request.
     #[serde(default = "batch_docs")]
     pub batch_docs: usize,
@@ -58,6 +61,9 @@ pub struct ElasticConfig {
     /// `event.dataset` `vane.access`, in the same indices as the app logs).
     #[serde(default)]
     pub access_logs: bool,
+    /// TLS for an https `url` (system roots unless told otherwise).
+    #[serde(default)]
+    pub tls: crate::tls::TlsConfig,
 }
 
 fn index_prefix() -> String {
@@ -136,15 +142,12 @@ enum Sent {
 
 impl ElasticSink {
     pub fn new(cfg: &ElasticConfig) -> Result<Self, String> {
-        let auth = match &cfg.api_key_env {
-            Some(var) => Some(format!(
-                "ApiKey {}",
-                std::env::var(var).map_err(|_| format!(
-                    "environment variable {var} (elasticsearch.api_key_env) is not set"
-                ))?
-            )),
-            None => None,
-        };
+        let auth = crate::secret::read(
+            cfg.api_key_env.as_deref(),
+            cfg.api_key_file.as_deref(),
+            "elasticsearch.api_key",
+        )?
+        .map(|key| format!("ApiKey {}", key.trim()));
         reqwest::Url::parse(&cfg.url).map_err(|e| format!("elasticsearch.url: {e}"))?;
         if cfg.index_prefix.is_empty()
             || cfg.index_prefix != cfg.index_prefix.to_ascii_lowercase()
@@ -157,10 +160,11 @@ impl ElasticSink {
                 cfg.index_prefix
             ));
         }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = crate::tls::http::client(
+            &cfg.tls,
+            crate::tls::http::Timeouts::request(Duration::from_secs(60)),
+        )
+        .map_err(|e| format!("elasticsearch.tls: {e}"))?;
         Ok(ElasticSink {
             base: cfg.url.trim_end_matches('/').to_string(),
             auth,
@@ -244,7 +248,7 @@ impl ElasticSink {
             .body(index_template(name).to_string())
             .send()
             .await
-            .map_err(|e| (e.to_string(), None))?;
+            .map_err(|e| (crate::tls::http::describe(&e), None))?;
         let status = resp.status();
         if status.is_success() {
             info!(template = %name, "elasticsearch: index template installed");
@@ -381,7 +385,7 @@ impl ElasticSink {
             .await
         {
             Ok(r) => r,
-            Err(e) => return Sent::Retry(e.to_string(), None),
+            Err(e) => return Sent::Retry(crate::tls::http::describe(&e), None),
         };
         let status = resp.status();
         let after = super::retry_after(resp.headers());

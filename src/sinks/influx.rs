@@ -47,6 +47,9 @@ pub struct InfluxConfig {
     /// Environment variable holding the API token (`Authorization: Token …`).
     #[serde(default)]
     pub token_env: Option<String>,
+    /// The same from a file (a mounted secret).
+    #[serde(default)]
+    pub token_file: Option<std::path::PathBuf>,
     /// Points per request.
     #[serde(default = "batch_points")]
     pub batch_points: usize,
@@ -64,6 +67,9 @@ pub struct InfluxConfig {
     /// or `v1` (`/write?db=BUCKET`, InfluxDB 1.x; `bucket` is the database).
     #[serde(default)]
     pub api: WriteApi,
+    /// TLS for an https `url` (system roots unless told otherwise).
+    #[serde(default)]
+    pub tls: crate::tls::TlsConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
@@ -119,12 +125,11 @@ pub struct InfluxSink {
 
 impl InfluxSink {
     pub fn new(cfg: &InfluxConfig) -> Result<Self, String> {
-        let token = match &cfg.token_env {
-            Some(var) => Some(std::env::var(var).map_err(|_| {
-                format!("environment variable {var} (influxdb.token_env) is not set")
-            })?),
-            None => None,
-        };
+        let token = crate::secret::read(
+            cfg.token_env.as_deref(),
+            cfg.token_file.as_deref(),
+            "influxdb.token",
+        )?;
         let base = cfg.url.trim_end_matches('/');
         let path = match cfg.api {
             WriteApi::V2 => "/api/v2/write",
@@ -145,10 +150,11 @@ impl InfluxSink {
                     .append_pair("precision", "ns");
             }
         }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = crate::tls::http::client(
+            &cfg.tls,
+            crate::tls::http::Timeouts::request(Duration::from_secs(30)),
+        )
+        .map_err(|e| format!("influxdb.tls: {e}"))?;
         Ok(InfluxSink {
             write_url: url.to_string(),
             token,
@@ -314,7 +320,7 @@ impl InfluxSink {
         let resp = req
             .send()
             .await
-            .map_err(|e| Failure::Retry(e.to_string(), None))?;
+            .map_err(|e| Failure::Retry(crate::tls::http::describe(&e), None))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());

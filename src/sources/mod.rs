@@ -6,9 +6,11 @@ mod checkpoint;
 mod file;
 mod glob;
 pub mod kafka;
+mod pushed;
 pub(crate) mod rlp;
 mod scrape;
 mod stdin;
+pub mod syslog;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,8 +18,9 @@ pub use checkpoint::{Checkpoint, CheckpointRef, FilePosition, store_bytes};
 pub use file::FileTail;
 pub use glob::GlobTail;
 pub use kafka::KafkaSource;
-pub use rlp::RlpSource;
-pub use scrape::ScrapeSource;
+pub use pushed::{LineSender, PushedLines};
+pub use rlp::{RlpLines, RlpSource};
+pub use scrape::{ScrapeAuth, ScrapeSource};
 pub use stdin::StdinSource;
 
 /// Where a followed file starts when there is no checkpoint for it.

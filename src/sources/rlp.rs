@@ -1,8 +1,9 @@
-//! The Cloud Foundry RLP gateway stream (`GET /v2/read?...`, server-sent
-//! events of Loggregator v2 envelope batches): read on its own task,
-//! reconnecting with backoff, and handed over as container metrics through a
-//! bounded channel (a slow pipeline slows the reader; nothing is buffered
-//! without limit).
+//! The Cloud Foundry RLP gateway stream (`GET /v2/read?log&gauge`,
+//! server-sent events of Loggregator v2 envelope batches): read on its own
+//! task, reconnecting with backoff. Gauges are handed over as container
+//! metrics; `log` envelopes as lines — the router's (`RTR`) to a gorouter
+//! source, the apps' own to an app-log source keyed by app and instance.
+//! Every channel is bounded: a slow pipeline slows the reader.
 
 use crate::losses::{self, Loss};
 use std::time::Duration;
@@ -10,19 +11,60 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::decode::decode_loggregator;
+use super::{LineSender, PushedLines};
+use crate::decode::{StreamEvent, decode_stream_event};
 use crate::model::ContainerMetric;
+use crate::tls::http::{self, Timeouts};
+use crate::tls::{TlsConfig, TlsError};
 
 pub struct RlpSource {
     rx: mpsc::Receiver<Vec<ContainerMetric>>,
 }
 
+/// The log lines of the stream, as two sources of their own.
+pub struct RlpLines {
+    /// Gorouter access log lines (`RTR`).
+    pub router: PushedLines,
+    /// App output, keyed `app/instance`, timed by the envelope.
+    pub app: PushedLines,
+}
+
+/// Where the reader hands over what it decoded.
+struct Outlets {
+    metrics: mpsc::Sender<Vec<ContainerMetric>>,
+    router: LineSender,
+    app: LineSender,
+}
+
 impl RlpSource {
     /// Starts reading `url` (with `token` as the Authorization header value).
-    pub fn spawn(url: String, token: Option<String>) -> Self {
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(read_stream(url, token, tx));
-        RlpSource { rx }
+    pub fn spawn(
+        url: String,
+        token: Option<String>,
+        tls: &TlsConfig,
+    ) -> Result<(Self, RlpLines), TlsError> {
+        // Connecting is bounded; a stream silent for two minutes is taken for
+        // broken and opened again (a half-open connection never ends itself).
+        let client = http::client(
+            tls,
+            Timeouts::stream(Duration::from_secs(10), Duration::from_secs(120)),
+        )?;
+        let (metrics, rx) = mpsc::channel(64);
+        let (router, router_lines) = PushedLines::channel("rlp:router");
+        let (app, app_lines) = PushedLines::channel("rlp:app");
+        let out = Outlets {
+            metrics,
+            router,
+            app,
+        };
+        tokio::spawn(read_stream(client, url, token, out));
+        Ok((
+            RlpSource { rx },
+            RlpLines {
+                router: router_lines,
+                app: app_lines,
+            },
+        ))
     }
 
     /// Metrics received since the last call.
@@ -31,14 +73,38 @@ impl RlpSource {
     }
 }
 
-async fn read_stream(url: String, token: Option<String>, tx: mpsc::Sender<Vec<ContainerMetric>>) {
-    // Connecting is bounded; a stream silent for two minutes is taken for
-    // broken and opened again (a half-open connection never ends itself).
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(120))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new());
+impl Outlets {
+    /// Hands over one event's contents; `false` once the pipeline is gone.
+    async fn hand_over(&self, event: StreamEvent) -> bool {
+        if !event.metrics.is_empty() && self.metrics.send(event.metrics).await.is_err() {
+            return false;
+        }
+        let (router, app): (Vec<_>, Vec<_>) = event.logs.into_iter().partition(|l| l.router);
+        if !self
+            .router
+            .lines(router.iter().map(|l| l.text.as_str()))
+            .await
+        {
+            return false;
+        }
+        for line in app {
+            let key = match &line.instance {
+                Some(i) => format!("{}/{i}", line.app),
+                None => line.app.clone(),
+            };
+            if !self.app.line_of(key, line.time_ns, &line.text).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn is_closed(&self) -> bool {
+        self.metrics.is_closed()
+    }
+}
+
+async fn read_stream(client: reqwest::Client, url: String, token: Option<String>, out: Outlets) {
     let mut backoff = Duration::from_millis(200);
     loop {
         let mut req = client.get(&url).header("Accept", "text/event-stream");
@@ -58,13 +124,16 @@ async fn read_stream(url: String, token: Option<String>, tx: mpsc::Sender<Vec<Co
                                     losses::count(Loss::RlpNotUtf8, 1);
                                     continue;
                                 };
-                                match decode_loggregator(text) {
-                                    Ok(m) if !m.is_empty() => {
-                                        if tx.send(m).await.is_err() {
+                                match decode_stream_event(text) {
+                                    Ok(event) => {
+                                        for e in &event.errors {
+                                            losses::count(Loss::RlpUndecodable, 1);
+                                            warn!(url = %url, error = %e, "undecodable RLP gateway envelope");
+                                        }
+                                        if !out.hand_over(event).await {
                                             return; // the pipeline is gone
                                         }
                                     }
-                                    Ok(_) => {}
                                     Err(e) => {
                                         losses::count(Loss::RlpUndecodable, 1);
                                         warn!(url = %url, error = %e, "undecodable RLP gateway event")
@@ -79,7 +148,7 @@ async fn read_stream(url: String, token: Option<String>, tx: mpsc::Sender<Vec<Co
                         }
                         Ok(None) => break,
                         Err(e) => {
-                            warn!(url = %url, error = %e, "RLP gateway stream broke");
+                            warn!(url = %url, error = %http::describe(&e), "RLP gateway stream broke");
                             break;
                         }
                     }
@@ -88,9 +157,9 @@ async fn read_stream(url: String, token: Option<String>, tx: mpsc::Sender<Vec<Co
             Ok(resp) => {
                 warn!(url = %url, status = %resp.status(), "RLP gateway refused the stream")
             }
-            Err(e) => warn!(url = %url, error = %e, "RLP gateway unreachable"),
+            Err(e) => warn!(url = %url, error = %http::describe(&e), "RLP gateway unreachable"),
         }
-        if tx.is_closed() {
+        if out.is_closed() {
             return;
         }
         tokio::time::sleep(backoff).await;

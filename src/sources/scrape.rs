@@ -10,9 +10,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tracing::warn;
 
+use std::path::PathBuf;
+
 use crate::decode::prometheus::{ContainerScrapes, parse};
 use crate::http_body::{self, MAX_SCRAPE_BODY};
 use crate::model::ContainerMetric;
+use crate::tls::http::{self, Timeouts};
+use crate::tls::{TlsConfig, TlsError};
 
 /// The scrapes, running on their own task: the live loop takes what they
 /// gathered without waiting for a slow target.
@@ -22,13 +26,17 @@ pub struct ScrapeSource {
 
 impl ScrapeSource {
     /// Starts scraping `targets` every `interval`, the first time at once.
-    pub fn spawn(targets: &[String], interval: Duration) -> Self {
+    pub fn spawn(
+        targets: &[String],
+        interval: Duration,
+        auth: ScrapeAuth,
+    ) -> Result<Self, TlsError> {
         // A few rounds: when the pipeline does not take them, the task waits
         // (and skips the rounds it missed) instead of piling samples up.
         let (tx, rx) = mpsc::channel(4);
-        let scraper = Scraper::new(targets, interval);
+        let scraper = Scraper::new(targets, interval, auth)?;
         tokio::spawn(scraper.run(interval, tx));
-        ScrapeSource { rx }
+        Ok(ScrapeSource { rx })
     }
 
     /// What the rounds finished since the last call gathered.
@@ -37,9 +45,18 @@ impl ScrapeSource {
     }
 }
 
+/// How a scrape connects: TLS, and a bearer token read from a file for
+/// every scrape (it rotates: a projected service account token).
+#[derive(Debug, Clone, Default)]
+pub struct ScrapeAuth {
+    pub tls: TlsConfig,
+    pub token_file: Option<PathBuf>,
+}
+
 struct Scraper {
     targets: Vec<Target>,
     client: reqwest::Client,
+    token_file: Option<PathBuf>,
 }
 
 struct Target {
@@ -50,12 +67,12 @@ struct Target {
 }
 
 impl Scraper {
-    fn new(targets: &[String], interval: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(interval.max(Duration::from_millis(200)))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Scraper {
+    fn new(targets: &[String], interval: Duration, auth: ScrapeAuth) -> Result<Self, TlsError> {
+        let client = http::client(
+            &auth.tls,
+            Timeouts::request(interval.max(Duration::from_millis(200))),
+        )?;
+        Ok(Scraper {
             targets: targets
                 .iter()
                 .map(|u| Target {
@@ -67,7 +84,8 @@ impl Scraper {
                 })
                 .collect(),
             client,
-        }
+            token_file: auth.token_file,
+        })
     }
 
     async fn run(mut self, interval: Duration, tx: mpsc::Sender<Vec<ContainerMetric>>) {
@@ -93,7 +111,11 @@ impl Scraper {
             .map_or(0, |d| d.as_millis() as i64);
         let mut out = Vec::new();
         for t in &mut self.targets {
-            let Some(text) = fetch(&self.client, &t.url).await else {
+            let Some(req) = request(&self.client, self.token_file.as_deref(), &t.url) else {
+                crate::losses::count(crate::losses::Loss::ScrapeFailed, 1);
+                continue;
+            };
+            let Some(text) = fetch(req, &t.url).await else {
                 crate::losses::count(crate::losses::Loss::ScrapeFailed, 1);
                 continue;
             };
@@ -114,11 +136,30 @@ impl Scraper {
     }
 }
 
+/// The request for one scrape, with the token as the file holds it now.
+fn request(
+    client: &reqwest::Client,
+    token_file: Option<&std::path::Path>,
+    url: &str,
+) -> Option<reqwest::RequestBuilder> {
+    let req = client.get(url);
+    let Some(path) = token_file else {
+        return Some(req);
+    };
+    match crate::secret::from_file(path, "token") {
+        Ok(token) => Some(req.bearer_auth(token.trim())),
+        Err(e) => {
+            warn!(target = %url, error = %e, "scrape skipped: no token");
+            None
+        }
+    }
+}
+
 /// The body of one scrape; a failure is logged and gives nothing (its apps'
 /// data is then missing, which never scales them down). A body past
 /// [`MAX_SCRAPE_BODY`] is not read on, nor parsed.
-async fn fetch(client: &reqwest::Client, url: &str) -> Option<String> {
-    match client.get(url).send().await {
+async fn fetch(req: reqwest::RequestBuilder, url: &str) -> Option<String> {
+    match req.send().await {
         Ok(resp) if resp.status().is_success() => {
             match http_body::up_to(resp, MAX_SCRAPE_BODY).await {
                 Ok(c) if !c.complete => {
@@ -143,7 +184,7 @@ async fn fetch(client: &reqwest::Client, url: &str) -> Option<String> {
             None
         }
         Err(e) => {
-            warn!(target = %url, error = %e, "scrape failed");
+            warn!(target = %url, error = %http::describe(&e), "scrape failed");
             None
         }
     }

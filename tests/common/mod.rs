@@ -9,6 +9,7 @@ use vane::model::WindowStats;
 pub mod scripted;
 pub mod shop;
 pub mod store;
+pub mod tls;
 
 /// A file of the public test corpus beside the repository (`../shared/data`).
 pub fn shared_data(rel: &str) -> PathBuf {
@@ -219,4 +220,28 @@ pub fn succeeded(cmd: &mut Command) -> std::process::Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// A firing alert of `HighErrorRatio` for `app`, as the rules would raise it.
+pub fn alert_event(app: &str) -> vane::model::AlertEvent {
+    let now: vane::time::Timestamp = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+        .parse()
+        .unwrap();
+    vane::model::AlertEvent {
+        time: now,
+        alertname: "HighErrorRatio".into(),
+        app: app.into(),
+        state: vane::model::AlertState::Firing,
+        labels: [
+            ("alertname".to_string(), "HighErrorRatio".to_string()),
+            ("app".to_string(), app.to_string()),
+            ("severity".to_string(), "page".to_string()),
+        ]
+        .into(),
+        annotations: [("summary".to_string(), format!("{app} fails"))].into(),
+        value: Some(0.3),
+        active_at: now,
+    }
 }

@@ -79,12 +79,19 @@ impl CloudFoundry {
         cfg: &CloudFoundryConfig,
         apps: &BTreeMap<String, AppTarget>,
     ) -> Result<Self, ActError> {
-        let var = &cfg.client_secret_env;
-        let client_secret = std::env::var(var).map_err(|_| {
-            ActError::Permanent(format!(
-                "environment variable {var} (orchestrator.client_secret_env) is not set"
-            ))
+        let client_secret = crate::secret::read(
+            cfg.client_secret_env.as_deref(),
+            cfg.client_secret_file.as_deref(),
+            "orchestrator.client_secret",
+        )
+        .map_err(ActError::Permanent)?
+        .ok_or_else(|| {
+            ActError::Permanent(
+                "orchestrator.client_secret_env or client_secret_file is not set".into(),
+            )
         })?;
+        let client = crate::tls::http::client(&cfg.tls, Self::timeouts())
+            .map_err(|e| ActError::Permanent(format!("orchestrator.tls: {e}")))?;
         Ok(Self::new(
             &cfg.api,
             &cfg.uaa,
@@ -92,9 +99,16 @@ impl CloudFoundry {
             &client_secret,
             cfg.space_guid.clone(),
             apps.clone(),
+            client,
         ))
     }
 
+    /// Each Cloud Controller or UAA request has this long.
+    pub fn timeouts() -> crate::tls::http::Timeouts {
+        crate::tls::http::Timeouts::request(Duration::from_secs(10))
+    }
+
+    /// `client`: built with [`Self::timeouts`] and the platform's TLS.
     pub fn new(
         api: &str,
         uaa: &str,
@@ -102,11 +116,8 @@ impl CloudFoundry {
         client_secret: &str,
         space_guid: Option<String>,
         apps: BTreeMap<String, AppTarget>,
+        client: reqwest::Client,
     ) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
         CloudFoundry {
             api: api.trim_end_matches('/').to_string(),
             uaa: uaa.trim_end_matches('/').to_string(),

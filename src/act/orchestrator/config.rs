@@ -89,9 +89,13 @@ pub struct CloudFoundryConfig {
     pub uaa: String,
     pub client_id: String,
     /// Environment variable holding the UAA client secret.
-    pub client_secret_env: String,
+    pub client_secret_env: Option<String>,
+    /// The same from a file (a mounted secret).
+    pub client_secret_file: Option<PathBuf>,
     /// Space of apps looked up by name.
     pub space_guid: Option<String>,
+    /// TLS towards both the Cloud Controller and UAA.
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Platform {
@@ -128,7 +132,9 @@ struct RawOrchestrator {
     uaa: Option<String>,
     client_id: Option<String>,
     client_secret_env: Option<String>,
+    client_secret_file: Option<PathBuf>,
     space_guid: Option<String>,
+    tls: Option<crate::tls::TlsConfig>,
 }
 
 impl TryFrom<RawOrchestrator> for OrchestratorConfig {
@@ -156,7 +162,14 @@ impl TryFrom<RawOrchestrator> for OrchestratorConfig {
             "client_secret_env",
             "cloudfoundry",
         )?;
+        not_here(
+            r.client_secret_file.is_some(),
+            "client_secret_file",
+            "cloudfoundry",
+        )?;
         not_here(r.space_guid.is_some(), "space_guid", "cloudfoundry")?;
+        not_here(r.tls.is_some(), "tls", "cloudfoundry")?;
+
         let need = |v: Option<String>, key: &str| {
             v.ok_or_else(|| {
                 format!("orchestrator.{key} is needed by the cloudfoundry orchestrator")
@@ -174,8 +187,16 @@ impl TryFrom<RawOrchestrator> for OrchestratorConfig {
                 api: need(r.api, "api")?,
                 uaa: need(r.uaa, "uaa")?,
                 client_id: need(r.client_id, "client_id")?,
-                client_secret_env: need(r.client_secret_env, "client_secret_env")?,
+                client_secret_env: match (r.client_secret_env, &r.client_secret_file) {
+                    (None, None) => return Err(
+                        "orchestrator.client_secret_env or client_secret_file is needed by the cloudfoundry orchestrator (the UAA client secret)"
+                            .into(),
+                    ),
+                    (env, _) => env,
+                },
+                client_secret_file: r.client_secret_file,
                 space_guid: r.space_guid,
+                tls: r.tls.unwrap_or_default(),
             }),
         };
         Ok(OrchestratorConfig {
@@ -262,7 +283,12 @@ impl OrchestratorConfig {
             return bad("refresh_interval", "must be at least 100ms");
         }
         match &self.platform {
-            Platform::DryRun | Platform::CloudFoundry(_) => {}
+            Platform::DryRun => {}
+            Platform::CloudFoundry(cf) => {
+                if let Some(problem) = cf.tls.problem() {
+                    return bad("tls", &problem);
+                }
+            }
             Platform::Local => {
                 if self.apps.is_empty() {
                     return bad(

@@ -192,5 +192,5 @@ impl RetryPolicy {
 
 /// Maps a reqwest error (no response) to a transient failure.
 pub(crate) fn transport_error(what: &str, e: &reqwest::Error) -> ActError {
-    ActError::Transient(format!("{what}: {e}"))
+    ActError::Transient(format!("{what}: {}", crate::tls::http::describe(e)))
 }
