@@ -150,60 +150,18 @@ fn serve_stream(body: String) -> String {
     format!("http://{addr}/v2/read?log&gauge")
 }
 
-fn run_to_idle(dir: &std::path::Path, source: &str) -> std::process::Output {
-    let cfg = write_config(
-        dir,
-        &format!(
-            "{source}[run]\npoll_interval = \"50ms\"\nidle_timeout = \"1s\"\nmultiline_timeout = \"300ms\"\n"
-        ),
-    );
-    vane()
-        .args(["run", "--exit-when-idle", "3s", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap()
-}
-
 /// The router's access log lines, the apps' output and the gauges on one
 /// stream: the router lines give the same windows as the same lines read
 /// from a file, the gauges their container metrics, the app lines their
 /// events with the stack trace joined.
 #[test]
 fn router_and_app_logs_and_gauges_arrive_on_one_stream() {
-    let sample =
-        std::fs::read_to_string(shared_data("access-logs/gorouter_access_log_samples.log"))
-            .unwrap();
-    let lines: Vec<&str> = sample.lines().filter(|l| !l.trim().is_empty()).collect();
-    // From a file.
-    let file_dir = tempfile::tempdir().unwrap();
-    let log = file_dir.path().join("router.log");
-    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
-    let out = run_to_idle(
-        file_dir.path(),
-        &format!(
-            "[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n",
-            log.display()
-        ),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let from_file = read_windows(&file_dir.path().join("data/windows.jsonl"));
-    assert!(!from_file.is_empty());
-    // From the stream: the same lines as RTR envelopes (the router is
-    // instance 0 of its own), the app's output, a gauge.
-    // The gauge and the app's lines come with the last router line, as on
-    // a live stream.
-    let last_start = from_file
-        .iter()
-        .filter(|r| r.requests > 0)
-        .map(|r| r.start.nanos())
-        .max()
-        .unwrap();
-    let last_ns = last_start + 1_000_000;
-    let rtr: Vec<_> = lines
+    let base = common::SampleBaseline::from_file();
+    // From the stream: the same lines as RTR envelopes, the app's output
+    // and a gauge, which come with the last router line as on a live stream.
+    let last_ns = base.last_start + 1_000_000;
+    let rtr: Vec<_> = base
+        .lines
         .iter()
         .map(|l| log_envelope("router-guid", "0", "RTR/0", last_ns, &format!("{l}\n")))
         .collect();
@@ -230,10 +188,12 @@ fn router_and_app_logs_and_gauges_arrive_on_one_stream() {
     .concat();
     let stream_dir = tempfile::tempdir().unwrap();
     let url = serve_stream(events);
-    let out = run_to_idle(
+    let out = common::spawn_to_idle(
         stream_dir.path(),
         &format!("[[sources]]\ntype = \"rlp-gateway\"\nurl = \"{url}\"\n"),
-    );
+    )
+    .wait_with_output()
+    .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -242,27 +202,9 @@ fn router_and_app_logs_and_gauges_arrive_on_one_stream() {
     let from_stream = read_windows(&stream_dir.path().join("data/windows.jsonl"));
     let (shop, router): (Vec<_>, Vec<_>) =
         from_stream.into_iter().partition(|r| r.app == "shop-guid");
-    // Rows after the last traffic depend on how long each run idled.
-    let until_last = |rows: Vec<vane::model::WindowStats>| -> Vec<_> {
-        rows.into_iter()
-            .filter(|r| r.start.nanos() <= last_start)
-            .collect()
-    };
-    let (router, from_file) = (until_last(router), until_last(from_file));
-    let text = |rows: &[vane::model::WindowStats]| {
-        rows.iter()
-            .map(|r| serde_json::to_string(r).unwrap() + "\n")
-            .collect::<String>()
-    };
-    if router != from_file {
-        std::fs::write("/tmp/rlp-router.jsonl", text(&router)).unwrap();
-        std::fs::write("/tmp/rlp-file.jsonl", text(&from_file)).unwrap();
-    }
     assert!(
-        router == from_file,
-        "the router lines give the same windows either way ({} rows, {} from the file)",
-        router.len(),
-        from_file.len()
+        base.until_last(router) == base.windows,
+        "the router lines give the same windows either way"
     );
     let shop_instance = shop
         .iter()

@@ -8,12 +8,11 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::read_windows;
 use common::tls::Pki;
-use common::{read_windows, shared_data, vane, write_config};
 
 fn frame(msg: &str) -> Vec<u8> {
     format!("{} {msg}", msg.len()).into_bytes()
@@ -30,57 +29,13 @@ fn connect(port: u16) -> TcpStream {
     }
 }
 
-fn run_to_idle(dir: &Path, sources: &str) -> std::process::Child {
-    let cfg = write_config(
-        dir,
-        &format!(
-            "{sources}[run]\npoll_interval = \"50ms\"\nidle_timeout = \"1s\"\nmultiline_timeout = \"300ms\"\n"
-        ),
-    );
-    vane()
-        .args(["run", "--exit-when-idle", "3s", "--config"])
-        .arg(&cfg)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn router_and_app_lines_over_tcp_and_tls_are_exact() {
-    let sample =
-        std::fs::read_to_string(shared_data("access-logs/gorouter_access_log_samples.log"))
-            .unwrap();
-    let lines: Vec<&str> = sample.lines().filter(|l| !l.trim().is_empty()).collect();
-    // The same lines from a file.
-    let file_dir = tempfile::tempdir().unwrap();
-    let log = file_dir.path().join("router.log");
-    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
-    let out = run_to_idle(
-        file_dir.path(),
-        &format!(
-            "[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n",
-            log.display()
-        ),
-    )
-    .wait_with_output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let from_file = read_windows(&file_dir.path().join("data/windows.jsonl"));
-    let last_start = from_file
-        .iter()
-        .filter(|r| r.requests > 0)
-        .map(|r| r.start.nanos())
-        .max()
-        .unwrap();
-
+    let base = common::SampleBaseline::from_file();
     let pki = Pki::new();
     let (plain, secure) = (common::free_port(), common::free_port());
     let dir = tempfile::tempdir().unwrap();
-    let child = run_to_idle(
+    let child = common::spawn_to_idle(
         dir.path(),
         &format!(
             "[[sources]]\ntype = \"syslog\"\nlisten = \"127.0.0.1:{plain}\"\n[[sources]]\ntype = \"syslog\"\nlisten = \"127.0.0.1:{secure}\"\ntls = {{ cert_file = \"{}\", key_file = \"{}\" }}\n",
@@ -90,7 +45,7 @@ fn router_and_app_lines_over_tcp_and_tls_are_exact() {
     );
     // The router's lines, plain, the way a drain sends them.
     let mut tcp = connect(plain);
-    for (i, l) in lines.iter().enumerate() {
+    for (i, l) in base.lines.iter().enumerate() {
         let msg = format!(
             "<14>1 2026-12-07T10:00:00.{i:06}Z org.space.router router-guid [RTR/1] - [tags@47450 source_type=\"RTR\"] {l}"
         );
@@ -129,14 +84,9 @@ fn router_and_app_lines_over_tcp_and_tls_are_exact() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let until_last = |rows: Vec<vane::model::WindowStats>| -> Vec<_> {
-        rows.into_iter()
-            .filter(|r| r.start.nanos() <= last_start)
-            .collect()
-    };
-    let from_syslog = until_last(read_windows(&dir.path().join("data/windows.jsonl")));
+    let from_syslog = base.until_last(read_windows(&dir.path().join("data/windows.jsonl")));
     assert!(
-        from_syslog == until_last(from_file),
+        from_syslog == base.windows,
         "the router lines give the same windows either way"
     );
     let events: Vec<serde_json::Value> =
@@ -154,23 +104,13 @@ fn router_and_app_lines_over_tcp_and_tls_are_exact() {
     );
     assert_eq!(events[0]["service"]["name"], "shop-guid");
     assert_eq!(events[0]["service"]["node"]["name"], "2");
-    let dead_letters = |dir: &Path| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(dir.join("data/dead-letters.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
-    let (router_dead, dead): (Vec<_>, Vec<_>) = dead_letters(dir.path())
+    let (router_dead, dead): (Vec<_>, Vec<_>) = common::dead_letters(&dir.path().join("data"))
         .into_iter()
         .partition(|d| d["source"] == "syslog:router");
     let what = |d: &serde_json::Value| (d["kind"].clone(), d["line"].clone());
     assert_eq!(
         router_dead.iter().map(what).collect::<Vec<_>>(),
-        dead_letters(file_dir.path())
-            .iter()
-            .map(what)
-            .collect::<Vec<_>>(),
+        base.dead.iter().map(what).collect::<Vec<_>>(),
         "the router lines the file run refused, refused alike"
     );
     assert_eq!(dead.len(), 1, "{dead:?}");

@@ -245,3 +245,90 @@ pub fn alert_event(app: &str) -> vane::model::AlertEvent {
         active_at: now,
     }
 }
+
+/// `vane run` on `sources` (quick intervals) until 3 s pass without input.
+pub fn spawn_to_idle(dir: &Path, sources: &str) -> std::process::Child {
+    let cfg = write_config(
+        dir,
+        &format!(
+            "{sources}[run]\npoll_interval = \"50ms\"\nidle_timeout = \"1s\"\nmultiline_timeout = \"300ms\"\n"
+        ),
+    );
+    vane()
+        .args(["run", "--exit-when-idle", "3s", "--config"])
+        .arg(&cfg)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+pub fn dead_letters(data_dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(data_dir.join("dead-letters.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The shared gorouter sample read from a file by `vane run`: what a
+/// stream of the same lines (RLP, syslog) must give.
+pub struct SampleBaseline {
+    pub lines: Vec<String>,
+    pub windows: Vec<WindowStats>,
+    pub dead: Vec<serde_json::Value>,
+    /// The start of the last window with traffic.
+    pub last_start: i64,
+}
+
+impl SampleBaseline {
+    pub fn from_file() -> SampleBaseline {
+        let sample =
+            std::fs::read_to_string(shared_data("access-logs/gorouter_access_log_samples.log"))
+                .unwrap();
+        let lines: Vec<String> = sample
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("router.log");
+        std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+        let sources = format!(
+            "[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n",
+            log.display()
+        );
+        let out = spawn_to_idle(dir.path(), &sources)
+            .wait_with_output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let windows = read_windows(&dir.path().join("data/windows.jsonl"));
+        let last_start = windows
+            .iter()
+            .filter(|r| r.requests > 0)
+            .map(|r| r.start.nanos())
+            .max()
+            .unwrap();
+        SampleBaseline {
+            lines,
+            dead: dead_letters(&dir.path().join("data")),
+            windows: self_until(windows, last_start),
+            last_start,
+        }
+    }
+
+    /// `rows` up to the last window with traffic: rows after it depend on
+    /// how long a run idled.
+    pub fn until_last(&self, rows: Vec<WindowStats>) -> Vec<WindowStats> {
+        self_until(rows, self.last_start)
+    }
+}
+
+fn self_until(rows: Vec<WindowStats>, last_start: i64) -> Vec<WindowStats> {
+    rows.into_iter()
+        .filter(|r| r.start.nanos() <= last_start)
+        .collect()
+}
