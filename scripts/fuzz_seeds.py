@@ -71,6 +71,17 @@ for pick, fmt in enumerate(FORMATS):
             seeds.add("loggregator", p)
             seeds.add("loggregator", b"data: " + p)
             seeds.add("sse", bytes([7]) + b"data: " + p.replace(b"\n", b"\n\ndata: "))
+    if fmt == "gorouter":
+        # As a Cloud Foundry syslog drain sends them: octet-counted, the
+        # router's lines and an app's, one frame per line.
+        for p in pieces(text, 3, limit=8):
+            frames = b""
+            for i, line in enumerate(p.splitlines()):
+                proc = b"[RTR/1]" if i % 2 == 0 else b"[APP/PROC/WEB/0]"
+                msg = b"<14>1 2026-03-01T10:00:00.123456Z org.space.app app-guid " + proc + b" - - " + line
+                frames += str(len(msg)).encode() + b" " + msg
+            seeds.add("syslog", bytes([13]) + frames)
+            seeds.add("syslog", bytes([255]) + frames.replace(b" <14>", b"\n<14>"))
 for path in glob.glob("examples/input/*"):
     data = open(path, "rb").read()
     pick = FORMATS.index("loggregator") if path.endswith(".jsonl") else FORMATS.index("gorouter")
