@@ -188,17 +188,10 @@ fn router_and_app_logs_and_gauges_arrive_on_one_stream() {
     .concat();
     let stream_dir = tempfile::tempdir().unwrap();
     let url = serve_stream(events);
-    let out = common::spawn_to_idle(
+    common::finished_ok(common::spawn_to_idle(
         stream_dir.path(),
         &format!("[[sources]]\ntype = \"rlp-gateway\"\nurl = \"{url}\"\n"),
-    )
-    .wait_with_output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     let from_stream = read_windows(&stream_dir.path().join("data/windows.jsonl"));
     let (shop, router): (Vec<_>, Vec<_>) =
         from_stream.into_iter().partition(|r| r.app == "shop-guid");

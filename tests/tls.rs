@@ -378,14 +378,7 @@ fn access_logs_reach_elasticsearch_over_tls_and_not_without_the_ca() {
     // With it: every request of the example is indexed.
     let dir = tempfile::tempdir().unwrap();
     let tls = format!("tls = {}\n", pki.client_table(false));
-    let out = run_example(dir.path(), &sink(&tls))
-        .wait_with_output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::finished_ok(run_example(dir.path(), &sink(&tls)));
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/input/gorouter.log"),
     )
@@ -418,12 +411,7 @@ fn windows_reach_influxdb_over_mutual_tls_exactly() {
         influx_tags(),
         pki.client_table(true)
     );
-    let out = run_example(dir.path(), &sink).wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::finished_ok(run_example(dir.path(), &sink));
     assert_eq!(wait_until_stored(&want), want);
 }
 

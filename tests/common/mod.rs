@@ -212,6 +212,17 @@ pub fn follow_example_slowly(
 }
 
 /// Runs `cmd` to its end and requires success; a failure shows its stderr.
+/// Waits for a spawned `vane` and checks that it exited successfully.
+pub fn finished_ok(child: std::process::Child) -> std::process::Output {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 pub fn succeeded(cmd: &mut Command) -> std::process::Output {
     let out = cmd.output().unwrap();
     assert!(
@@ -297,14 +308,7 @@ impl SampleBaseline {
             "[[sources]]\ntype = \"file\"\npath = \"{}\"\nformat = \"gorouter\"\n",
             log.display()
         );
-        let out = spawn_to_idle(dir.path(), &sources)
-            .wait_with_output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        finished_ok(spawn_to_idle(dir.path(), &sources));
         let windows = read_windows(&dir.path().join("data/windows.jsonl"));
         let last_start = windows
             .iter()
