@@ -231,6 +231,8 @@ pub enum SourceConfig {
         /// without a rebalance. `${VAR}` reads it from the environment
         /// (`${POD_NAME}` in a StatefulSet).
         instance_id: Option<String>,
+        /// TLS and SASL towards the brokers.
+        security: Box<crate::sources::kafka::security::KafkaSecurity>,
     },
 }
 
@@ -260,6 +262,11 @@ struct RawSource {
     tls: Option<RawTls>,
     listen: Option<String>,
     max_connections: Option<usize>,
+    security_protocol: Option<crate::sources::kafka::security::Protocol>,
+    sasl_mechanism: Option<String>,
+    sasl_username: Option<String>,
+    sasl_password_env: Option<String>,
+    sasl_password_file: Option<PathBuf>,
     brokers: Option<String>,
     group: Option<String>,
     topics: Option<Vec<String>>,
@@ -300,6 +307,11 @@ impl RawSource {
             ("tls", self.tls.is_some()),
             ("listen", self.listen.is_some()),
             ("max_connections", self.max_connections.is_some()),
+            ("security_protocol", self.security_protocol.is_some()),
+            ("sasl_mechanism", self.sasl_mechanism.is_some()),
+            ("sasl_username", self.sasl_username.is_some()),
+            ("sasl_password_env", self.sasl_password_env.is_some()),
+            ("sasl_password_file", self.sasl_password_file.is_some()),
             ("brokers", self.brokers.is_some()),
             ("group", self.group.is_some()),
             ("topics", self.topics.is_some()),
@@ -352,6 +364,12 @@ impl SourceKind {
                 "json_field",
                 "options",
                 "instance_id",
+                "security_protocol",
+                "sasl_mechanism",
+                "sasl_username",
+                "sasl_password_env",
+                "sasl_password_file",
+                "tls",
                 LINES[0],
                 LINES[1],
                 LINES[2],
@@ -477,6 +495,12 @@ impl TryFrom<RawSource> for SourceConfig {
                     json_field: r.json_field,
                     options: r.options.unwrap_or_default(),
                     instance_id: r.instance_id,
+                    security: Box::new(kafka_security(
+                        r.security_protocol,
+                        r.tls,
+                        [r.sasl_mechanism, r.sasl_username, r.sasl_password_env],
+                        r.sasl_password_file,
+                    )?),
                 })
             }
             SourceKind::Syslog => Ok(SourceConfig::Syslog {
@@ -492,6 +516,30 @@ impl TryFrom<RawSource> for SourceConfig {
             }),
         }
     }
+}
+
+/// The security keys of a `kafka` source, gathered.
+fn kafka_security(
+    protocol: Option<crate::sources::kafka::security::Protocol>,
+    tls: Option<RawTls>,
+    [mechanism, username, password_env]: [Option<String>; 3],
+    password_file: Option<PathBuf>,
+) -> Result<crate::sources::kafka::security::KafkaSecurity, String> {
+    use crate::sources::kafka::security::{KafkaSecurity, Sasl};
+    let any_sasl = mechanism.is_some()
+        || username.is_some()
+        || password_env.is_some()
+        || password_file.is_some();
+    Ok(KafkaSecurity {
+        protocol: protocol.unwrap_or_default(),
+        sasl: any_sasl.then(|| Sasl {
+            mechanism: mechanism.unwrap_or_default(),
+            username: username.unwrap_or_default(),
+            password_env,
+            password_file,
+        }),
+        tls: tls.map(RawTls::client).transpose()?,
+    })
 }
 
 /// A source's `tls` table as written: a client's keys (`scrape`,
@@ -901,6 +949,23 @@ impl Config {
             match s {
                 SourceConfig::File { path, .. } if path.as_os_str().is_empty() => {
                     invalid(&format!("sources[{i}].path"), "must not be empty");
+                }
+                SourceConfig::Kafka {
+                    security, options, ..
+                } => {
+                    if let Some(problem) = security.problem() {
+                        invalid(&format!("sources[{i}]"), &problem);
+                    }
+                    if let Some(key) =
+                        crate::sources::kafka::security::secret_in_options(options.keys())
+                    {
+                        invalid(
+                            &format!("sources[{i}].options"),
+                            &format!(
+                                "must not hold `{key}`: a secret comes from `sasl_password_env` or `sasl_password_file`, never from the TOML"
+                            ),
+                        );
+                    }
                 }
                 SourceConfig::Scrape { tls, .. } | SourceConfig::RlpGateway { tls, .. } => {
                     if let Some(problem) = tls.problem() {

