@@ -80,13 +80,15 @@ impl Aim {
 /// Vane's default scaling policy (the one `vane backtest` compares as
 /// `vane`), for a metric and target: target tracking that meets a burst
 /// (1.5× the target) in one step, seconds into a window (burst probes),
-/// instead of doubling per 15 s; sizes rising load for the app's start-up
-/// time ahead (`lookahead`); ignores changes within 15 % (noise would
-/// otherwise cost actions); and comes down after 4 minutes of lower
-/// recommendations (the HPA waits 5).
+/// instead of doubling per 15 s; sizes a steadily rising load for the app's
+/// start-up time ahead (`lookahead`: only a trend the windows agree on, never
+/// an edge or noise, and what it asked for beyond the load that came is
+/// returned once the lookahead has passed); ignores changes within 15 %
+/// (noise would otherwise cost actions); comes down after 4 minutes of lower
+/// recommendations (the HPA waits 5), by at least 15 % of the count a step.
 pub fn default_policy_yaml(aim: &Aim) -> String {
     format!(
-        "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {{name: vane-default}}\nspec:\n  selector: {{names: [\"*\"]}}\n  min: {min}\n  max: {max}\n  targets:\n    - {{metric: {metric}, value: {target}}}\n  tolerance: 0.15\n  behavior:\n    scaleUp: {{stabilization: 0s, lookahead: {startup}s}}\n    scaleDown: {{stabilization: 240s, maxPercent: 100, period: 15s}}\n    burst: {{factor: 1.5}}\n",
+        "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {{name: vane-default}}\nspec:\n  selector: {{names: [\"*\"]}}\n  min: {min}\n  max: {max}\n  targets:\n    - {{metric: {metric}, value: {target}}}\n  tolerance: 0.15\n  behavior:\n    scaleUp: {{stabilization: 0s, lookahead: {startup}s}}\n    scaleDown: {{stabilization: 240s, maxPercent: 100, minPercent: 15, period: 15s}}\n    burst: {{factor: 1.5}}\n",
         startup = aim.startup_s,
         min = aim.min,
         max = aim.max,
@@ -270,6 +272,7 @@ pub fn simulate(
                 if let Some(d) = crate::rules::probe(policy, &mut state, &obs) {
                     probed = true;
                     act(&mut cluster, &mut tally, d.desired, start + elapsed);
+                    tally.record(d);
                 }
             }
         }
@@ -311,6 +314,7 @@ pub fn simulate(
         };
         let d = decide(policy, &mut state, &obs);
         act(&mut cluster, &mut tally, d.desired, end);
+        tally.record(d);
     }
     tally
 }

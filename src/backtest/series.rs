@@ -21,8 +21,11 @@ pub struct SeriesError {
     pub message: String,
 }
 
-/// Parses `time,rps[,app]` lines: time as RFC 3339 or Unix seconds; a header
-/// line and blank lines are skipped. Rows of an app need not be sorted.
+/// Parses `time,rps[,app]` lines: time as RFC 3339, Unix seconds or Unix
+/// milliseconds (a number past 10^11, which as seconds would be the year
+/// 5138); an optional header line (`time,rps[,app]`, any names whose rate
+/// column is not a number) and blank or `#` lines are skipped. Rows of an
+/// app need not be sorted. A file without a data row is an error.
 pub fn parse_csv(
     text: &str,
     file: &str,
@@ -31,6 +34,7 @@ pub fn parse_csv(
     let mut out: BTreeMap<String, Series> = BTreeMap::new();
     // Each app's earliest and latest time so far.
     let mut spans: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut first = true;
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -41,20 +45,22 @@ pub fn parse_csv(
             line: i + 1,
             message,
         };
-        let mut cols = line.split(',').map(str::trim);
-        let (Some(t), Some(v)) = (cols.next(), cols.next()) else {
-            return Err(err("expected `time,rps` (and optionally `,app`)".into()));
+        let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+        let header = std::mem::take(&mut first) && is_header(&cols);
+        if header {
+            continue;
+        }
+        let (t, v, app) = match cols.as_slice() {
+            [t, v] => (*t, *v, default_app),
+            [t, v, a] => (*t, *v, app_column(a).map_err(err)?.unwrap_or(default_app)),
+            _ => {
+                return Err(err(format!(
+                    "expected `time,rps` or `time,rps,app`, found {} columns",
+                    cols.len()
+                )));
+            }
         };
-        let app = cols.next().filter(|a| !a.is_empty()).unwrap_or(default_app);
-        let time_ns = match t.parse::<f64>() {
-            Ok(secs) if secs.is_finite() => (secs * NANOS_PER_SEC as f64) as i64,
-            _ => match parse_iso8601(t.as_bytes()) {
-                Ok(ns) => ns,
-                Err(_) if i == 0 => continue, // a header
-                Err(e) => return Err(err(format!("time `{t}`: {e}"))),
-            },
-        };
-        let time_ns = check_range(time_ns).map_err(|e| err(format!("time `{t}`: {e}")))?;
+        let time_ns = parse_time(t).map_err(|e| err(format!("time `{t}`: {e}")))?;
         let rps: f64 = v
             .parse()
             .ok()
@@ -71,10 +77,55 @@ pub fn parse_csv(
             )));
         }
     }
+    if out.is_empty() {
+        return Err(SeriesError {
+            file: file.to_string(),
+            line: text.lines().count(),
+            message: "no data rows: expected lines of `time,rps[,app]`".into(),
+        });
+    }
     for s in out.values_mut() {
         s.sort_by_key(|(t, _)| *t);
     }
     Ok(out)
+}
+
+/// A first line is a header when its rate column is not a number (`rps`);
+/// a first line with a number there is data, and a bad time in it an error.
+fn is_header(cols: &[&str]) -> bool {
+    cols.get(1).is_some_and(|v| v.parse::<f64>().is_err())
+        && cols.first().is_some_and(|t| parse_time(t).is_err())
+}
+
+/// The optional third column: an app name, not a number (a CSV with a
+/// latency or count there is not the format asked for).
+fn app_column(a: &str) -> Result<Option<&str>, String> {
+    if a.is_empty() {
+        return Ok(None);
+    }
+    if a.parse::<f64>().is_ok() {
+        return Err(format!(
+            "third column `{a}` is a number; it names the app (`time,rps,app`)"
+        ));
+    }
+    Ok(Some(a))
+}
+
+/// Unix seconds past this are taken for milliseconds.
+const MILLIS_FROM: f64 = 1e11;
+
+/// RFC 3339, Unix seconds, or Unix milliseconds, to ns in the supported range.
+fn parse_time(t: &str) -> Result<i64, String> {
+    let ns = match t.parse::<f64>() {
+        Ok(n) if n.is_finite() => {
+            let secs = if n.abs() >= MILLIS_FROM { n / 1e3 } else { n };
+            // `as` saturates; the range check below refuses what saturated.
+            (secs * NANOS_PER_SEC as f64) as i64
+        }
+        Ok(_) => return Err("not a finite number".into()),
+        Err(_) => parse_iso8601(t.as_bytes()).map_err(|e| e.to_string())?,
+    };
+    check_range(ns).map_err(|e| e.to_string())
 }
 
 /// The longest an app's rate series may span: every window in between
@@ -138,6 +189,18 @@ pub enum Shape {
     /// 2 h of 10-minute ramps from 100 to 700 req/s, each ending in a sudden
     /// drop: bait for flapping autoscalers.
     Sawtooth,
+    /// 2 h of bursts: 3 minutes at 500 req/s, then 7 minutes at 50 req/s.
+    /// Each on-edge looks like a steep rise to a trend estimator.
+    OnOff,
+    /// 2 h of flat 300 req/s under heavy noise (30 % per second, a level
+    /// that wanders 10 % per minute): nothing to scale for.
+    Noisy,
+    /// 2 h: from 100 req/s up by 40 every 6 minutes to 700, then down by 140
+    /// every 6 minutes.
+    Staircase,
+    /// 2 h at 100 req/s; at 30 minutes a flash crowd of 1,200 req/s within
+    /// 20 s that fades back with a 10-minute time constant.
+    Flash,
 }
 
 impl Shape {
@@ -146,38 +209,92 @@ impl Shape {
             Shape::Diurnal => "diurnal",
             Shape::Step => "step",
             Shape::Sawtooth => "sawtooth",
+            Shape::OnOff => "on-off",
+            Shape::Noisy => "noisy",
+            Shape::Staircase => "staircase",
+            Shape::Flash => "flash",
         }
     }
 
-    pub const ALL: [Shape; 3] = [Shape::Diurnal, Shape::Step, Shape::Sawtooth];
+    pub const ALL: [Shape; 7] = [
+        Shape::Diurnal,
+        Shape::Step,
+        Shape::Sawtooth,
+        Shape::OnOff,
+        Shape::Noisy,
+        Shape::Staircase,
+        Shape::Flash,
+    ];
+
+    fn duration_s(self) -> u32 {
+        match self {
+            Shape::Diurnal => 86_400,
+            _ => 7_200,
+        }
+    }
+
+    /// The shape's level at `t` seconds, before noise.
+    fn level(self, t: u32) -> f64 {
+        let s = f64::from(t);
+        match self {
+            Shape::Diurnal => {
+                let phase = (s / 3600.0 - 4.0) / 24.0 * std::f64::consts::TAU;
+                40.0 + 560.0 * (1.0 - phase.cos()) / 2.0
+            }
+            Shape::Step => match t {
+                1_200..3_000 => 800.0,
+                4_800..5_700 => 400.0,
+                _ => 100.0,
+            },
+            Shape::Sawtooth => 100.0 + 600.0 * (s % 600.0) / 600.0,
+            Shape::OnOff => {
+                if t % 600 < 180 {
+                    500.0
+                } else {
+                    50.0
+                }
+            }
+            Shape::Noisy => 300.0,
+            Shape::Staircase => {
+                let k = f64::from(t / 360);
+                if k <= 15.0 {
+                    100.0 + 40.0 * k
+                } else {
+                    700.0 - 140.0 * (k - 15.0)
+                }
+            }
+            Shape::Flash => {
+                let since = s - 1_800.0;
+                if since < 0.0 {
+                    100.0
+                } else {
+                    let peak = 1_100.0 * (since / 20.0).min(1.0);
+                    100.0 + peak * (-(since - 20.0).max(0.0) / 600.0).exp()
+                }
+            }
+        }
+    }
 
     /// One sample per `every_s` seconds from `start_ns`, with ±5 % noise
-    /// (normal, seeded) on top of the shape.
+    /// (normal, seeded) on top of the shape (`noisy`: its own noise).
     pub fn series(self, seed: u64, start_ns: i64, every_s: u32) -> Series {
         let mut rng = SmallRng::seed_from_u64(seed ^ (self as u64).wrapping_mul(0x9e37_79b9));
-        let duration_s: u32 = match self {
-            Shape::Diurnal => 86_400,
-            Shape::Step | Shape::Sawtooth => 7_200,
+        let duration_s = self.duration_s();
+        let (noise, wander) = match self {
+            Shape::Noisy => (0.3, 0.1),
+            _ => (0.05, 0.0),
         };
         let mut out = Vec::with_capacity((duration_s / every_s.max(1)) as usize);
         let mut t = 0u32;
+        let mut level_shift = 0.0;
         while t < duration_s {
-            let s = f64::from(t);
-            let base = match self {
-                Shape::Diurnal => {
-                    let phase = (s / 3600.0 - 4.0) / 24.0 * std::f64::consts::TAU;
-                    40.0 + 560.0 * (1.0 - phase.cos()) / 2.0
-                }
-                Shape::Step => match t {
-                    1_200..3_000 => 800.0,
-                    4_800..5_700 => 400.0,
-                    _ => 100.0,
-                },
-                Shape::Sawtooth => 100.0 + 600.0 * (s % 600.0) / 600.0,
-            };
+            if wander > 0.0 && t.is_multiple_of(60) {
+                level_shift = wander * normal(&mut rng);
+            }
+            let base = self.level(t) * (1.0 + level_shift);
             out.push((
                 start_ns + i64::from(t) * NANOS_PER_SEC,
-                (base * (1.0 + 0.05 * normal(&mut rng))).max(0.0),
+                (base * (1.0 + noise * normal(&mut rng))).max(0.0),
             ));
             t += every_s.max(1);
         }
@@ -241,5 +358,50 @@ mod tests {
             windows("web", &series["web"], 10 * NANOS_PER_SEC, 50.0).len(),
             535_681
         );
+    }
+
+    #[test]
+    fn empty_and_header_only_files_are_errors() {
+        for text in ["", "time,rps\n", "# comment\n\n"] {
+            let e = parse_csv(text, "d.csv", "web").unwrap_err().to_string();
+            assert!(e.contains("no data rows"), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn millisecond_times_are_read_as_milliseconds() {
+        let s = parse_csv("1767225600000,5\n1767225610000,6\n", "d.csv", "web").unwrap();
+        assert_eq!(
+            s["web"],
+            vec![
+                (1_767_225_600 * NANOS_PER_SEC, 5.0),
+                (1_767_225_610 * NANOS_PER_SEC, 6.0)
+            ]
+        );
+        assert_eq!(windows("web", &s["web"], 10 * NANOS_PER_SEC, 50.0).len(), 2);
+    }
+
+    #[test]
+    fn a_numeric_third_column_is_an_error() {
+        let e = parse_csv("time,rps,p99\n1767225600,5,120\n", "d.csv", "web")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("d.csv:2: third column `120`"), "{e}");
+        let e = parse_csv("1767225600,5,web,extra\n", "d.csv", "web")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("found 4 columns"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_first_data_row_is_not_a_header() {
+        let e = parse_csv("yesterday,5\n1767225600,6\n", "d.csv", "web")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("d.csv:1: time `yesterday`"), "{e}");
+        // A real header is skipped, with or without the app column.
+        for text in ["time,rps\n1767225600,6\n", "t,rate,app\n1767225600,6,web\n"] {
+            assert_eq!(parse_csv(text, "d.csv", "web").unwrap()["web"].len(), 1);
+        }
     }
 }

@@ -85,6 +85,9 @@ pub struct Tally {
     pub step_response_s: Vec<Option<f64>>,
     #[serde(skip)]
     pub points: Vec<Point>,
+    /// The decisions that changed the count, with their reasons.
+    #[serde(skip)]
+    pub decisions: Vec<crate::model::Decision>,
     /// Load steps still waiting for capacity: their start (s since input start).
     #[serde(skip)]
     open_steps: Vec<(usize, f64)>,
@@ -137,6 +140,13 @@ impl Tally {
             instances: n,
             ready,
         });
+    }
+
+    /// Keeps `d` when it changed the count (keeps say little and are many).
+    pub fn record(&mut self, d: crate::model::Decision) {
+        if d.desired != d.current {
+            self.decisions.push(d);
+        }
     }
 
     /// Accounts for the window `[start_ns, end_ns)` with a constant `demand_rps`.

@@ -39,7 +39,7 @@ pub struct BacktestArgs {
     /// and bounds of the others for the apps they select).
     #[arg(long)]
     rules: Vec<PathBuf>,
-    /// Policies to compare (comma-separated). Default: rules (with --rules), vane, hpa, kpa.
+    /// Policies to compare (comma-separated). Default: rules (with --rules), vane, hpa, hpa-ideal, kpa.
     #[arg(long, value_delimiter = ',')]
     compare: Vec<Contender>,
     /// Metric of the generated policies for apps no rule selects.
@@ -76,6 +76,10 @@ pub struct BacktestArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Write every decision that changed a count, with its reasons, to this
+    /// file as JSON lines (`input`, `contender` and the decision record).
+    #[arg(long)]
+    decisions: Option<PathBuf>,
     /// Draw demand and instances over time to this PNG (one input and app:
     /// this name; several: `NAME-INPUT-APP.png`).
     #[arg(long)]
@@ -139,7 +143,12 @@ pub fn execute(a: BacktestArgs) -> anyhow::Result<()> {
         if rules.is_some() {
             c.push(Contender::Rules);
         }
-        c.extend([Contender::Vane, Contender::Hpa, Contender::Kpa]);
+        c.extend([
+            Contender::Vane,
+            Contender::Hpa,
+            Contender::HpaIdeal,
+            Contender::Kpa,
+        ]);
         c
     } else {
         a.compare.clone()
@@ -244,6 +253,10 @@ pub fn execute(a: BacktestArgs) -> anyhow::Result<()> {
         }
     }
 
+    if let Some(path) = &a.decisions {
+        write_decisions(path, &results)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let mut out = io::stdout().lock();
     if a.json {
         serde_json::to_writer_pretty(&mut out, &results)?;
@@ -253,6 +266,32 @@ pub fn execute(a: BacktestArgs) -> anyhow::Result<()> {
             print_table(&mut out, r)?;
         }
     }
+    Ok(())
+}
+
+fn write_decisions(path: &Path, results: &[AppResult]) -> anyhow::Result<()> {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        input: &'a str,
+        contender: &'a str,
+        #[serde(flatten)]
+        decision: &'a vane::model::Decision,
+    }
+    let mut out = io::BufWriter::new(std::fs::File::create(path)?);
+    for r in results {
+        for run in &r.runs {
+            for decision in &run.tally.decisions {
+                let line = Line {
+                    input: &r.input,
+                    contender: &run.contender,
+                    decision,
+                };
+                serde_json::to_writer(&mut out, &line)?;
+                writeln!(out)?;
+            }
+        }
+    }
+    out.flush()?;
     Ok(())
 }
 
@@ -280,7 +319,10 @@ fn read_input(path: &Path, a: &BacktestArgs, window_ns: i64) -> anyhow::Result<I
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    if path.extension().is_some_and(|e| e == "csv") {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let all = series::parse_csv(&text, &path.display().to_string(), &a.app)?;
@@ -364,9 +406,24 @@ impl Write for SharedBuf {
 fn print_table(out: &mut impl Write, r: &AppResult) -> io::Result<()> {
     let label = r.name.as_deref().unwrap_or(&r.app);
     writeln!(out, "{} / {} ({} windows)", r.input, label, r.windows)?;
+    // Columns as wide as the longest contender and algorithm name.
+    let pw = r
+        .runs
+        .iter()
+        .map(|x| x.contender.chars().count())
+        .chain([6])
+        .max()
+        .unwrap_or(6);
+    let aw = r
+        .runs
+        .iter()
+        .map(|x| x.algorithm.chars().count())
+        .chain([9])
+        .max()
+        .unwrap_or(9);
     writeln!(
         out,
-        "  {:<8} {:<16} {:>14} {:>14} {:>14} {:>14} {:>8} {:>16}",
+        "  {:<pw$} {:<aw$} {:>13} {:>13} {:>13} {:>13} {:>7} {:>16}",
         "policy",
         "algorithm",
         "instance-s",
@@ -378,22 +435,9 @@ fn print_table(out: &mut impl Write, r: &AppResult) -> io::Result<()> {
     )?;
     for run in &r.runs {
         let t = &run.tally;
-        let steps: Vec<f64> = t.step_response_s.iter().flatten().copied().collect();
-        let unmet = t.step_response_s.iter().filter(|s| s.is_none()).count();
-        let to_capacity = if t.step_response_s.is_empty() {
-            "-".to_string()
-        } else {
-            let mean = steps.iter().sum::<f64>() / steps.len().max(1) as f64;
-            let max = steps.iter().copied().fold(0.0, f64::max);
-            let mut s = format!("{mean:.0} / {max:.0}");
-            if unmet > 0 {
-                s.push_str(&format!(" +{unmet} unmet"));
-            }
-            s
-        };
         writeln!(
             out,
-            "  {:<8} {:<16} {:>14.0} {:>14.0} {:>14.0} {:>14.0} {:>8} {:>16}",
+            "  {:<pw$} {:<aw$} {:>13.0} {:>13.0} {:>13.0} {:>13.0} {:>7} {:>16}",
             run.contender,
             run.algorithm,
             t.instance_seconds,
@@ -401,33 +445,62 @@ fn print_table(out: &mut impl Write, r: &AppResult) -> io::Result<()> {
             t.over_provisioned_instance_seconds,
             t.requests_over_capacity,
             t.scale_actions,
-            to_capacity
+            to_capacity(&t.step_response_s)
         )?;
     }
     let find = |n: &str| r.runs.iter().find(|x| x.contender == n);
-    if let (Some(v), Some(h)) = (find("vane"), find("hpa")) {
-        let pct = |a: f64, b: f64| {
-            if b > 0.0 {
-                format!("{:.0}%", a / b * 100.0)
-            } else {
-                "-".into()
-            }
-        };
-        writeln!(
-            out,
-            "  vane vs hpa: under-provisioned {}, instance-seconds {}, actions {} vs {}",
-            pct(
-                v.tally.under_provisioned_instance_seconds,
-                h.tally.under_provisioned_instance_seconds
-            ),
-            pct(v.tally.instance_seconds, h.tally.instance_seconds),
-            v.tally.scale_actions,
-            h.tally.scale_actions
-        )?;
+    for opponent in ["hpa", "hpa-ideal"] {
+        if let (Some(v), Some(h)) = (find("vane"), find(opponent)) {
+            writeln!(out, "  {}", versus(v, h))?;
+        }
     }
     writeln!(
         out,
         "  (to capacity: mean / max seconds from a load step to ready capacity ≥ demand)"
     )?;
     writeln!(out)
+}
+
+/// The step-response column: mean / max seconds of the steps met, and how
+/// many were never met within the input.
+fn to_capacity(steps: &[Option<f64>]) -> String {
+    let met: Vec<f64> = steps.iter().flatten().copied().collect();
+    let unmet = steps.len() - met.len();
+    if steps.is_empty() {
+        return "-".to_string();
+    }
+    if met.is_empty() {
+        return format!("{unmet} unmet");
+    }
+    let mean = met.iter().sum::<f64>() / met.len() as f64;
+    let max = met.iter().copied().fold(0.0, f64::max);
+    let mut s = format!("{mean:.0} / {max:.0}");
+    if unmet > 0 {
+        s.push_str(&format!(" +{unmet} unmet"));
+    }
+    s
+}
+
+/// One line of `vane` against an opponent, in percent of the opponent.
+fn versus(v: &Run, h: &Run) -> String {
+    let pct = |a: f64, b: f64| {
+        if b > 0.0 {
+            format!("{:.0}%", a / b * 100.0)
+        } else if a > 0.0 {
+            "more (it had 0)".into()
+        } else {
+            "0 (both 0)".into()
+        }
+    };
+    format!(
+        "vane vs {}: under-provisioned {}, instance-seconds {}, actions {} vs {}",
+        h.contender,
+        pct(
+            v.tally.under_provisioned_instance_seconds,
+            h.tally.under_provisioned_instance_seconds
+        ),
+        pct(v.tally.instance_seconds, h.tally.instance_seconds),
+        v.tally.scale_actions,
+        h.tally.scale_actions
+    )
 }

@@ -35,6 +35,12 @@ pub struct AppState {
     /// `scaleUp.lookahead`: recent total load (time, rps or concurrency) for the trend.
     #[serde(default)]
     trend: VecDeque<(i64, f64)>,
+    /// Recommendations a forecast raised: (time, what the load as seen asked
+    /// for). Once the lookahead has passed, scale-down stabilization counts
+    /// the load that came, not the one forecast, so a wrong guess is
+    /// returned without waiting out the stabilization.
+    #[serde(default)]
+    forecasts: VecDeque<(i64, u32)>,
 }
 
 /// One evaluation's input.
@@ -145,6 +151,7 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
         burst,
         have_data,
         recs,
+        reactive,
     } = asked;
     let missing = !have_data;
     let recommended = raw;
@@ -160,27 +167,10 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
     });
 
     // 2. Stabilization (burst skips it upwards).
-    let horizon = policy.up.stabilization_ns.max(policy.down.stabilization_ns);
-    state.recommendations.push_back((now, raw));
-    while state
-        .recommendations
-        .front()
-        .is_some_and(|(t, _)| now - t >= horizon.max(1))
-    {
-        state.recommendations.pop_front();
-    }
-    let within = |w: i64| {
-        state
-            .recommendations
-            .iter()
-            .filter(move |(t, _)| now - t < w.max(1))
-            .map(|(_, r)| *r)
-    };
-    let up_rec = within(policy.up.stabilization_ns).min().unwrap_or(raw);
-    let down_rec = within(policy.down.stabilization_ns).max().unwrap_or(raw);
+    let (up_rec, down_rec) = stabilization_bounds(policy, state, now, raw, reactive);
     let stabilized = if current < up_rec {
         up_rec
-    } else if current > down_rec {
+    } else if current > down_rec && big_enough_to_go_down(&policy.down, current, down_rec) {
         down_rec
     } else {
         current
@@ -333,6 +323,72 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
     }
 }
 
+/// Whether a scale-down from `current` to `to` moves enough instances for
+/// `scaleDown.minPercent` (a share of the current count, rounded down; one
+/// instance always may go).
+fn big_enough_to_go_down(down: &Limits, current: u32, to: u32) -> bool {
+    let step = f64::from(current.saturating_sub(to));
+    let least = down
+        .min_percent
+        .map_or(0.0, |p| (f64::from(current) * p / 100.0).floor());
+    step >= least.max(1.0)
+}
+
+/// The lowest recommendation within the scale-up stabilization and the
+/// highest within the scale-down one, after recording `raw` (and, when a
+/// forecast raised it, what the load asked for: `reactive`).
+fn stabilization_bounds(
+    policy: &Policy,
+    state: &mut AppState,
+    now: i64,
+    raw: u32,
+    reactive: Option<u32>,
+) -> (u32, u32) {
+    let horizon = policy.up.stabilization_ns.max(policy.down.stabilization_ns);
+    let expired = |t: i64| now - t >= horizon.max(1);
+    state.recommendations.push_back((now, raw));
+    while state
+        .recommendations
+        .front()
+        .is_some_and(|(t, _)| expired(*t))
+    {
+        state.recommendations.pop_front();
+    }
+    if let Some(r) = reactive {
+        state.forecasts.push_back((now, r));
+    }
+    while state.forecasts.front().is_some_and(|(t, _)| expired(*t)) {
+        state.forecasts.pop_front();
+    }
+    let lookahead = policy.up.lookahead_ns;
+    let forecasts = &state.forecasts;
+    // A forecast recommendation whose time has come counts as what the load asked.
+    let settled = |t: i64, r: u32| {
+        if now - t < lookahead {
+            return r;
+        }
+        forecasts
+            .iter()
+            .find(|(ft, _)| *ft == t)
+            .map_or(r, |(_, seen)| *seen)
+    };
+    let within = |w: i64| {
+        state
+            .recommendations
+            .iter()
+            .filter(move |(t, _)| now - t < w.max(1))
+    };
+    let up_rec = within(policy.up.stabilization_ns)
+        .map(|(_, r)| *r)
+        .min()
+        .unwrap_or(raw);
+    let down_rec = within(policy.down.stabilization_ns)
+        .map(|&(t, r)| settled(t, r))
+        .max()
+        .unwrap_or(raw);
+    (up_rec, down_rec)
+}
+
 /// A burst probe: the same decision on a window still open (`obs.window`
 /// holds its rates so far, `obs.window_ns` the time they cover), kept only
 /// when the load is past the policy's burst factor and the decision is to
@@ -480,24 +536,47 @@ struct Asked {
     burst: bool,
     have_data: bool,
     recs: Vec<Recommendation>,
+    /// What the load as seen asked for, when a forecast raised `raw` above it.
+    reactive: Option<u32>,
 }
 
-/// How many windows of load the trend is fitted over.
+/// How many windows of load the trend is fitted over, at least: a longer
+/// lookahead keeps as many as it spans, up to `TREND_MAX_WINDOWS`.
 const TREND_WINDOWS: usize = 6;
+const TREND_MAX_WINDOWS: usize = 30;
+/// The most of a rise one window-to-window step may make: a rise made in one
+/// jump is a level shift (a stair, a partly seen edge), not a trend.
+const TREND_MAX_STEP_SHARE: f64 = 0.5;
+/// The fewest windows a trend is read from (three rises in a row).
+const TREND_MIN_WINDOWS: usize = 4;
+/// How much the windows must agree on the direction (Kendall's tau: the
+/// share of rising pairs minus the share of falling ones). Noise agrees
+/// about 0, a clean ramp 1.
+const TREND_AGREEMENT: f64 = 0.6;
+/// How many standard errors the slope must stand clear of zero: the noise
+/// of flat load makes slopes too, and extrapolated over a long lookahead
+/// they would ask for instances nothing needs.
+const TREND_SIGNIFICANCE: f64 = 3.0;
+/// A window whose load differs from the one before by more than this share
+/// is a level shift (an on-edge, a step, a drop): the trend restarts after
+/// it rather than extrapolating it.
+const LEVEL_SHIFT: f64 = 0.25;
 
 /// `scaleUp.lookahead`: the factor by which the load is expected to grow
 /// within the lookahead, from the trend of the last windows' total load: the
 /// median of the pairwise slopes (Theil–Sen, so one noisy window does not
-/// tilt it). Only growth beyond the tolerance counts (smaller is noise; a
-/// forecast never scales down); the caller caps it at doubling. A burst is a
-/// level shift, not a trend, so it restarts the history.
+/// tilt it), used only when the windows agree that the load rises
+/// (`TREND_AGREEMENT`) and the last ones each rose. Only growth beyond the
+/// tolerance counts (smaller is noise; a forecast never scales down); the
+/// caller caps it at doubling. A level shift or a burst is not a trend, so
+/// it restarts the history.
 fn trend_growth(
     policy: &Policy,
     state: &mut AppState,
     w: &WindowStats,
-    now: i64,
-    current: u32,
+    obs: &Observation<'_>,
 ) -> Option<f64> {
+    let (now, current, window_ns) = (obs.now_ns, obs.current, obs.window_ns);
     let lookahead = policy.up.lookahead_ns;
     if lookahead <= 0 {
         state.trend.clear();
@@ -509,17 +588,78 @@ fn trend_growth(
             m.is_per_instance() && metric_value(m, w, current).is_some_and(|v| v > f * target)
         })
     });
-    if burst {
+    let shifted = state
+        .trend
+        .back()
+        .is_some_and(|&(_, prev)| (load - prev).abs() > LEVEL_SHIFT * load.max(prev));
+    if burst || shifted {
         state.trend.clear();
     }
     state.trend.push_back((now, load));
-    while state.trend.len() > TREND_WINDOWS {
+    let keep = usize::try_from(lookahead / window_ns.max(1))
+        .unwrap_or(usize::MAX)
+        .saturating_add(1)
+        .clamp(TREND_WINDOWS, TREND_MAX_WINDOWS);
+    while state.trend.len() > keep {
         state.trend.pop_front();
     }
-    if state.trend.len() < 3 || load <= 0.0 {
+    if state.trend.len() < TREND_MIN_WINDOWS || load <= 0.0 {
         return None;
     }
     let points: Vec<(i64, f64)> = state.trend.iter().copied().collect();
+    let rising_lately = points
+        .windows(2)
+        .rev()
+        .take(TREND_MIN_WINDOWS - 1)
+        .all(|p| p[1].1 > p[0].1);
+    let (slope, agreement) = theil_sen(&points)?;
+    if !rising_lately
+        || agreement < TREND_AGREEMENT
+        || slope <= TREND_SIGNIFICANCE * slope_error(&points, slope)
+        || one_step_rise(&points)
+    {
+        return None;
+    }
+    // Never extrapolated further ahead than the history it was read from.
+    let span = points.last().map_or(0, |l| l.0) - points.first().map_or(0, |f| f.0);
+    let ahead = slope * lookahead.min(span) as f64 / NANOS_PER_SEC as f64;
+    // A rise within the tolerance band is noise as far as sizing goes.
+    let growth = (load + ahead) / load;
+    (growth > 1.0 + policy.tolerance).then_some(growth)
+}
+
+/// Whether one window-to-window step makes most of the rise of `points`.
+fn one_step_rise(points: &[(i64, f64)]) -> bool {
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return true;
+    };
+    let rise = last.1 - first.1;
+    let largest = points
+        .windows(2)
+        .map(|p| p[1].1 - p[0].1)
+        .fold(0.0, f64::max);
+    rise <= 0.0 || largest > TREND_MAX_STEP_SHARE * rise
+}
+
+/// The standard error of a slope (per second) fitted to `points`: the
+/// residuals' spread around the line over the spread of the times.
+fn slope_error(points: &[(i64, f64)], slope: f64) -> f64 {
+    let n = points.len() as f64;
+    let secs = |t: i64| t as f64 / NANOS_PER_SEC as f64;
+    let mean_t = points.iter().map(|p| secs(p.0)).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let residual = |p: &(i64, f64)| p.1 - mean_y - slope * (secs(p.0) - mean_t);
+    let sse: f64 = points.iter().map(|p| residual(p).powi(2)).sum();
+    let stt: f64 = points.iter().map(|p| (secs(p.0) - mean_t).powi(2)).sum();
+    if n <= 2.0 || stt <= 0.0 {
+        return f64::INFINITY;
+    }
+    (sse / (n - 2.0) / stt).sqrt()
+}
+
+/// The median pairwise slope of `points` (per second) and how much the pairs
+/// agree on its sign (Kendall's tau, −1 to 1).
+fn theil_sen(points: &[(i64, f64)]) -> Option<(f64, f64)> {
     let mut slopes = Vec::with_capacity(points.len() * points.len() / 2);
     for (i, &(t0, y0)) in points.iter().enumerate() {
         for &(t1, y1) in &points[i + 1..] {
@@ -531,12 +671,11 @@ fn trend_growth(
     if slopes.is_empty() {
         return None;
     }
+    let rising = slopes.iter().filter(|s| **s > 0.0).count() as f64;
+    let falling = slopes.iter().filter(|s| **s < 0.0).count() as f64;
+    let agreement = (rising - falling) / slopes.len() as f64;
     slopes.sort_by(f64::total_cmp);
-    let slope = slopes[slopes.len() / 2]; // load per second
-    let ahead = slope * lookahead as f64 / NANOS_PER_SEC as f64;
-    // A rise within the tolerance band is noise as far as sizing goes.
-    let growth = (load + ahead) / load;
-    (growth > 1.0 + policy.tolerance).then_some(growth)
+    Some((slopes[slopes.len() / 2], agreement))
 }
 
 /// Proportional target tracking: `ceil(current × value ÷ target)`, largest wins.
@@ -552,8 +691,8 @@ fn ask_target_tracking(
         untolerated: current,
         ..Asked::default()
     };
-    let growth = trend_growth(policy, state, w, obs.now_ns, current);
-    let mut best: Option<(u32, u32)> = None;
+    let growth = trend_growth(policy, state, w, obs);
+    let mut best: Option<(u32, u32, u32)> = None;
     for &(m, target) in &policy.targets {
         let Some(seen) = metric_value(m, w, current) else {
             a.recs.push(Recommendation {
@@ -568,26 +707,18 @@ fn ask_target_tracking(
         a.have_data = true;
         // Load metrics are sized for the load expected at the lookahead.
         let forecast = growth.filter(|_| m.is_per_instance() || m == Metric::Rps);
-        // When the forecast calls for more instances, size for twice the
-        // lookahead: on a ramp, one step up per lookahead instead of one per
-        // window (fewer actions, each instance asked for a start-up early).
+        // Sized for the lookahead itself: sizing further ahead (to save
+        // actions on a ramp) kept surplus at every ramp's end.
         let v = match forecast {
-            Some(g) if seen * g > target * (1.0 + policy.tolerance) => {
-                seen * (1.0 + 2.0 * (g - 1.0)).min(2.0)
-            }
             Some(g) => seen * g.min(2.0),
             None => seen,
         };
-        let ratio = v / target;
-        let proportional = if current == 0 {
-            // From zero: total load over the per-instance target.
-            (v / target).ceil()
+        let (desired, proportional) = size_for(current, v, target, policy.tolerance);
+        let reactive = if forecast.is_some() {
+            size_for(current, seen, target, policy.tolerance).0
         } else {
-            (f64::from(current) * ratio).ceil()
-        }
-        .clamp(0.0, f64::from(u32::MAX)) as u32;
-        let within = (ratio - 1.0).abs() <= policy.tolerance && current > 0;
-        let desired = if within { current } else { proportional };
+            desired
+        };
         if let Some(f) = policy.burst_factor
             && m.is_per_instance()
             && v > f * target
@@ -625,14 +756,34 @@ fn ask_target_tracking(
                 ),
             },
         });
-        let (b_tol, b_raw) = best.unwrap_or((0, 0));
-        best = Some((b_tol.max(desired), b_raw.max(proportional)));
+        let (b_tol, b_raw, b_reactive) = best.unwrap_or((0, 0, 0));
+        best = Some((
+            b_tol.max(desired),
+            b_raw.max(proportional),
+            b_reactive.max(reactive),
+        ));
     }
-    if let Some((tol, unt)) = best {
+    if let Some((tol, unt, reactive)) = best {
         a.raw = tol;
         a.untolerated = unt;
+        a.reactive = Some(reactive).filter(|r| *r < tol);
     }
     a
+}
+
+/// Proportional sizing of `current` instances for a value `v` of a metric
+/// against its target: (the count with the tolerance applied, without it).
+fn size_for(current: u32, v: f64, target: f64, tolerance: f64) -> (u32, u32) {
+    let ratio = v / target;
+    let proportional = if current == 0 {
+        // From zero: total load over the per-instance target.
+        ratio.ceil()
+    } else {
+        (f64::from(current) * ratio).ceil()
+    }
+    .clamp(0.0, f64::from(u32::MAX)) as u32;
+    let within = (ratio - 1.0).abs() <= tolerance && current > 0;
+    (if within { current } else { proportional }, proportional)
 }
 
 /// The Kubernetes replica calculator over the instances' values.

@@ -267,6 +267,10 @@ pub struct DirectionBehavior {
     /// At most this percentage of the current count per `period`.
     #[serde(default)]
     pub max_percent: Option<Spanned<f64>>,
+    /// Scale-down only: steps smaller than this percentage of the current
+    /// count wait (at least one instance always may go).
+    #[serde(default)]
+    pub min_percent: Option<Spanned<f64>>,
     #[serde(default)]
     pub period: Option<Spanned<String>>,
     /// Scale-up only: size for the load expected this far ahead, from the

@@ -116,6 +116,10 @@ pub struct Limits {
     pub period_ns: i64,
     /// Scale-up: size for the trend-extrapolated load this far ahead (0: off).
     pub lookahead_ns: i64,
+    /// Scale-down: a step smaller than this percentage of the current count
+    /// (and at least one instance) waits; a slowly fading load then comes
+    /// down in a few steps instead of one instance per window.
+    pub min_percent: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +197,7 @@ impl Check<'_> {
             max_percent: None,
             period_ns: 60 * NS,
             lookahead_ns: 0,
+            min_percent: None,
         };
         let Some(d) = d else { return l };
         if let Some(la) = &d.lookahead {
@@ -230,6 +235,18 @@ impl Check<'_> {
                 );
             }
             l.max_instances = Some(m.value);
+        }
+        if let Some(p) = &d.min_percent {
+            if dir == "scaleUp" {
+                self.err(
+                    p,
+                    "minPercent applies to scaleDown only (a scale-up is never held back for being small)",
+                );
+            } else if !(0.0..100.0).contains(&p.value) {
+                self.err(p, format!("{dir}.minPercent must be from 0 to under 100"));
+            } else {
+                l.min_percent = Some(p.value);
+            }
         }
         if let Some(p) = &d.max_percent {
             l.max_percent = Some(self.positive(p, &format!("{dir}.maxPercent")));
@@ -379,6 +396,7 @@ pub fn compile(doc: &RuleDocument, file: &str) -> Result<Policy, Vec<RuleError>>
                     max_percent: Some(100.0),
                     period_ns: 15 * NS,
                     lookahead_ns: 0,
+                    min_percent: None,
                 };
             }
             if s.behavior.scale_down.is_none() {
@@ -388,6 +406,7 @@ pub fn compile(doc: &RuleDocument, file: &str) -> Result<Policy, Vec<RuleError>>
                     max_percent: Some(100.0),
                     period_ns: 15 * NS,
                     lookahead_ns: 0,
+                    min_percent: None,
                 };
             }
             if let Some(t) = s.targets.iter().find(|t| !t.metric.is_per_instance()) {
@@ -409,6 +428,7 @@ pub fn compile(doc: &RuleDocument, file: &str) -> Result<Policy, Vec<RuleError>>
                 max_percent: None,
                 period_ns: 60 * NS,
                 lookahead_ns: 0,
+                min_percent: None,
             };
             down = up;
             if s.targets.len() != 1 || !s.targets[0].metric.is_per_instance() {

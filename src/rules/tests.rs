@@ -418,15 +418,79 @@ fn lookahead_sizes_a_rising_load_for_the_start_up_time_ahead() {
         last = (Some(with.step(Some(rps))), Some(without.step(Some(rps))));
     }
     let (w, wo) = (last.0.unwrap(), last.1.unwrap());
-    // 570 req/s now, 750 expected in 60 s; sized for twice that horizon (930).
+    // 570 req/s now; the trend is read from 30 s of history, so it is
+    // extrapolated 30 s ahead, not the full 60: 660 req/s.
     assert_eq!(wo.desired, 5, "{}", wo.reason);
-    assert_eq!(w.desired, 8, "{}", w.reason);
+    assert_eq!(w.desired, 6, "{}", w.reason);
     assert!(
         w.recommendations[0].note.contains("rising")
-            && w.recommendations[0].note.contains("in 60 s"),
+            && w.recommendations[0].note.contains("expected in 60 s")
+            && w.recommendations[0].value == Some(660.0 / 5.0),
         "{}",
         w.recommendations[0].note
     );
+    // Three windows on, 60 s of history: 660 req/s now, 840 in 60 s.
+    let mut d = None;
+    for rps in [600.0, 630.0, 660.0] {
+        d = Some(with.step(Some(rps)));
+    }
+    let d = d.unwrap();
+    let per_instance = d.recommendations[0].value.unwrap();
+    assert!(
+        (per_instance * f64::from(d.current) - 840.0).abs() < 1e-6,
+        "{}",
+        d.recommendations[0].note
+    );
+    assert_eq!(d.desired, 7, "840 req/s at 120 per instance: {}", d.reason);
+}
+
+/// What a forecast asked for beyond the load that came is given back once
+/// the lookahead has passed, not held for the whole scale-down stabilization.
+#[test]
+fn a_wrong_forecast_is_returned_after_the_lookahead() {
+    let spec = format!("{BASE}  behavior:\n    scaleUp: {{lookahead: 30s}}\n");
+    let mut r = Run::new(&spec, 4);
+    for rps in [400.0, 430.0, 460.0, 490.0] {
+        r.step(Some(rps));
+    }
+    let raised = r.current;
+    assert!(raised >= 5, "the ramp was sized ahead: {raised}");
+    // The rise stops: 490 req/s asks for 5 (4.1 beyond the tolerance).
+    let mut counts = Vec::new();
+    for _ in 0..6 {
+        counts.push(r.step(Some(490.0)).desired);
+    }
+    assert_eq!(
+        counts.last(),
+        Some(&5),
+        "back to what the load asks within the lookahead, not after 300 s: {counts:?}"
+    );
+    let mut r = Run::new(BASE, 4);
+    r.step(Some(800.0));
+    for _ in 0..6 {
+        r.step(Some(490.0));
+    }
+    assert_eq!(
+        r.current, 7,
+        "without a forecast the stabilization holds what the load asked"
+    );
+}
+
+/// `scaleDown.minPercent`: a fading load comes down in steps of at least
+/// that share of the count.
+#[test]
+fn min_percent_batches_small_scale_downs() {
+    let spec = format!("{BASE}  behavior:\n    scaleDown: {{stabilization: 0s, minPercent: 20}}\n");
+    let mut r = Run::new(&spec, 20);
+    // 20 → wants 19: one instance is under 20 % of 20, it waits.
+    let d = r.step(Some(19.0 * 120.0));
+    assert_eq!(d.desired, 20, "{}", d.reason);
+    // Wants 16: four instances, 20 %: it goes.
+    let d = r.step(Some(16.0 * 120.0));
+    assert_eq!(d.desired, 16, "{}", d.reason);
+    // At 4, one instance (25 %) may go.
+    let mut r = Run::new(&spec, 4);
+    assert_eq!(r.step(Some(3.0 * 120.0)).desired, 3);
 }
 
 #[test]
@@ -465,6 +529,22 @@ fn lookahead_ignores_noise_falls_and_level_shifts() {
         );
     }
     assert_eq!(r.current, 10, "1205 req/s at 120 per instance");
+    // A stair (one rise of 15 %, then flat with noise) and an edge seen
+    // half in one window: neither is a trend.
+    for series in [
+        [400.0, 402.0, 399.0, 460.0, 462.0, 465.0, 468.0],
+        [100.0, 101.0, 250.0, 400.0, 402.0, 405.0, 407.0],
+    ] {
+        let mut r = Run::new(&spec, 4);
+        for rps in series {
+            let d = r.step(Some(rps));
+            assert!(
+                !d.recommendations[0].note.contains("rising"),
+                "{series:?} at {rps}: {}",
+                d.reason
+            );
+        }
+    }
 }
 
 #[test]
