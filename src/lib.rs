@@ -9,6 +9,7 @@ pub mod backtest;
 pub mod config;
 pub mod core;
 pub mod decode;
+pub mod forecast;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod generate;

@@ -395,6 +395,7 @@ fn decision(app: &str, current: u32, desired: u32) -> Decision {
         error: None,
         action: None,
         instance: None,
+        forecast: None,
     }
 }
 

@@ -388,6 +388,7 @@ impl Outcome {
                 Action::Restart { instance, .. } => Some(instance.clone()),
                 _ => None,
             },
+            forecast: None,
         })
     }
 }

@@ -27,6 +27,8 @@ pub enum Contender {
     Rules,
     /// Vane's default policy on the same metric and target.
     Vane,
+    /// Vane's default with predictive scaling enabled (`spec.predictive`).
+    VanePredictive,
     /// Kubernetes HPA as deployed: replica calculator, default behavior,
     /// 15 s sync on a 60 s rate (see `--hpa-sync`, `--hpa-metric-window`).
     Hpa,
@@ -41,6 +43,7 @@ impl Contender {
         match self {
             Contender::Rules => "rules",
             Contender::Vane => "vane",
+            Contender::VanePredictive => "vane-predictive",
             Contender::Hpa => "hpa",
             Contender::HpaIdeal => "hpa-ideal",
             Contender::Kpa => "kpa",
@@ -97,6 +100,15 @@ pub fn default_policy_yaml(aim: &Aim) -> String {
     )
 }
 
+/// Vane's default policy with predictive scaling enabled: the forecast of
+/// the app's own history raises the floor `lookahead` + 60 s ahead.
+pub fn predictive_policy_yaml(aim: &Aim) -> String {
+    format!(
+        "{}  predictive: {{mode: enabled}}\n",
+        default_policy_yaml(aim).replace("name: vane-default", "name: vane-predictive")
+    )
+}
+
 /// Kubernetes HPA defaults: tolerance 10 %; up: no stabilization, at most
 /// 4 pods or 100 % per 15 s (whichever allows more); down: 300 s
 /// stabilization, 100 % per 15 s.
@@ -150,6 +162,7 @@ pub fn policy_for(
     }
     let yaml = match contender {
         Contender::Vane => default_policy_yaml(&aim),
+        Contender::VanePredictive => predictive_policy_yaml(&aim),
         Contender::Hpa | Contender::HpaIdeal => hpa_policy_yaml(&aim),
         Contender::Kpa => kpa_policy_yaml(&aim),
         Contender::Rules => unreachable!("handled above"),
@@ -224,14 +237,24 @@ pub fn simulate(
     let probes = policy.burst_factor.is_some() && cadence == Cadence::EVERY_WINDOW;
     let act = |cluster: &mut Cluster, tally: &mut Tally, desired: u32, at: i64| {
         if desired != cluster.len() {
-            tally.scale_actions += 1;
+            if at >= sim.score_from_ns {
+                tally.scale_actions += 1;
+            }
             cluster.scale_to(desired, at, sim.startup_ns);
         }
     };
+    let mut forecaster = policy
+        .predictive
+        .map(|p| crate::forecast::Forecaster::new(p.settings));
+    // What the forecaster said at the last window's end (probes read it too).
+    let mut outlook: Option<crate::forecast::Outlook> = None;
     for row in rows {
         let (start, end) = (row.start.nanos(), row.end.nanos());
         let t0 = (start - origin) / S;
-        tally.begin_window(sim, t0 as f64, row.rps);
+        let scored = start >= sim.score_from_ns;
+        if scored {
+            tally.begin_window(sim, t0 as f64, row.rps);
+        }
         let secs = ((end - start) / S).max(1);
         let mut requests = 0.0;
         let mut probed = false;
@@ -241,7 +264,9 @@ pub fn simulate(
                 .and_then(|i| per_second.get(i).copied())
                 .unwrap_or(row.rps);
             let at = start + s * S;
-            tally.second(&cluster, sim, at, (t0 + s) as f64, demand);
+            if scored {
+                tally.second(&cluster, sim, at, (t0 + s) as f64, demand);
+            }
             requests += demand;
             // After this second: a burst probe on the window so far.
             let elapsed = (s + 1) * S;
@@ -268,11 +293,14 @@ pub fn simulate(
                     window: Some(&partial),
                     instances: &[],
                     current: cluster.len(),
+                    forecast: outlook.as_ref(),
                 };
                 if let Some(d) = crate::rules::probe(policy, &mut state, &obs) {
                     probed = true;
                     act(&mut cluster, &mut tally, d.desired, start + elapsed);
-                    tally.record(d);
+                    if scored {
+                        tally.record(d);
+                    }
                 }
             }
         }
@@ -303,6 +331,11 @@ pub fn simulate(
         } else {
             100.0
         });
+        if let Some(f) = forecaster.as_mut() {
+            f.observe(start, end, row.rps);
+            f.refresh(end);
+            outlook = Some(f.outlook(end.saturating_add(f.settings().lead_ns)));
+        }
         let obs = Observation {
             app: &row.app,
             name: row.name.as_deref(),
@@ -311,10 +344,19 @@ pub fn simulate(
             window: Some(&seen),
             instances: &[],
             current: cluster.len(),
+            forecast: outlook.as_ref(),
         };
         let d = decide(policy, &mut state, &obs);
         act(&mut cluster, &mut tally, d.desired, end);
-        tally.record(d);
+        if scored {
+            tally.record(d);
+        }
+    }
+    if let Some(f) = &forecaster {
+        tally.forecast_wmape = f.error();
+        if let Some(crate::forecast::Outlook::Refused(why)) = outlook {
+            tally.forecast_refused = Some(why);
+        }
     }
     tally
 }

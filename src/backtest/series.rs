@@ -201,6 +201,13 @@ pub enum Shape {
     /// 2 h at 100 req/s; at 30 minutes a flash crowd of 1,200 req/s within
     /// 20 s that fades back with a 10-minute time constant.
     Flash,
+    /// 14 days from a Monday: weekdays rise from 60 to 500 req/s within two
+    /// minutes at 08:00, dip to 300 over lunch and come back at 13:00 at
+    /// once, fade from 17:00 to 80 by 22:00; weekends rise slowly to 220
+    /// from 09:00 to 11:00. Two one-off spikes (day 3 at 15:00, day 10 at
+    /// 11:00: ×1.8 for 20 minutes) that a forecast must not learn; 5 %
+    /// noise per second and a level wandering 3 % per minute.
+    Weekly,
 }
 
 impl Shape {
@@ -213,10 +220,11 @@ impl Shape {
             Shape::Noisy => "noisy",
             Shape::Staircase => "staircase",
             Shape::Flash => "flash",
+            Shape::Weekly => "weekly",
         }
     }
 
-    pub const ALL: [Shape; 7] = [
+    pub const ALL: [Shape; 8] = [
         Shape::Diurnal,
         Shape::Step,
         Shape::Sawtooth,
@@ -224,11 +232,13 @@ impl Shape {
         Shape::Noisy,
         Shape::Staircase,
         Shape::Flash,
+        Shape::Weekly,
     ];
 
     fn duration_s(self) -> u32 {
         match self {
             Shape::Diurnal => 86_400,
+            Shape::Weekly => 14 * 86_400,
             _ => 7_200,
         }
     }
@@ -263,6 +273,7 @@ impl Shape {
                     700.0 - 140.0 * (k - 15.0)
                 }
             }
+            Shape::Weekly => weekly(t),
             Shape::Flash => {
                 let since = s - 1_800.0;
                 if since < 0.0 {
@@ -282,6 +293,7 @@ impl Shape {
         let duration_s = self.duration_s();
         let (noise, wander) = match self {
             Shape::Noisy => (0.3, 0.1),
+            Shape::Weekly => (0.05, 0.03),
             _ => (0.05, 0.0),
         };
         let mut out = Vec::with_capacity((duration_s / every_s.max(1)) as usize);
@@ -300,6 +312,43 @@ impl Shape {
         }
         out
     }
+}
+
+/// The `weekly` shape's level `t` seconds after Monday 00:00.
+fn weekly(t: u32) -> f64 {
+    let day = t / 86_400;
+    let h = f64::from(t % 86_400) / 3_600.0;
+    let ramp = |from: f64, to: f64, h0: f64, h1: f64| {
+        from + (to - from) * ((h - h0) / (h1 - h0)).clamp(0.0, 1.0)
+    };
+    let base = if day % 7 >= 5 {
+        if h < 9.0 {
+            50.0
+        } else if h < 11.0 {
+            ramp(50.0, 220.0, 9.0, 11.0)
+        } else if h < 18.0 {
+            220.0
+        } else {
+            ramp(220.0, 50.0, 18.0, 22.0)
+        }
+    } else if h < 8.0 - 2.0 / 60.0 {
+        60.0
+    } else if h < 8.0 {
+        ramp(60.0, 500.0, 8.0 - 2.0 / 60.0, 8.0)
+    } else if h < 12.0 {
+        500.0
+    } else if h < 13.0 {
+        300.0
+    } else if h < 17.0 {
+        500.0
+    } else if h < 22.0 {
+        ramp(500.0, 80.0, 17.0, 22.0)
+    } else {
+        ramp(80.0, 60.0, 22.0, 24.0)
+    };
+    let spike = (day == 2 && (15.0..15.0 + 1.0 / 3.0).contains(&h))
+        || (day == 9 && (11.0..11.0 + 1.0 / 3.0).contains(&h));
+    if spike { base * 1.8 } else { base }
 }
 
 /// A standard normal sample (Box–Muller).

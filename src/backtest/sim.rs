@@ -16,6 +16,8 @@ pub struct SimSettings {
     pub startup_ns: i64,
     /// Requests/s one ready instance serves.
     pub capacity_rps: f64,
+    /// Only what happens from here on is scored (before it: training).
+    pub score_from_ns: i64,
 }
 
 /// The instances of one app: when each becomes ready (ns), oldest first.
@@ -85,6 +87,12 @@ pub struct Tally {
     pub step_response_s: Vec<Option<f64>>,
     #[serde(skip)]
     pub points: Vec<Point>,
+    /// Predictive policies: the forecast's wMAPE at the lead time at the end
+    /// of the input, or why it was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast_wmape: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast_refused: Option<String>,
     /// The decisions that changed the count, with their reasons.
     #[serde(skip)]
     pub decisions: Vec<crate::model::Decision>,
@@ -195,6 +203,7 @@ mod tests {
         let sim = SimSettings {
             startup_ns: 5 * S,
             capacity_rps: 50.0,
+            score_from_ns: i64::MIN,
         };
         let mut c = Cluster::with_ready(1);
         c.scale_to(2, 0, 5 * S);

@@ -39,7 +39,8 @@ pub struct BacktestArgs {
     /// and bounds of the others for the apps they select).
     #[arg(long)]
     rules: Vec<PathBuf>,
-    /// Policies to compare (comma-separated). Default: rules (with --rules), vane, hpa, hpa-ideal, kpa.
+    /// Policies to compare (comma-separated). Default: rules (with --rules),
+    /// vane, hpa, hpa-ideal, kpa, and vane-predictive with --train.
     #[arg(long, value_delimiter = ',')]
     compare: Vec<Contender>,
     /// Metric of the generated policies for apps no rule selects.
@@ -67,6 +68,10 @@ pub struct BacktestArgs {
     /// pipeline's rate window; `hpa-ideal` uses Vane's window).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     hpa_metric_window: Duration,
+    /// Train on this much of each input first (the forecaster's history,
+    /// every policy's state) and score only the rest.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    train: Duration,
     /// App of CSV rows without an app column.
     #[arg(long, default_value = "app")]
     app: String,
@@ -129,6 +134,7 @@ pub fn execute(a: BacktestArgs) -> anyhow::Result<()> {
     let sim = SimSettings {
         startup_ns: a.startup.as_nanos() as i64,
         capacity_rps: a.capacity,
+        score_from_ns: i64::MIN,
     };
     let rules: Option<RuleSet> = if a.rules.is_empty() {
         None
@@ -149,6 +155,9 @@ pub fn execute(a: BacktestArgs) -> anyhow::Result<()> {
             Contender::HpaIdeal,
             Contender::Kpa,
         ]);
+        if !a.train.is_zero() {
+            c.insert(c.len() - 3, Contender::VanePredictive);
+        }
         c
     } else {
         a.compare.clone()
@@ -190,6 +199,12 @@ pub fn execute(a: BacktestArgs) -> anyhow::Result<()> {
         for (app, (rows, per_second)) in &input.apps {
             let name = rows.iter().find_map(|r| r.name.clone());
             let first_rps = rows.first().map_or(0.0, |r| r.rps);
+            let origin = rows.first().map_or(0, |r| r.start.nanos());
+            let train_ns = i64::try_from(a.train.as_nanos()).unwrap_or(i64::MAX);
+            let sim = SimSettings {
+                score_from_ns: origin.saturating_add(train_ns),
+                ..sim
+            };
             let mut runs = Vec::new();
             for &c in &contenders {
                 let Some(policy) =
@@ -454,6 +469,26 @@ fn print_table(out: &mut impl Write, r: &AppResult) -> io::Result<()> {
             writeln!(out, "  {}", versus(v, h))?;
         }
     }
+    if let (Some(p), Some(v)) = (find("vane-predictive"), find("vane")) {
+        writeln!(out, "  {}", versus(p, v))?;
+    }
+    for run in &r.runs {
+        if let Some(e) = run.tally.forecast_wmape {
+            writeln!(
+                out,
+                "  {}: forecast wMAPE at the lead time {:.1}% (last day)",
+                run.contender,
+                e * 100.0
+            )?;
+        }
+        if let Some(why) = &run.tally.forecast_refused {
+            writeln!(
+                out,
+                "  {}: forecast refused ({why}): reactive",
+                run.contender
+            )?;
+        }
+    }
     writeln!(
         out,
         "  (to capacity: mean / max seconds from a load step to ready capacity ≥ demand)"
@@ -481,7 +516,7 @@ fn to_capacity(steps: &[Option<f64>]) -> String {
     s
 }
 
-/// One line of `vane` against an opponent, in percent of the opponent.
+/// One line of a contender against an opponent, in percent of the opponent.
 fn versus(v: &Run, h: &Run) -> String {
     let pct = |a: f64, b: f64| {
         if b > 0.0 {
@@ -493,7 +528,8 @@ fn versus(v: &Run, h: &Run) -> String {
         }
     };
     format!(
-        "vane vs {}: under-provisioned {}, instance-seconds {}, actions {} vs {}",
+        "{} vs {}: under-provisioned {}, instance-seconds {}, actions {} vs {}",
+        v.contender,
         h.contender,
         pct(
             v.tally.under_provisioned_instance_seconds,

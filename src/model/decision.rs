@@ -89,6 +89,30 @@ pub struct Decision {
     /// Health records: the instance acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// Policies with `spec.predictive`: the forecast beside the decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastUse>,
+}
+
+/// What a policy's forecast said at a decision, and whether it acted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastUse {
+    /// `forecast-only` or `enabled`.
+    pub mode: String,
+    /// How far ahead the forecast was read, seconds.
+    pub lead_s: i64,
+    /// The forecast request rate at the lead time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rps: Option<f64>,
+    /// The instances that rate needs at the target (the floor it asks for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u32>,
+    /// The forecast's wMAPE at the lead time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<f64>,
+    /// Whether the forecast raised the count.
+    pub applied: bool,
+    pub note: String,
 }
 
 /// The name of the constraint a paused app's decisions carry.

@@ -12,6 +12,8 @@ mod window_json;
 pub use access::AccessRecord;
 pub use alert::{AlertEvent, AlertState};
 pub use dead_letter::{DeadKind, DeadKindCounts, DeadLetter};
-pub use decision::{Constraint, Decision, DecisionSource, Direction, PAUSED, Recommendation};
+pub use decision::{
+    Constraint, Decision, DecisionSource, Direction, ForecastUse, PAUSED, Recommendation,
+};
 pub use metric::ContainerMetric;
 pub use window::{LatencyMs, StatusCounts, WindowStats};

@@ -280,6 +280,7 @@ impl Decider {
                 window: Some(row),
                 instances: instance_rows,
                 current: tracked.instances,
+                forecast: None,
             };
             let mut d = decide(policy, &mut tracked.engine, &obs);
             if let Some(by) = &paused_by {
@@ -318,6 +319,7 @@ impl Decider {
                 window: None,
                 instances: &[],
                 current: tracked.instances,
+                forecast: None,
             };
             let mut d = decide(policy, &mut tracked.engine, &obs);
             if let Some(by) = &paused_by {
@@ -376,6 +378,7 @@ impl Decider {
                 window: Some(&row),
                 instances: &[],
                 current: tracked.instances,
+                forecast: None,
             };
             if let Some(mut d) = super::engine::probe(policy, &mut tracked.engine, &obs) {
                 if let Some(by) = &paused_by {

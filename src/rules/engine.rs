@@ -10,6 +10,8 @@ use super::hpa;
 use super::kpa::Kpa;
 use super::model::{Algorithm, Metric};
 use super::policy::{Limits, Policy};
+use crate::forecast::Outlook;
+use crate::model::ForecastUse;
 use crate::model::WindowStats;
 use crate::model::{Constraint, Decision, Direction, Recommendation};
 use crate::time::{NANOS_PER_SEC, Timestamp};
@@ -58,6 +60,9 @@ pub struct Observation<'a> {
     pub instances: &'a [WindowStats],
     /// Instances running now, as the orchestrator reports them.
     pub current: u32,
+    /// `spec.predictive`: what the app's forecaster says about `now_ns` +
+    /// the policy's lead time (`None`: no forecaster for it yet).
+    pub forecast: Option<&'a Outlook>,
 }
 
 fn metric_value(m: Metric, w: &WindowStats, current: u32) -> Option<f64> {
@@ -165,6 +170,17 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
             fmt_num(policy.tolerance * 100.0)
         )
     });
+
+    // 1b. The forecast's floor (`spec.predictive`): a recommendation like
+    // the metrics' ones, so stabilization holds it and a forecast that
+    // wobbles by an instance from minute to minute does not flap the count.
+    let (raw, forecast) = match &policy.predictive {
+        Some(p) if window.is_some() => {
+            let (raw, used) = predictive_floor(policy, p, obs, raw, &mut chain);
+            (raw, Some(used))
+        }
+        _ => (raw, None),
+    };
 
     // 2. Stabilization (burst skips it upwards).
     let (up_rec, down_rec) = stabilization_bounds(policy, state, now, raw, reactive);
@@ -320,7 +336,75 @@ pub fn decide(policy: &Policy, state: &mut AppState, obs: &Observation<'_>) -> D
         error: None,
         action: None,
         instance: None,
+        forecast,
     }
+}
+
+/// `spec.predictive`: reads the forecast, and in `enabled` mode raises the
+/// recommendation `raw` to what the forecast rate needs at the policy's
+/// per-instance rps target — beyond the tolerance of the current count, or
+/// at least keeping the current count (a forecast never lowers anything:
+/// Vane does not scale in on a forecast). Returns the new recommendation.
+fn predictive_floor(
+    policy: &Policy,
+    p: &super::policy::Predictive,
+    obs: &Observation<'_>,
+    raw: u32,
+    chain: &mut Chain,
+) -> (u32, ForecastUse) {
+    let lead_s = p.settings.lead_ns / NANOS_PER_SEC;
+    let mut used = ForecastUse {
+        mode: if p.enabled {
+            "enabled"
+        } else {
+            "forecast-only"
+        }
+        .into(),
+        lead_s,
+        rps: None,
+        instances: None,
+        error: None,
+        applied: false,
+        note: String::new(),
+    };
+    let target = policy
+        .targets
+        .iter()
+        .find(|(m, _)| *m == Metric::RpsPerInstance)
+        .map(|t| t.1);
+    let (rps, error, target) = match (obs.forecast, target) {
+        (Some(Outlook::Rate { rps, error }), Some(t)) if t > 0.0 => (*rps, *error, t),
+        (Some(Outlook::Refused(why)), _) => {
+            used.note = format!("no forecast ({why}): reactive");
+            return (raw, used);
+        }
+        _ => {
+            used.note = "no forecast yet: reactive".into();
+            return (raw, used);
+        }
+    };
+    let floor = (rps / target).ceil().clamp(0.0, f64::from(policy.max)) as u32;
+    used.rps = Some(rps);
+    used.instances = Some(floor);
+    used.error = Some(error);
+    used.note = format!(
+        "forecast {} req/s in {lead_s} s needs {floor} (wMAPE {}%)",
+        fmt_num(rps),
+        fmt_num((error * 1000.0).round() / 10.0)
+    );
+    let current = obs.current;
+    let wanted = if f64::from(floor) > f64::from(current) * (1.0 + policy.tolerance) {
+        floor
+    } else {
+        floor.min(current)
+    };
+    if p.enabled && wanted > raw {
+        let note = used.note.clone();
+        chain.apply("predictive", wanted, || note);
+        used.applied = true;
+        return (wanted, used);
+    }
+    (raw, used)
 }
 
 /// Whether a scale-down from `current` to `to` moves enough instances for

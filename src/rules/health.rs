@@ -596,6 +596,7 @@ impl HealthWatcher {
                     error: None,
                     action: Some(verb.to_string()),
                     instance: Some(inst),
+                    forecast: None,
                 });
             }
             if a.budget_alert && (a.restarts.len() as u32) < rule.max_restarts {

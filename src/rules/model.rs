@@ -77,6 +77,29 @@ pub struct PolicySpec {
     /// carried out (like KEDA's paused replicas).
     #[serde(default)]
     pub paused: bool,
+    /// Predictive scaling from a forecast of the app's own history.
+    #[serde(default)]
+    pub predictive: Option<PredictiveSettings>,
+}
+
+/// `spec.predictive`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PredictiveSettings {
+    /// `forecast-only` (default: recorded beside each decision, nothing acts
+    /// on it) or `enabled` (the forecast raises the floor ahead of time).
+    #[serde(default)]
+    pub mode: Option<Spanned<String>>,
+    /// How far ahead the floor is raised: the start-up time plus a buffer
+    /// (default: `scaleUp.lookahead` + 60 s).
+    #[serde(default)]
+    pub lead_time: Option<Spanned<String>>,
+    /// The most wMAPE at the lead time a forecast may have and be acted on.
+    #[serde(default)]
+    pub max_error: Option<Spanned<f64>>,
+    /// How often the forecast is refitted (default 1h).
+    #[serde(default)]
+    pub refresh: Option<Spanned<String>>,
 }
 
 /// `algorithm: kpa` settings (Knative's names; defaults are Knative's).

@@ -36,6 +36,16 @@ pub struct Policy {
     pub kpa: Option<super::kpa::DeciderSpec>,
     /// Decide and record, carry nothing out.
     pub paused: bool,
+    /// `spec.predictive`: forecast-driven floors.
+    pub predictive: Option<Predictive>,
+}
+
+/// How a policy uses the forecast of its app's demand.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Predictive {
+    /// The floor is raised (`true`) or only recorded (`forecast-only`).
+    pub enabled: bool,
+    pub settings: crate::forecast::ForecastSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +193,55 @@ impl Check<'_> {
             );
         }
         v.value
+    }
+
+    fn predictive(
+        &mut self,
+        p: &super::model::PredictiveSettings,
+        lookahead_ns: i64,
+    ) -> Predictive {
+        let mut settings = crate::forecast::ForecastSettings {
+            lead_ns: lookahead_ns.saturating_add(60 * NS),
+            ..Default::default()
+        };
+        let enabled = match p.mode.as_ref().map(|m| m.value.as_str()) {
+            None | Some("forecast-only") => false,
+            Some("enabled") => true,
+            Some(other) => {
+                if let Some(m) = &p.mode {
+                    self.err(
+                        m,
+                        format!("predictive.mode `{other}`: use `forecast-only` or `enabled`"),
+                    );
+                }
+                false
+            }
+        };
+        if let Some(l) = &p.lead_time {
+            settings.lead_ns = self.duration(l, "predictive.leadTime");
+            if settings.lead_ns > 3_600 * NS {
+                self.err(
+                    l,
+                    "predictive.leadTime must be at most 1h (the forecast is refitted hourly)",
+                );
+            }
+        }
+        if let Some(r) = &p.refresh {
+            settings.refresh_ns = self.duration(r, "predictive.refresh");
+            if !(60 * NS..=86_400 * NS).contains(&settings.refresh_ns) {
+                self.err(r, "predictive.refresh must be from 1m to 24h");
+            }
+        }
+        if let Some(e) = &p.max_error {
+            if !(e.value > 0.0 && e.value <= 1.0) {
+                self.err(
+                    e,
+                    "predictive.maxError is a wMAPE from 0 to 1 (0.25 = 25 %)",
+                );
+            }
+            settings.max_error = e.value;
+        }
+        Predictive { enabled, settings }
     }
 
     fn limits(
@@ -520,6 +579,18 @@ pub fn compile(doc: &RuleDocument, file: &str) -> Result<Policy, Vec<RuleError>>
         }
         (None, None) => None,
     };
+    let predictive = s
+        .predictive
+        .as_ref()
+        .map(|p| c.predictive(p, up.lookahead_ns));
+    if predictive.is_some() && !targets.iter().any(|(m, _)| *m == Metric::RpsPerInstance) {
+        c.errors.push(RuleError::at(
+            file,
+            s.min.referenced,
+            Some(&name),
+            "`predictive` forecasts the request rate: it needs a target on rps_per_instance",
+        ));
+    }
     if !c.errors.is_empty() {
         return Err(c.errors);
     }
@@ -541,6 +612,7 @@ pub fn compile(doc: &RuleDocument, file: &str) -> Result<Policy, Vec<RuleError>>
         fallback,
         kpa,
         paused: s.paused,
+        predictive,
     })
 }
 

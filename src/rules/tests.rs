@@ -63,6 +63,7 @@ impl Run {
             window: w.as_ref(),
             instances: &[],
             current: self.current,
+            forecast: None,
         };
         let d = decide(&self.policy, &mut self.state, &obs);
         self.current = d.desired;
@@ -109,6 +110,7 @@ fn largest_recommendation_wins() {
         window: Some(&w),
         instances: &[],
         current: 3,
+        forecast: None,
     };
     let d = decide(&p, &mut state, &obs);
     assert_eq!(d.desired, 12);
@@ -308,6 +310,7 @@ fn hpa_algorithm_uses_the_replica_calculator_and_hpa_behavior() {
         window: Some(&w),
         instances: &rows,
         current: 3,
+        forecast: None,
     };
     let d = decide(&p, &mut state, &obs);
     assert_eq!((d.algorithm.as_str(), d.desired), ("hpa", 6));
@@ -325,6 +328,7 @@ fn hpa_algorithm_uses_the_replica_calculator_and_hpa_behavior() {
         window: Some(&w),
         instances: &rows,
         current: 4,
+        forecast: None,
     };
     assert_eq!(decide(&p, &mut state, &obs).recommended, 3);
 }
@@ -348,6 +352,7 @@ fn kpa_algorithm_panics_and_does_not_scale_down_while_panicking() {
             window: Some(&w),
             instances: &[],
             current: *current,
+            forecast: None,
         };
         let d = decide(&p, &mut state, &obs);
         *current = d.desired;
@@ -624,4 +629,89 @@ fn a_paused_app_is_decided_and_recorded_but_held() {
         "{}",
         out[0].reason
     );
+}
+
+#[test]
+fn predictive_settings_are_checked() {
+    let load = |extra: &str, target: &str| {
+        let yaml = format!(
+            "apiVersion: vane/v1\nkind: ScalingPolicy\nmetadata: {{name: web}}\nspec:\n  selector: {{names: [\"web\"]}}\n  min: 1\n  max: 20\n  targets:\n    - {{metric: {target}, value: 120}}\n  predictive: {extra}\n"
+        );
+        load_str(&yaml, "p.yaml")
+    };
+    let p = load("{mode: enabled, leadTime: 2m}", "rps_per_instance").unwrap();
+    let pred = p[0].predictive.unwrap();
+    assert!(pred.enabled);
+    assert_eq!(pred.settings.lead_ns, 120 * S);
+    assert!(
+        !load("{}", "rps_per_instance").unwrap()[0]
+            .predictive
+            .unwrap()
+            .enabled
+    );
+    let errors = |r: Result<Vec<Policy>, Vec<super::error::RuleError>>| {
+        r.unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let e = errors(load("{mode: on}", "rps_per_instance"));
+    assert!(e.contains("use `forecast-only` or `enabled`"), "{e}");
+    let e = errors(load("{maxError: 3}", "rps_per_instance"));
+    assert!(e.contains("maxError is a wMAPE"), "{e}");
+    let e = errors(load("{mode: enabled}", "p99_ms"));
+    assert!(e.contains("needs a target on rps_per_instance"), "{e}");
+}
+
+/// In `enabled` mode the forecast raises the count ahead of the load and is
+/// recorded; in `forecast-only` it is only recorded; refused, it says why.
+#[test]
+fn a_forecast_raises_the_floor_only_when_enabled() {
+    use crate::forecast::Outlook;
+    let spec = |mode: &str| format!("{BASE}  predictive: {{mode: {mode}}}\n");
+    let rate = Outlook::Rate {
+        rps: 1_200.0,
+        error: 0.08,
+    };
+    for (mode, outlook, desired, applied) in [
+        ("enabled", &rate, 10, true),
+        ("forecast-only", &rate, 4, false),
+        (
+            "enabled",
+            &Outlook::Refused("no seasonality".into()),
+            4,
+            false,
+        ),
+    ] {
+        let p = policy(&spec(mode));
+        let w = window(480.0, None);
+        let obs = Observation {
+            app: "web",
+            name: None,
+            now_ns: 10 * S,
+            window_ns: 10 * S,
+            window: Some(&w),
+            instances: &[],
+            current: 4,
+            forecast: Some(outlook),
+        };
+        let d = decide(&p, &mut AppState::default(), &obs);
+        let f = d.forecast.clone().unwrap();
+        assert_eq!(
+            (d.desired, f.applied),
+            (desired, applied),
+            "{mode}: {}",
+            d.reason
+        );
+        if applied {
+            assert_eq!(f.instances, Some(10));
+            assert!(
+                d.reason
+                    .contains("predictive (4 → 10): forecast 1200 req/s"),
+                "{}",
+                d.reason
+            );
+        }
+    }
 }

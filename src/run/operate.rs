@@ -265,6 +265,7 @@ fn manual_scale(
         error: None,
         action: None,
         instance: None,
+        forecast: None,
     };
     pipeline
         .record_decision(&d)
