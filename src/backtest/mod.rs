@@ -334,7 +334,14 @@ pub fn simulate(
         if let Some(f) = forecaster.as_mut() {
             f.observe(start, end, row.rps);
             f.refresh(end);
-            outlook = Some(f.outlook(end.saturating_add(f.settings().lead_ns)));
+            let at = end.saturating_add(f.settings().lead_ns);
+            let o = f.outlook(at);
+            if let (true, crate::forecast::Outlook::Rate { rps, .. }) = (scored, &o) {
+                tally
+                    .forecasts
+                    .push(((at - origin) as f64 / S as f64, *rps));
+            }
+            outlook = Some(o);
         }
         let obs = Observation {
             app: &row.app,

@@ -87,6 +87,10 @@ pub struct Tally {
     pub step_response_s: Vec<Option<f64>>,
     #[serde(skip)]
     pub points: Vec<Point>,
+    /// Predictive policies: the forecast rate for each window end + lead
+    /// time (seconds since the input's start, req/s), for plots.
+    #[serde(skip)]
+    pub forecasts: Vec<(f64, f64)>,
     /// Predictive policies: the forecast's wMAPE at the lead time at the end
     /// of the input, or why it was refused.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -262,7 +262,7 @@ pub fn execute(a: BacktestArgs) -> anyhow::Result<()> {
                 a.capacity,
                 a.startup.as_secs()
             );
-            bt::plot::draw(&path, &title, &r.runs, &sim)
+            bt::plot::draw(&path, &title, &r.runs, &sim, fallback.target)
                 .map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))?;
             eprintln!("plot: {}", path.display());
         }
