@@ -339,6 +339,43 @@ pub struct Alerter {
     state: BTreeMap<String, BTreeMap<String, Tracked>>,
 }
 
+/// `{{ $value }}` to four significant digits (a ratio is `0.381`, not
+/// `0.38095238095238093`); `| humanizePercentage` as a percentage (`38.1%`)
+/// and `| humanize` with SI prefixes (`12.3k`), as in Prometheus templates.
+/// `None` for a filter it does not know (the template is left as written).
+fn value_text(value: Option<f64>, filter: Option<&str>) -> Option<String> {
+    let Some(v) = value.filter(|v| v.is_finite()) else {
+        return Some("NaN".to_string());
+    };
+    match filter {
+        None => Some(significant(v)),
+        Some("humanizePercentage") => Some(format!("{}%", significant(v * 100.0))),
+        Some("humanize") => {
+            let (scaled, prefix) = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
+                .into_iter()
+                .find(|(f, _)| v.abs() >= *f)
+                .map_or((v, ""), |(f, p)| (v / f, p));
+            Some(format!("{}{prefix}", significant(scaled)))
+        }
+        Some(_) => None,
+    }
+}
+
+/// Four significant digits, trailing zeros dropped.
+fn significant(v: f64) -> String {
+    if v == 0.0 {
+        return "0".to_string();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = (3 - magnitude).clamp(0, 9) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
 fn render(template: &str, labels: &BTreeMap<String, String>, value: Option<f64>) -> String {
     let mut out = String::new();
     let mut rest = template;
@@ -349,8 +386,14 @@ fn render(template: &str, labels: &BTreeMap<String, String>, value: Option<f64>)
             return out;
         };
         let inner = rest[i + 2..i + j].trim();
-        if inner == "$value" {
-            out.push_str(&value.map_or("NaN".to_string(), |v| format!("{v}")));
+        let (head, filter) = match inner.split_once('|') {
+            Some((h, f)) => (h.trim(), Some(f.trim())),
+            None => (inner, None),
+        };
+        if head == "$value"
+            && let Some(text) = value_text(value, filter)
+        {
+            out.push_str(&text);
         } else if let Some(k) = inner.strip_prefix("$labels.") {
             out.push_str(labels.get(k).map_or("", String::as_str));
         } else {
@@ -584,6 +627,26 @@ mod tests {
         assert_eq!(
             render("{{ $labels.app }} at {{ $value }}", &labels, Some(0.25)),
             "web at 0.25"
+        );
+        let ratio = Some(0.380_952_380_952_380_93);
+        assert_eq!(render("{{ $value }}", &labels, ratio), "0.381");
+        assert_eq!(
+            render("{{ $value | humanizePercentage }} fail", &labels, ratio),
+            "38.1% fail"
+        );
+        assert_eq!(
+            render("{{$value|humanize}}", &labels, Some(12_345.0)),
+            "12.35k"
+        );
+        assert_eq!(
+            render("{{ $value }}", &labels, Some(1_234_567.0)),
+            "1234567"
+        );
+        assert_eq!(render("{{ $value }}", &labels, None), "NaN");
+        // An unknown filter stays as written.
+        assert_eq!(
+            render("{{ $value | title }}", &labels, Some(1.0)),
+            "{{ $value | title }}"
         );
     }
 }

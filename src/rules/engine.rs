@@ -577,12 +577,15 @@ fn hpa_recommendation(
     match hpa::replicas(current as i32, &pods, &source, tolerance) {
         Ok(o) => {
             let desired = o.replicas.max(0) as u32;
+            let reporting = match rows.len() {
+                0 => format!("no instance rows: the app's load shared by {current}"),
+                r if r as u32 <= current => format!("{r} of {current} instances reporting"),
+                r => format!("{r} instances reporting, {current} counted running"),
+            };
             let note = format!(
-                "{} {} per instance ({} of {} instances reporting) vs target {} (HPA replica calculator, tolerance {}%)",
+                "{} {} ({reporting}) vs target {} (HPA replica calculator, tolerance {}%)",
                 m.name(),
                 fmt_num(o.usage as f64 / 1000.0),
-                rows.len(),
-                current,
                 fmt_num(target),
                 fmt_num(tolerance * 100.0)
             );
@@ -995,19 +998,29 @@ fn ask_step(
             value: Some(v),
             target: st.threshold,
             desired,
-            note: format!(
-                "{} {} {} {} for {}{}",
-                st.metric.name(),
-                fmt_num(v),
-                st.op.symbol(),
-                fmt_num(st.threshold),
-                secs(now - since),
-                if fired {
-                    format!(": {}", st.adjust.text())
-                } else {
-                    String::new()
-                }
-            ),
+            note: if holds {
+                format!(
+                    "{} {} {} {} for {}{}",
+                    st.metric.name(),
+                    fmt_num(v),
+                    st.op.symbol(),
+                    fmt_num(st.threshold),
+                    secs(now - since),
+                    if fired {
+                        format!(": {}", st.adjust.text())
+                    } else {
+                        String::new()
+                    }
+                )
+            } else {
+                format!(
+                    "{} {}, not {} {}",
+                    st.metric.name(),
+                    fmt_num(v),
+                    st.op.symbol(),
+                    fmt_num(st.threshold)
+                )
+            },
         });
     }
     a.raw = up.or(down).unwrap_or(current);

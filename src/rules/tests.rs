@@ -240,6 +240,33 @@ fn step_rules_need_their_breach_duration() {
     );
     r.step(Some(10.0));
     assert_eq!(r.step(Some(10.0)).desired, 2);
+    // A rule whose condition does not hold says so instead of printing the
+    // comparison as if it did.
+    let d = r.step(Some(60.0));
+    let notes: Vec<&str> = d.recommendations.iter().map(|r| r.note.as_str()).collect();
+    assert_eq!(
+        notes,
+        ["rps/instance 30, not > 100", "rps/instance 30, not < 20"],
+        "{}",
+        d.reason
+    );
+}
+
+/// `algorithm: hpa` without instance rows says the load was shared evenly,
+/// not "0 of N instances reporting".
+#[test]
+fn hpa_without_instance_rows_says_how_it_counted() {
+    let spec = "  selector: {apps: [web]}\n  min: 1\n  max: 10\n  algorithm: hpa\n  targets:\n    - {metric: rps_per_instance, value: 100}\n";
+    let mut r = Run::new(spec, 2);
+    let d = r.step(Some(400.0));
+    assert_eq!(d.desired, 4, "{}", d.reason);
+    assert!(
+        d.reason.contains(
+            "rps/instance 200 (no instance rows: the app's load shared by 2) vs target 100"
+        ),
+        "{}",
+        d.reason
+    );
 }
 
 #[test]
